@@ -1,0 +1,217 @@
+"""The ``cropsearch`` command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from search.data import DataError
+from search.export import PolicyFileError
+from search.policy import PolicyError
+from search.space import SpaceError
+
+app = typer.Typer(
+    help="Search the crop policy for a compact CNN: Optuna trials, tracked in MLflow.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_SPACE = "spaces/default.yaml"
+DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
+DEFAULT_TRACKING = "sqlite:///mlruns/mlflow.db"
+
+StorageOption = Annotated[str, typer.Option(help="Optuna storage URL (RDB or journal).")]
+StudyOption = Annotated[str | None, typer.Option(help="Study name; an existing study is resumed.")]
+
+
+class UserError(Exception):
+    """A mistake in the user's input: printed as one line, exit code 2."""
+
+
+_USER_ERRORS: tuple[type[Exception], ...] = (
+    UserError, SpaceError, PolicyError, PolicyFileError, DataError
+)
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@app.command()
+def search(
+    data: Annotated[str, typer.Option(help="Dataset spec: shapes[:k=v,...], mnist:DIR, ...")] = "shapes",
+    space: Annotated[Path, typer.Option(help="Search-space YAML file.")] = Path(DEFAULT_SPACE),
+    trials: Annotated[int, typer.Option(min=1, help="Trials to run (including the baseline).")] = 12,
+    timeout: Annotated[float | None, typer.Option(min=1, help="Stop starting trials after this many seconds.")] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs per trial.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of the sampler and of every trial's training.")] = 0,
+    study: StudyOption = None,
+    storage: StorageOption = DEFAULT_STORAGE,
+    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING,
+) -> None:
+    """Run a crop-policy search and print its leaderboard."""
+    from search.data import load_dataset
+    from search.space import Space
+    from search.study import Search, SearchOptions, StudyError
+    from search.tracking import redact
+
+    started = time.monotonic()
+    search_space = Space.load(space)
+    _quiet_tensorflow()
+    typer.echo(f"loading data {data} ...")
+    try:
+        dataset = load_dataset(data)
+        options = SearchOptions(trials, timeout, epochs, seed, study, storage, tracking_uri)
+        run = Search(dataset, search_space, options, echo=typer.echo)
+    except StudyError as error:
+        raise UserError(str(error)) from None
+    sizes = ", ".join(f"{k} {len(getattr(dataset, k))}" for k in ("train", "val", "test"))
+    typer.echo(
+        f"data: {sizes} samples, {dataset.n_classes} classes "
+        f"(ready in {time.monotonic() - started:.1f}s; fingerprint {dataset.fingerprint})"
+    )
+    typer.echo(f"study '{run.name}' in {redact(storage)}; MLflow: {redact(tracking_uri)}")
+    typer.echo(f"space {space}; {trials} trials x {epochs} epochs; trial 0 is the full-image baseline")
+    result = run.run()
+    _print_leaderboard(result)
+    typer.echo(f"done in {time.monotonic() - started:.0f}s")
+    typer.echo(f"export the winner:  cropsearch export --study {run.name} -o best_policy.yaml")
+    typer.echo("browse the runs:    cropsearch ui")
+    from search.study import _best
+
+    if _best(result) is None:
+        raise typer.Exit(1)
+
+
+def _print_leaderboard(study: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from search.study import OBJECTIVE, leaderboard, rows_as_table, summary_lines
+
+    table = Table(title="leaderboard (top 5 and the baseline)")
+    for column in ("rank", "trial", OBJECTIVE, "test_accuracy", "policy"):
+        table.add_column(column)
+    for cells in rows_as_table(leaderboard(study)):  # type: ignore[arg-type]
+        table.add_row(*(str(c) for c in cells))
+    console = Console()
+    console.print(table)
+    for line in summary_lines(study):  # type: ignore[arg-type]
+        console.print(line)
+
+
+def _load_study(name: str | None, storage: str) -> object:
+    import optuna
+
+    from search.tracking import redact, sqlite_path
+
+    path = sqlite_path(storage)
+    if path is not None and not path.exists():
+        raise UserError(f"no study storage at {path} (run 'cropsearch search' first or pass --storage)")
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    if not names:
+        raise UserError(f"no studies in {redact(storage)}")
+    if name is None:
+        return optuna.load_study(study_name=names[-1], storage=storage)
+    if name not in names:
+        raise UserError(f"no study '{name}' in {redact(storage)} (known: {', '.join(names[-5:])})")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Policy file to write.")] = Path(
+        "best_policy.yaml"
+    ),
+    study: Annotated[str | None, typer.Option(help="Study name (default: the latest study).")] = None,
+    storage: StorageOption = DEFAULT_STORAGE,
+) -> None:
+    """Write the best trial's policy, with provenance, as a versioned YAML file."""
+    from search.export import policy_document, write_policy_file
+    from search.study import _best
+
+    loaded = _load_study(study, storage)
+    best = _best(loaded)  # type: ignore[arg-type]
+    if best is None:
+        raise UserError(f"study '{loaded.study_name}' has no completed trial yet")  # type: ignore[attr-defined]
+    path = write_policy_file(policy_document(loaded, best), output)  # type: ignore[arg-type]
+    typer.echo(
+        f"wrote {path}: trial {best.number} of study '{loaded.study_name}' "  # type: ignore[attr-defined]
+        f"(val_accuracy {best.value:.4f})"
+    )
+
+
+@app.command()
+def ui(
+    tracking_uri: Annotated[str, typer.Option(help="MLflow backend store URI.")] = DEFAULT_TRACKING,
+    host: Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it local.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 5000,
+    study: Annotated[str | None, typer.Option(help="Print the runs link of this study.")] = None,
+) -> None:
+    """Start the MLflow UI on the search's store and print its URL (Ctrl-C stops it)."""
+    from search.tracking import artifact_root, redact, sqlite_path
+
+    path = sqlite_path(tracking_uri)
+    if path is not None and not path.exists():
+        raise UserError(f"no MLflow store at {path} (run 'cropsearch search' first)")
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+               "--host", host, "--port", str(port), "--workers", "1"]
+    root = artifact_root(tracking_uri)
+    if root is not None:
+        command += ["--default-artifact-root", root]
+    url = f"http://{host}:{port}"
+    link = url
+    if study is not None or path is not None:
+        from mlflow.tracking import MlflowClient
+
+        experiments = MlflowClient(tracking_uri).search_experiments(order_by=["creation_time DESC"])
+        chosen = [e for e in experiments if study is None or e.name == study]
+        if chosen:
+            link = f"{url}/#/experiments/{chosen[0].experiment_id}/runs"
+    typer.echo(f"MLflow UI for {redact(tracking_uri)} at {url}")
+    typer.echo(f"runs of the latest study: {link}")
+    try:
+        completed = subprocess.run(command, check=False)
+    except KeyboardInterrupt:
+        return
+    if completed.returncode not in (0, -2, 130):
+        raise typer.Exit(completed.returncode)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user mistakes print one line on stderr and exit 2, with no traceback."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="cropsearch", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as error:
+        typer.echo(error.format_message(), err=True)
+        return 2
+    except click.UsageError as error:
+        where = error.ctx.command_path if error.ctx else "cropsearch"
+        typer.echo(f"error: {error.format_message()} (see '{where} --help')", err=True)
+        return 2
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except click.ClickException as error:
+        typer.echo(f"error: {error.format_message()}", err=True)
+        return error.exit_code
+    except _USER_ERRORS as error:
+        typer.echo(f"error: {error}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The in-memory dataset every trial reads: decoded once, split, fingerprinted."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """A dataset-level fault: the data cannot be used at all (the CLI exits with code 2)."""
+
+
+@dataclass(frozen=True)
+class Samples:
+    """One split: images on a zero-padded canvas with their true sizes, boxes and labels.
+
+    Attributes:
+        images: uint8 (N, H, W, 3); image i occupies ``images[i, :h_i, :w_i]``.
+        sizes: int (N, 2), each image's true (height, width).
+        boxes: float (N, 4), the object box in pixels ``(x_min, y_min, x_max, y_max)``.
+        labels: int (N,), indices into the dataset's ``class_names``.
+    """
+
+    images: np.ndarray
+    sizes: np.ndarray
+    boxes: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if not (len(self.sizes) == len(self.boxes) == len(self.labels) == n):
+            raise ValueError("images, sizes, boxes and labels must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, index: np.ndarray | slice) -> Samples:
+        """The samples at ``index`` (a copy-free view where numpy allows)."""
+        return Samples(self.images[index], self.sizes[index], self.boxes[index], self.labels[index])
+
+
+@dataclass
+class DataReport:
+    """What loading kept and skipped: per-sample faults are counted by reason, never silent."""
+
+    skipped: Counter[str] = field(default_factory=Counter)
+    clipped_boxes: int = 0
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` samples skipped for ``reason``."""
+        self.skipped[reason] += count
+
+    @property
+    def n_skipped(self) -> int:
+        """Samples skipped in all."""
+        return sum(self.skipped.values())
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train/val/test splits of one dataset plus what describes it."""
+
+    spec: str
+    class_names: tuple[str, ...]
+    train: Samples
+    val: Samples
+    test: Samples
+    report: DataReport = field(default_factory=DataReport)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Short content hash of all splits: equal data gives an equal fingerprint."""
+        digest = hashlib.sha256()
+        for split in (self.train, self.val, self.test):
+            for array in (split.images, split.sizes, split.boxes, split.labels):
+                digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update("\n".join(self.class_names).encode())
+        return digest.hexdigest()[:16]
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Samples per class for each split."""
+        return {
+            name: {
+                self.class_names[label]: int(count)
+                for label, count in zip(*np.unique(split.labels, return_counts=True), strict=True)
+            }
+            for name, split in (("train", self.train), ("val", self.val), ("test", self.test))
+        }

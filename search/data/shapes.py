@@ -1,0 +1,125 @@
+"""The built-in ``shapes`` benchmark: procedural, offline, deterministic for a seed.
+
+Each RGB canvas has a textured background, one target shape with its exact pixel box, and
+smaller distractor shapes. The class is the target's shape *and* which side of it a short bar
+sits on (above or below), the bar lying just outside the box: a gap of ``GAP`` x the object's
+size, then ``BAR`` x its size thick. So
+
+- a tight box crop (context 0) sees the shape but not the bar: at best half the classes;
+- the full image sees everything but small, among distractors that carry bars of their own;
+- an object crop with context >= about ``GAP + BAR`` sees shape and bar, large: the best crop.
+
+Distractors stay clear of the target's surroundings (its box grown by ``CLEAR`` x its size).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from search.data.dataset import Dataset, Samples
+from search.data.specs import DataSpec, check_options, option
+
+SHAPES = ("circle", "square", "triangle")
+SIDES = ("above", "below")
+CLASS_NAMES = tuple(f"{shape}-{side}" for shape in SHAPES for side in SIDES)
+GAP, BAR, CLEAR = 0.10, 0.14, 0.6
+OPTIONS = ("train", "val", "test", "canvas", "distractors", "seed")
+_PALETTE = np.array(
+    [[230, 60, 50], [60, 180, 75], [60, 100, 230], [240, 200, 40], [200, 70, 200], [70, 210, 220],
+     [245, 130, 40], [250, 250, 250]],
+    dtype=np.float32,
+)
+
+
+def _shape_mask(shape: int, yy: np.ndarray, xx: np.ndarray, cx: float, cy: float, r: float) -> np.ndarray:
+    if SHAPES[shape] == "circle":
+        return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+    if SHAPES[shape] == "square":
+        side = r * 0.85
+        return (np.abs(xx - cx) <= side) & (np.abs(yy - cy) <= side)
+    top, bottom = cy - r, cy + r
+    half_width = (yy - top) / (bottom - top) * r
+    return (yy >= top) & (yy <= bottom) & (np.abs(xx - cx) <= half_width)
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    base = rng.uniform(40, 150, size=3).astype(np.float32)
+    texture = np.zeros((size, size), np.float32)
+    for _ in range(3):
+        fx, fy, phase = rng.uniform(1, 6), rng.uniform(1, 6), rng.uniform(0, 2 * np.pi)
+        texture += np.sin(2 * np.pi * (fx * xx + fy * yy) + phase)
+    image = base + 12 * texture[..., None] + rng.normal(0, 10, size=(size, size, 3))
+    return image.astype(np.float32)
+
+
+def _draw(image: np.ndarray, mask: np.ndarray, color: np.ndarray) -> None:
+    image[mask] = color
+
+
+def _object_with_bar(
+    image: np.ndarray, rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray,
+    shape: int, side: int, cx: float, cy: float, r: float,
+) -> tuple[float, float, float, float]:
+    """Draw a shape and its bar; return the shape's exact box (bar excluded)."""
+    color = _PALETTE[rng.integers(len(_PALETTE))]
+    mask = _shape_mask(shape, yy, xx, cx, cy, r)
+    ys, xs = np.nonzero(mask)
+    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    extent = max(box[2] - box[0], box[3] - box[1])
+    gap, thick = max(1.0, GAP * extent), max(2.0, BAR * extent)
+    if SIDES[side] == "above":
+        y0 = box[1] - gap - thick
+    else:
+        y0 = box[3] + gap
+    bar = (yy >= y0) & (yy < y0 + thick) & (xx >= box[0]) & (xx < box[2])
+    _draw(image, mask, color)
+    _draw(image, bar, color)
+    return box
+
+
+def render(
+    rng: np.random.Generator, n: int, canvas: int = 96, distractors: int = 4
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` canvases -> (images uint8 (n, canvas, canvas, 3), boxes (n, 4), labels (n,))."""
+    images = np.empty((n, canvas, canvas, 3), np.uint8)
+    boxes = np.empty((n, 4), np.float64)
+    labels = rng.integers(len(CLASS_NAMES), size=n)
+    yy, xx = np.mgrid[0:canvas, 0:canvas].astype(np.float32)
+    for i in range(n):
+        image = _background(rng, canvas)
+        shape, side = divmod(int(labels[i]), len(SIDES))
+        r = rng.uniform(0.10, 0.16) * canvas
+        margin = r * (1 + 2 * (GAP + BAR)) + 2
+        cx, cy = rng.uniform(margin, canvas - margin, size=2)
+        clear = r * (1 + 2 * CLEAR)
+        for _ in range(distractors):
+            dr = rng.uniform(0.04, 0.07) * canvas
+            for _attempt in range(20):
+                dx, dy = rng.uniform(dr + 2, canvas - dr - 2, size=2)
+                if abs(dx - cx) > clear + dr or abs(dy - cy) > clear + dr:
+                    break
+            else:
+                continue
+            _object_with_bar(image, rng, yy, xx, int(rng.integers(len(SHAPES))),
+                             int(rng.integers(len(SIDES))), dx, dy, dr)
+        boxes[i] = _object_with_bar(image, rng, yy, xx, shape, side, cx, cy, r)
+        images[i] = np.clip(image, 0, 255).astype(np.uint8)
+    return images, boxes, labels
+
+
+def load_shapes(spec: DataSpec) -> Dataset:
+    """Generate the benchmark a ``shapes[:train=..,val=..,test=..,canvas=..,distractors=..,seed=..]``
+    spec describes (defaults 2000/500/500 canvases of 96 px with 4 distractors, seed 0)."""
+    check_options(spec, OPTIONS)
+    canvas = option(spec, "canvas", 96)
+    distractors = option(spec, "distractors", 4)
+    seed = option(spec, "seed", 0)
+    splits = []
+    for number, (name, default) in enumerate((("train", 2000), ("val", 500), ("test", 500))):
+        n = option(spec, name, default)
+        rng = np.random.default_rng([seed, number])
+        images, boxes, labels = render(rng, n, canvas, distractors)
+        sizes = np.tile(np.array([[canvas, canvas]]), (n, 1))
+        splits.append(Samples(images, sizes, boxes, labels))
+    return Dataset(str(spec), CLASS_NAMES, *splits)

@@ -1,0 +1,107 @@
+"""Pictures for people: crop-sample grids and study plots (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+from search.data import Samples  # noqa: E402
+from search.policy import CropPolicy  # noqa: E402
+
+BOX_COLOR, TRAIN_COLOR, EVAL_COLOR = "#00e000", "#ff3030", "#ffd000"
+
+
+def _rect(window: np.ndarray, color: str, style: str = "-") -> Rectangle:
+    x0, y0, x1, y1 = window
+    return Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=1.5,
+                     linestyle=style)
+
+
+def crop_grid(
+    policy: CropPolicy,
+    samples: Samples,
+    class_names: Sequence[str],
+    seed: int = 0,
+    epoch: int = 0,
+    modes: Sequence[str] = ("train", "eval"),
+    columns: int = 2,
+) -> Figure:
+    """For each sample: the source with its box (green) and the train (red) / eval (yellow,
+    dashed) windows drawn, followed by the crops in each of ``modes``."""
+    from search.crops import cut
+
+    index = np.arange(len(samples))
+    crops, windows = {}, {}
+    for mode in modes:
+        training = mode == "train"
+        windows[mode] = policy.windows(samples.sizes, samples.boxes, training, seed, epoch, index)
+        crops[mode] = cut(samples.images, windows[mode], index, policy.size, policy.fit,
+                          policy.interpolation)
+    per_sample = 1 + len(modes)
+    rows = int(np.ceil(len(samples) / columns))
+    fig, axes = plt.subplots(rows, columns * per_sample,
+                             figsize=(1.6 * columns * per_sample, 1.75 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(len(samples)):
+        row, col = divmod(i, columns)
+        h, w = samples.sizes[i]
+        source = axes[row, col * per_sample]
+        source.imshow(samples.images[i, :h, :w])
+        source.add_patch(_rect(samples.boxes[i], BOX_COLOR))
+        for mode in modes:
+            color, style = (TRAIN_COLOR, "-") if mode == "train" else (EVAL_COLOR, "--")
+            source.add_patch(_rect(windows[mode][i], color, style))
+        source.set_xlim(min(0, windows[modes[0]][i][0]) - 1, max(w, windows[modes[0]][i][2]) + 1)
+        source.set_ylim(max(h, windows[modes[0]][i][3]) + 1, min(0, windows[modes[0]][i][1]) - 1)
+        source.set_title(class_names[int(samples.labels[i])], fontsize=7)
+        for k, mode in enumerate(modes, start=1):
+            axes[row, col * per_sample + k].imshow(crops[mode][i])
+            axes[row, col * per_sample + k].set_title(f"{mode} crop", fontsize=7)
+    fig.suptitle(policy.label(), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` as PNG and free it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def optimization_history(values: Sequence[float | None], baseline: float | None) -> Figure:
+    """Objective per trial (dots), best so far (line) and the baseline (dashed)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    numbers = [i for i, v in enumerate(values) if v is not None]
+    done = [v for v in values if v is not None]
+    ax.scatter(numbers, done, s=18, label="trial")
+    if done:
+        ax.plot(numbers, np.maximum.accumulate(done), color="C1", label="best so far")
+    if baseline is not None:
+        ax.axhline(baseline, color="gray", linestyle="--", label="baseline (full image)")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation accuracy")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def importances(values: dict[str, float]) -> Figure:
+    """Horizontal bars of parameter importances."""
+    names = list(values)[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1))
+    ax.barh(names, [values[n] for n in names])
+    ax.set_xlabel("importance (fANOVA)")
+    fig.tight_layout()
+    return fig

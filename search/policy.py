@@ -1,0 +1,181 @@
+"""The crop policy: a frozen, validated, serializable value (no TensorFlow import)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal, get_args
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Kind = Literal["full", "center", "random", "random_resized", "object", "object_random"]
+Border = Literal["shift", "pad"]
+Fit = Literal["stretch", "letterbox"]
+Interpolation = Literal["bilinear", "nearest"]
+
+KINDS: tuple[str, ...] = get_args(Kind)
+OBJECT_KINDS: tuple[str, ...] = ("object", "object_random")
+RANDOM_KINDS: tuple[str, ...] = ("random", "random_resized", "object_random")
+
+#: Hard bounds of every numeric field (inclusive). The one place they live: the model's
+#: constraints, the error messages and the search-space validation all read this table.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "size": (8, 1024),
+    "fraction": (0.05, 1.0),
+    "aspect_ratio": (0.25, 4.0),
+    "context": (-0.25, 2.0),
+    "jitter": (0.0, 0.5),
+    "min_object_covered": (0.0, 1.0),
+}
+
+#: The fields that change what each kind does; the others are carried but ignored.
+RELEVANT_FIELDS: dict[str, tuple[str, ...]] = {
+    "full": (),
+    "center": ("fraction", "aspect_ratio"),
+    "random": ("fraction", "aspect_ratio"),
+    "random_resized": ("fraction", "aspect_ratio"),
+    "object": ("context", "aspect_ratio", "jitter"),
+    "object_random": ("fraction", "min_object_covered", "context", "aspect_ratio"),
+}
+
+
+class PolicyError(ValueError):
+    """A policy field has a value outside its type or bounds."""
+
+
+def _bounded(name: str, default: float) -> Any:
+    low, high = BOUNDS[name]
+    return Field(default, ge=low, le=high)
+
+
+_SizeSide = int
+
+
+class CropPolicy(BaseModel):
+    """How an image is cropped before it reaches the network.
+
+    ``kind`` picks the window; the numbers shape it. Every kind has a (possibly random) train
+    behaviour and a deterministic eval behaviour; the output is always ``size`` = (height, width).
+    Coordinates in and out are pixels ``(x_min, y_min, x_max, y_max)``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Kind = "full"
+    size: tuple[_SizeSide, _SizeSide] = (48, 48)
+    fraction: float = _bounded("fraction", 1.0)
+    aspect_ratio: float = _bounded("aspect_ratio", 1.0)
+    context: float = _bounded("context", 0.0)
+    jitter: float = _bounded("jitter", 0.0)
+    min_object_covered: float = _bounded("min_object_covered", 0.5)
+    border: Border = "shift"
+    fit: Fit = "stretch"
+    interpolation: Interpolation = "bilinear"
+
+    def __init__(self, **fields: Any) -> None:
+        try:
+            super().__init__(**fields)
+        except ValidationError as error:
+            raise PolicyError(describe_validation_error(error)) from None
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _square_size(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return (value, value)
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("size")
+    @classmethod
+    def _size_in_bounds(cls, value: tuple[int, int]) -> tuple[int, int]:
+        low, high = BOUNDS["size"]
+        for side in value:
+            if not low <= side <= high:
+                raise ValueError(f"each side must be in [{low}, {high}]")
+        return value
+
+    # -- serialization -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists, not tuples) for YAML/JSON and MLflow params."""
+        data = self.model_dump()
+        data["size"] = list(self.size)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CropPolicy:
+        """Build and validate a policy from plain data."""
+        if not isinstance(data, dict):
+            raise PolicyError(f"a policy must be a mapping of fields, got {type(data).__name__}")
+        return cls(**data)
+
+    def label(self) -> str:
+        """Short human form naming the kind and the fields that matter for it."""
+        parts = [f"{name}={_short(getattr(self, name))}" for name in RELEVANT_FIELDS[self.kind]]
+        if self.kind in OBJECT_KINDS and self.border != "shift":
+            parts.append(f"border={self.border}")
+        if self.fit != "stretch":
+            parts.append(f"fit={self.fit}")
+        return f"{self.kind}({', '.join(parts)})" if parts else self.kind
+
+    # -- behaviour -----------------------------------------------------------------------
+    def windows(
+        self,
+        image_sizes: np.ndarray | Sequence[Sequence[int]],
+        boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
+        training: bool = False,
+        seed: int | None = None,
+        epoch: int = 0,
+        indices: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Crop windows in pixels, shape (N, 4) as ``(x_min, y_min, x_max, y_max)``.
+
+        Args:
+            image_sizes: (N, 2) image (height, width).
+            boxes: (N, 4) object boxes in pixels; needed by the object kinds.
+            training: train-mode windows (random kinds draw from ``seed``) or eval windows.
+            seed: seed of train-mode randomness; None means 0.
+            epoch: epoch number, so every epoch sees other random crops.
+            indices: sample ids keying the randomness (default ``0..N-1``).
+        """
+        from search.windows import crop_windows
+
+        return crop_windows(self, image_sizes, boxes, training, seed, epoch, indices)
+
+    def apply(
+        self,
+        images: np.ndarray | Sequence[np.ndarray],
+        boxes: np.ndarray | Sequence[Sequence[float]] | None = None,
+        training: bool = False,
+        seed: int | None = None,
+        epoch: int = 0,
+    ) -> np.ndarray:
+        """Crop and resize a batch: uint8 (N, H, W, 3) or a list of arrays -> uint8 (N, h, w, 3).
+
+        Imports TensorFlow on first use; the policy itself stays TF-free.
+        """
+        from search.crops import apply_policy
+
+        return apply_policy(self, images, boxes, training=training, seed=seed, epoch=epoch)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming the field, the bad value and what is allowed."""
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "policy"
+        value = item.get("input")
+        if item["type"] == "extra_forbidden":
+            lines.append(f"unknown policy field '{field}' (known: {', '.join(CropPolicy.model_fields)})")
+        elif field in BOUNDS:
+            low, high = BOUNDS[field]
+            lines.append(f"policy field '{field}' = {value!r} is outside the allowed range [{low}, {high}]")
+        elif item["type"] == "literal_error":
+            allowed = get_args(CropPolicy.model_fields[field].annotation)
+            lines.append(f"policy field '{field}' = {value!r} must be one of {', '.join(allowed)}")
+        else:
+            lines.append(f"policy field '{field}' = {value!r}: {item['msg']}")
+    return "; ".join(lines)

@@ -1,0 +1,206 @@
+"""Search spaces as data (``spaces/*.yaml``): load, validate, and sample with Optuna.
+
+This module is the only place that calls ``trial.suggest_*``. A space file uses Optuna's short
+form per parameter, plus ``when:`` for conditional parameters and ``fixed:`` for values not
+searched::
+
+    fixed:
+      size: [48, 48]
+    params:
+      kind: {type: categorical, choices: [full, center, object]}
+      context: {type: float, low: 0.0, high: 1.0, when: {kind: [object]}}
+      learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+
+Parameters are policy fields (:class:`search.policy.CropPolicy`) or training fields
+(``learning_rate``, ``width``, ``depth``, ``batch_size``); every range is checked against the
+bounds of the field it sets.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from search.config import SEARCHABLE_TRAIN_FIELDS, TrainConfig
+from search.policy import CropPolicy, PolicyError
+
+if TYPE_CHECKING:
+    import optuna
+
+TRAIN_FIELDS = SEARCHABLE_TRAIN_FIELDS
+POLICY_FIELDS = tuple(CropPolicy.model_fields)
+
+Condition = dict[str, list[Any]]
+
+
+class SpaceError(ValueError):
+    """A space file is malformed or asks for values outside the fields' bounds."""
+
+
+class _Param(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    when: Condition | None = Field(
+        None, description="Sample only when each named earlier parameter has one of these values."
+    )
+
+
+class FloatParam(_Param):
+    """``{type: float, low, high, log, step}``: a float in [low, high]."""
+
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+
+class IntParam(_Param):
+    """``{type: int, low, high, log, step}``: an integer in [low, high]."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+
+class CategoricalParam(_Param):
+    """``{type: categorical, choices}``: one of the choices."""
+
+    type: Literal["categorical"]
+    choices: list[str | int | float | bool | list[int]] = Field(min_length=1)
+
+
+Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
+
+
+class SpaceFile(BaseModel):
+    """The schema of a ``spaces/*.yaml`` file."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str = ""
+    fixed: dict[str, Any] = Field(default_factory=dict, description="Values not searched.")
+    params: dict[str, Param] = Field(description="Searched parameters, sampled in file order.")
+
+
+def space_json_schema() -> dict[str, Any]:
+    """JSON Schema of space files (shipped as ``spaces/space.schema.json``)."""
+    schema = SpaceFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "cropsearch search space"
+    return schema
+
+
+def _check_value(source: str, name: str, value: Any) -> None:
+    """Raise :class:`SpaceError` when ``name`` cannot take ``value``."""
+    if name in TRAIN_FIELDS:
+        try:
+            TrainConfig(**{name: value})
+        except ValidationError as error:
+            message = error.errors()[0]["msg"]
+            raise SpaceError(f"{source}: parameter '{name}' = {value!r}: {message}") from None
+        return
+    try:
+        CropPolicy(**{name: value})
+    except PolicyError as error:
+        raise SpaceError(f"{source}: parameter '{name}': {error}") from None
+
+
+class Space:
+    """A validated search space; :meth:`sample` draws one configuration from an Optuna trial."""
+
+    def __init__(self, spec: SpaceFile, source: str = "<space>") -> None:
+        self.spec, self.source = spec, source
+        known = POLICY_FIELDS + TRAIN_FIELDS
+        seen: set[str] = set()
+        for name, value in spec.fixed.items():
+            if name not in known:
+                raise SpaceError(f"{source}: fixed '{name}' is not a policy or training field")
+            _check_value(source, name, value)
+        for name, param in spec.params.items():
+            if name not in known:
+                raise SpaceError(
+                    f"{source}: parameter '{name}' is not a policy or training field "
+                    f"(known: {', '.join(known)})"
+                )
+            if name in spec.fixed:
+                raise SpaceError(f"{source}: parameter '{name}' is both fixed and searched")
+            values = param.choices if isinstance(param, CategoricalParam) else [param.low, param.high]
+            if not isinstance(param, CategoricalParam) and param.low > param.high:
+                raise SpaceError(f"{source}: parameter '{name}': low={param.low} > high={param.high}")
+            for value in values:
+                _check_value(source, name, value)
+            for other in (param.when or {}):
+                if other not in seen and other not in spec.fixed:
+                    raise SpaceError(
+                        f"{source}: parameter '{name}': 'when' names '{other}', which is not "
+                        "a fixed value or a parameter listed before it"
+                    )
+            seen.add(name)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Space:
+        """Read and validate a space file; errors name the file and the parameter."""
+        source = str(path)
+        try:
+            raw = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError:
+            raise SpaceError(f"{source}: no such space file") from None
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            raise SpaceError(f"{source}: not valid YAML{where}") from None
+        if not isinstance(raw, dict):
+            raise SpaceError(f"{source}: a space file must be a mapping with 'params'")
+        try:
+            spec = SpaceFile.model_validate(raw)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise SpaceError(f"{source}: {where}: {first['msg']}") from None
+        return cls(spec, source)
+
+    @property
+    def name(self) -> str:
+        """The file's stem (``default`` for ``spaces/default.yaml``)."""
+        return Path(self.source).stem
+
+    def sample(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Suggest every active parameter; return them with the fixed values."""
+        values: dict[str, Any] = dict(self.spec.fixed)
+        for name, param in self.spec.params.items():
+            if param.when and not all(values.get(k) in allowed for k, allowed in param.when.items()):
+                continue
+            if isinstance(param, FloatParam):
+                values[name] = trial.suggest_float(
+                    name, param.low, param.high, log=param.log, step=param.step
+                )
+            elif isinstance(param, IntParam):
+                values[name] = trial.suggest_int(
+                    name, param.low, param.high, log=param.log, step=param.step
+                )
+            else:
+                values[name] = trial.suggest_categorical(name, _hashable(param.choices))
+                if isinstance(values[name], str) and values[name].startswith("["):
+                    values[name] = json.loads(values[name])
+        return values
+
+    def baseline(self) -> dict[str, Any]:
+        """The comparison every study contains: the full image, with the space's fixed values."""
+        return {**self.spec.fixed, "kind": "full"}
+
+
+def _hashable(choices: list[Any]) -> list[Any]:
+    """Optuna choices must be scalars: list choices (a ``size``) travel as JSON strings."""
+    return [json.dumps(c) if isinstance(c, list) else c for c in choices]
+
+
+def split_values(values: dict[str, Any], base: TrainConfig) -> tuple[CropPolicy, TrainConfig]:
+    """Space values -> (the crop policy, ``base`` with the searched training fields set)."""
+    policy = CropPolicy(**{k: v for k, v in values.items() if k in POLICY_FIELDS})
+    train = base.model_copy(update={k: v for k, v in values.items() if k in TRAIN_FIELDS})
+    return policy, train

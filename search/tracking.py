@@ -1,0 +1,134 @@
+"""Everything MLflow: one experiment per study, a parent run, one child run per trial."""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+# MLflow narrates database creation and migrations at INFO; a search prints its own progress.
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+#: Trial state -> MLflow run status, so the UI shows pruned and failed trials as such.
+RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+
+_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+):[^@\s]*@")
+
+
+def redact(url: str) -> str:
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
+    return _PASSWORD.sub(r"\g<scheme>:***@", url)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a ``sqlite:///`` URL (relative to the working directory), else None."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = unquote(url[len("sqlite:///") :].split("?", 1)[0])
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def prepare_sqlite(url: str) -> None:
+    """Create the folder of a sqlite database so the first connection can create the file."""
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def artifact_root(tracking_uri: str) -> str | None:
+    """Artifacts of a local sqlite store go to ``artifacts/`` beside the database; a tracking
+    server decides for itself (None)."""
+    path = sqlite_path(tracking_uri)
+    return (path.parent / "artifacts").resolve().as_uri() if path is not None else None
+
+
+class Tracker:
+    """Writes a study to MLflow. Every call names its run id, so nothing depends on MLflow's
+    global active-run state."""
+
+    def __init__(self, tracking_uri: str, experiment: str) -> None:
+        prepare_sqlite(tracking_uri)
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is not None:
+            self.experiment_id = found.experiment_id
+        else:
+            root = artifact_root(tracking_uri)
+            location = f"{root}/{experiment}" if root else None
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+
+    def start_parent(self, name: str, params: Mapping[str, Any], run_id: str | None = None) -> str:
+        """The study's parent run: resumed when ``run_id`` names one, else created."""
+        if run_id is not None:
+            self.client.update_run(run_id, status="RUNNING")
+            return run_id
+        run = self.client.create_run(self.experiment_id, run_name=name, tags={"cropsearch.role": "study"})
+        self._log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def start_trial(
+        self, parent_id: str, number: int, label: str, params: Mapping[str, Any], tags: Mapping[str, str]
+    ) -> str:
+        """A child run for one trial, with its parameters."""
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"trial {number}: {label}",
+            tags={"mlflow.parentRunId": parent_id, "cropsearch.role": "trial",
+                  "trial": str(number), "state": "running", **tags},
+        )
+        self._log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        """All values of one step in a single batched call."""
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id, metrics=[Metric(key, float(value), now, step) for key, value in metrics.items()]
+        )
+
+    def log_figure(self, run_id: str, figure: Any, name: str) -> None:
+        """Save a matplotlib figure as a PNG artifact of the run."""
+        from search.figures import save
+
+        with tempfile.TemporaryDirectory() as folder:
+            self.client.log_artifact(run_id, str(save(figure, Path(folder) / name)))
+
+    def log_file(self, run_id: str, path: str | Path, folder: str | None = None) -> None:
+        """Attach a file to the run."""
+        self.client.log_artifact(run_id, str(path), folder)
+
+    def log_text(self, run_id: str, text: str, name: str) -> None:
+        """Attach text as a file named ``name``."""
+        self.client.log_text(run_id, text, name)
+
+    def end_run(self, run_id: str, state: str, tags: Mapping[str, str] | None = None) -> None:
+        """Mark a run complete, pruned or failed."""
+        all_tags = {"state": state, **(tags or {})}
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in all_tags.items()])
+        self.client.set_terminated(run_id, status=RUN_STATUS.get(state, "FINISHED"))
+
+    def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        self.client.log_batch(run_id, params=[Param(k, redact(str(v))[:6000]) for k, v in params.items()])
+
+    def runs_url(self, base: str) -> str:
+        """Link to this experiment's runs table (not the GenAI overview MLflow opens on)."""
+        return f"{base.rstrip('/')}/#/experiments/{self.experiment_id}/runs"
+
+
+def flat_params(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"size": [48, 48]}`` -> ``{"prefix.size": "48x48"}`` for readable MLflow params."""
+    out = {}
+    for key, value in values.items():
+        text = "x".join(str(v) for v in value) if isinstance(value, list | tuple) else value
+        out[f"{prefix}{key}"] = text
+    return out
+

@@ -1,0 +1,248 @@
+"""Crop-window maths: pure, vectorised numpy functions (no TensorFlow).
+
+A window is ``(x_min, y_min, x_max, y_max)`` in pixels, edges not centres: the whole image of
+width W and height H is ``(0, 0, W, H)``. Train-mode randomness is a counter-based hash of
+(seed, epoch, sample index, draw), so a sample's crop does not depend on which batch it is in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from search.policy import CropPolicy
+
+#: ``random_resized`` and ``object_random`` draw the aspect ratio log-uniformly in
+#: [aspect_ratio / ASPECT_SPREAD, aspect_ratio * ASPECT_SPREAD], as torchvision does.
+ASPECT_SPREAD = 4.0 / 3.0
+#: Candidates tried per sample by ``object_random`` before it falls back to the object window.
+OBJECT_RANDOM_ATTEMPTS = 32
+_MIN_SIDE = 1.0
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser (wrapping uint64 arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def uniforms(seed: int, epoch: int, indices: np.ndarray, draw: int) -> np.ndarray:
+    """Uniform floats in [0, 1), one per index, keyed by (seed, epoch, index, draw)."""
+    with np.errstate(over="ignore"):
+        key = np.array([seed % 2**64, epoch % 2**64, draw % 2**64], dtype=np.uint64)
+        h = _mix(key[0:1] + _GOLDEN)
+        h = _mix(h ^ (key[1:2] * _GOLDEN + np.uint64(1)))
+        h = _mix(h ^ (key[2:3] * _GOLDEN + np.uint64(2)))
+        h = _mix(h ^ (indices.astype(np.uint64) * _GOLDEN + np.uint64(3)))
+    return (h >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+class _Draws:
+    """Successive independent uniform draws for a batch of samples."""
+
+    def __init__(self, seed: int, epoch: int, indices: np.ndarray) -> None:
+        self.seed, self.epoch, self.indices, self.count = seed, epoch, indices, 0
+
+    def __call__(self) -> np.ndarray:
+        self.count += 1
+        return uniforms(self.seed, self.epoch, self.indices, self.count)
+
+
+def largest_window(width: np.ndarray, height: np.ndarray, aspect: float) -> tuple[np.ndarray, np.ndarray]:
+    """Width and height of the largest window of aspect ``aspect`` (w/h) inside each image."""
+    wide = width / height > aspect
+    w = np.where(wide, height * aspect, width)
+    h = np.where(wide, height, width / aspect)
+    return w, h
+
+
+def grow_to_aspect(windows: np.ndarray, aspect: float | np.ndarray) -> np.ndarray:
+    """Grow each window about its centre to aspect w/h, never cutting any of it."""
+    x0, y0, x1, y1 = windows.T
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    w, h = np.maximum(x1 - x0, _MIN_SIDE), np.maximum(y1 - y0, _MIN_SIDE)
+    w, h = np.maximum(w, h * aspect), np.maximum(h, w / aspect)
+    return _centred(cx, cy, w, h)
+
+
+def _centred(cx: np.ndarray, cy: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.ndarray:
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+
+
+def _placed(x0: np.ndarray, y0: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.ndarray:
+    return np.stack([x0, y0, x0 + w, y0 + h], axis=1)
+
+
+def shift_inside(windows: np.ndarray, width: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """Move each window inside its image; shrink it about its centre (keeping its aspect) only
+    when it is larger than the image."""
+    x0, y0, x1, y1 = windows.T
+    w, h = x1 - x0, y1 - y0
+    scale = np.minimum(1.0, np.minimum(width / w, height / h))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    w, h = w * scale, h * scale
+    nx0 = np.clip(cx - w / 2, 0.0, width - w)
+    ny0 = np.clip(cy - h / 2, 0.0, height - h)
+    return _placed(nx0, ny0, w, h)
+
+
+def object_windows(boxes: np.ndarray, context: float, aspect: float) -> np.ndarray:
+    """Each box grown by ``context`` x its size on every side, then grown to ``aspect``."""
+    x0, y0, x1, y1 = boxes.T
+    bw, bh = np.maximum(x1 - x0, _MIN_SIDE), np.maximum(y1 - y0, _MIN_SIDE)
+    grown = np.stack([x0 - context * bw, y0 - context * bh, x1 + context * bw, y1 + context * bh], 1)
+    return grow_to_aspect(grown, aspect)
+
+
+def _log_uniform_aspect(u: np.ndarray, aspect: float) -> np.ndarray:
+    return np.exp(np.log(aspect) + (2.0 * u - 1.0) * np.log(ASPECT_SPREAD))
+
+
+def _random_area_windows(
+    draws: _Draws, width: np.ndarray, height: np.ndarray, min_area: float, aspect: float
+) -> np.ndarray:
+    """Windows of area in [min_area, 1] x image area, aspect log-uniform around ``aspect``,
+    uniformly placed inside the image (shrunk to fit when the draw does not fit)."""
+    area = (min_area + draws() * (1.0 - min_area)) * width * height
+    ratio = _log_uniform_aspect(draws(), aspect)
+    w, h = np.sqrt(area * ratio), np.sqrt(area / ratio)
+    scale = np.minimum(1.0, np.minimum(width / w, height / h))
+    w, h = w * scale, h * scale
+    return _placed(draws() * (width - w), draws() * (height - h), w, h)
+
+
+def box_coverage(windows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Fraction of each box's area that lies inside its window."""
+    ix = np.clip(np.minimum(windows[:, 2], boxes[:, 2]) - np.maximum(windows[:, 0], boxes[:, 0]), 0, None)
+    iy = np.clip(np.minimum(windows[:, 3], boxes[:, 3]) - np.maximum(windows[:, 1], boxes[:, 1]), 0, None)
+    area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+    return np.where(area > 0, ix * iy / np.where(area > 0, area, 1.0), 0.0)
+
+
+def crop_windows(
+    policy: CropPolicy,
+    image_sizes: np.ndarray | Sequence[Sequence[int]],
+    boxes: np.ndarray | Sequence[Sequence[float]] | None,
+    training: bool = False,
+    seed: int | None = None,
+    epoch: int = 0,
+    indices: np.ndarray | None = None,
+) -> np.ndarray:
+    """The windows ``policy`` cuts from images of (height, width) ``image_sizes``; see
+    :meth:`search.policy.CropPolicy.windows`."""
+    sizes = np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2)
+    height, width = sizes[:, 0], sizes[:, 1]
+    n = len(sizes)
+    if boxes is None:
+        if policy.kind in ("object", "object_random"):
+            raise ValueError(f"crop kind '{policy.kind}' needs object boxes")
+        box_array = np.stack([np.zeros(n), np.zeros(n), width, height], axis=1)
+    else:
+        box_array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if len(box_array) != n:
+            raise ValueError(f"got {n} image sizes but {len(box_array)} boxes")
+    ids = np.arange(n) if indices is None else np.asarray(indices).reshape(-1)
+    draws = _Draws(0 if seed is None else seed, epoch, ids)
+    kind, aspect = policy.kind, policy.aspect_ratio
+
+    if kind == "full":
+        return np.stack([np.zeros(n), np.zeros(n), width, height], axis=1)
+    if kind in ("center", "random"):
+        w, h = largest_window(width, height, aspect)
+        w, h = w * policy.fraction, h * policy.fraction
+        if kind == "random" and training:
+            return _placed(draws() * (width - w), draws() * (height - h), w, h)
+        return _centred(width / 2, height / 2, w, h)
+    if kind == "random_resized":
+        if training:
+            return _random_area_windows(draws, width, height, policy.fraction, aspect)
+        # Eval: the centred window whose area is the mean train-time area (same average zoom).
+        w, h = largest_window(width, height, aspect)
+        mean_area = (1.0 + policy.fraction) / 2.0 * width * height
+        scale = np.minimum(1.0, np.sqrt(mean_area / (w * h)))
+        return _centred(width / 2, height / 2, w * scale, h * scale)
+
+    eval_windows = object_windows(box_array, policy.context, aspect)
+    if kind == "object" and training and policy.jitter > 0:
+        x0, y0, x1, y1 = eval_windows.T
+        w, h = x1 - x0, y1 - y0
+        scale = np.exp((2.0 * draws() - 1.0) * np.log1p(policy.jitter))
+        cx = (x0 + x1) / 2 + (2.0 * draws() - 1.0) * policy.jitter * w
+        cy = (y0 + y1) / 2 + (2.0 * draws() - 1.0) * policy.jitter * h
+        eval_windows = _centred(cx, cy, w * scale, h * scale)
+    if policy.border == "shift":
+        eval_windows = shift_inside(eval_windows, width, height)
+    if kind == "object" or not training:
+        return eval_windows
+
+    # object_random, train: the first of several random windows that covers enough of the box.
+    chosen = eval_windows.copy()
+    pending = np.ones(n, dtype=bool)
+    for _ in range(OBJECT_RANDOM_ATTEMPTS):
+        candidates = _random_area_windows(draws, width, height, policy.fraction, aspect)
+        ok = pending & (box_coverage(candidates, box_array) >= policy.min_object_covered)
+        chosen[ok] = candidates[ok]
+        pending &= ~ok
+        if not pending.any():
+            break
+    return chosen
+
+
+def crop_and_resize_boxes(
+    windows: np.ndarray, canvas_size: tuple[int, int], out_size: tuple[int, int]
+) -> np.ndarray:
+    """Pixel windows -> normalised ``[y1, x1, y2, x2]`` boxes for ``tf.image.crop_and_resize``.
+
+    ``crop_and_resize`` samples from ``y1 * (H - 1)`` to ``y2 * (H - 1)`` inclusive. Sampling at
+    output pixel centres (half-pixel convention, as ``tf.image.resize`` and Pillow do) puts the
+    first sample half an output pixel inside the window; when upscaling that would fall outside
+    the window, so the range is clamped to the window's first and last pixel centres.
+    """
+    canvas_h, canvas_w = canvas_size
+    out_h, out_w = out_size
+    x0, y0, x1, y1 = windows.T
+    inset_x = np.maximum((x1 - x0) / out_w / 2 - 0.5, 0.0)
+    inset_y = np.maximum((y1 - y0) / out_h / 2 - 0.5, 0.0)
+    sx0, sx1 = x0 + inset_x, x1 - 1.0 - inset_x
+    sy0, sy1 = y0 + inset_y, y1 - 1.0 - inset_y
+    return np.stack(
+        [sy0 / max(canvas_h - 1, 1), sx0 / max(canvas_w - 1, 1), sy1 / max(canvas_h - 1, 1), sx1 / max(canvas_w - 1, 1)],
+        axis=1,
+    ).astype(np.float32)
+
+
+def normalized_to_pixels(boxes: np.ndarray, image_sizes: np.ndarray) -> np.ndarray:
+    """Normalised ``[y_min, x_min, y_max, x_max]`` (as TF uses) -> pixel ``(x_min, y_min, x_max, y_max)``."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    sizes = np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2)
+    h, w = sizes[:, 0], sizes[:, 1]
+    return np.stack([boxes[:, 1] * w, boxes[:, 0] * h, boxes[:, 3] * w, boxes[:, 2] * h], axis=1)
+
+
+def pixels_to_normalized(boxes: np.ndarray, image_sizes: np.ndarray) -> np.ndarray:
+    """Pixel ``(x_min, y_min, x_max, y_max)`` -> normalised ``[y_min, x_min, y_max, x_max]``."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    sizes = np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2)
+    h, w = sizes[:, 0], sizes[:, 1]
+    return np.stack([boxes[:, 1] / h, boxes[:, 0] / w, boxes[:, 3] / h, boxes[:, 2] / w], axis=1)
+
+
+def letterbox_frames(windows: np.ndarray, out_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """For ``fit=letterbox``: the window grown to the output aspect, and where the original
+    window lands in the output as fractions ``(left, top, right, bottom)`` of its width/height."""
+    out_h, out_w = out_size
+    grown = grow_to_aspect(windows, out_w / out_h)
+    gw, gh = grown[:, 2] - grown[:, 0], grown[:, 3] - grown[:, 1]
+    w = np.maximum(windows[:, 2] - windows[:, 0], _MIN_SIDE)
+    h = np.maximum(windows[:, 3] - windows[:, 1], _MIN_SIDE)
+    fx, fy = w / gw, h / gh
+    frame = np.stack([(1 - fx) / 2, (1 - fy) / 2, (1 + fx) / 2, (1 + fy) / 2], axis=1)
+    return grown, frame
