@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from search.data import DataError
@@ -191,19 +190,17 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="cropsearch", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as error:
-        typer.echo(error.format_message(), err=True)
-        return 2
-    except click.UsageError as error:
-        where = error.ctx.command_path if error.ctx else "cropsearch"
-        typer.echo(f"error: {error.format_message()} (see '{where} --help')", err=True)
-        return 2
-    except click.exceptions.Abort:
+    except typer.TyperException as error:  # Typer's click errors: bad flag, bad value, ...
+        if type(error).__name__ == "NoArgsIsHelpError":
+            typer.echo(error.format_message(), err=True)
+            return 2
+        ctx = getattr(error, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        typer.echo(f"error: {error.format_message()}{hint}", err=True)
+        return error.exit_code
+    except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
-    except click.ClickException as error:
-        typer.echo(f"error: {error.format_message()}", err=True)
-        return error.exit_code
     except _USER_ERRORS as error:
         typer.echo(f"error: {error}", err=True)
         return 2

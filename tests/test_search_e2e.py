@@ -1,0 +1,107 @@
+"""A real 2-trial search into a temporary folder: Optuna storage, MLflow runs, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import yaml
+from conftest import SearchRun
+from mlflow.tracking import MlflowClient
+
+import search
+from search.cli import main
+from search.export import FORMAT
+
+
+def test_search_exits_zero_and_prints_leaderboard(tiny_search: SearchRun) -> None:
+    assert tiny_search.exit_code == 0, tiny_search.output
+    assert "trial 0 (baseline) full" in tiny_search.output
+    assert "leaderboard" in tiny_search.output
+    assert "best - baseline" in tiny_search.output
+
+
+def test_study_holds_baseline_then_searched_trial(tiny_search: SearchRun) -> None:
+    study = optuna.load_study(study_name="tiny", storage=tiny_search.storage)
+    assert len(study.trials) == 2
+    first, second = study.trials
+    assert first.user_attrs["baseline"] is True
+    assert first.user_attrs["policy"]["kind"] == "full"
+    assert first.state == optuna.trial.TrialState.COMPLETE
+    assert 0.0 <= first.value <= 1.0
+    assert "kind" in second.params  # sampled from the space, unlike the baseline
+    assert second.user_attrs["policy"]["size"] == [48, 48]
+
+
+def test_mlflow_has_parent_and_one_child_per_trial(tiny_search: SearchRun) -> None:
+    client = MlflowClient(tiny_search.tracking_uri)
+    experiment = client.get_experiment_by_name("tiny")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("cropsearch.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("cropsearch.role") == "trial"]
+    assert len(parents) == 1 and len(children) == 2
+    parent_id = parents[0].info.run_id
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent_id
+        assert child.data.tags["state"] == "complete"
+        assert child.info.status == "FINISHED"
+        assert child.data.params["kind"] in search.policy.KINDS
+        assert child.data.params["size"] == "48x48"
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            history = client.get_metric_history(child.info.run_id, key)
+            assert [m.step for m in history] == [0], key  # one value per epoch (1 epoch)
+        artifacts = [a.path for a in client.list_artifacts(child.info.run_id)]
+        assert "crop_samples.png" in artifacts
+        png = Path(client.download_artifacts(child.info.run_id, "crop_samples.png"))
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    parent_artifacts = {a.path for a in client.list_artifacts(parent_id)}
+    assert {"leaderboard.csv", "best_policy.yaml", "data_report.txt"} <= parent_artifacts
+    assert parents[0].data.params["storage"].startswith("sqlite:///")
+
+
+def test_artifacts_stay_in_the_run_folder(tiny_search: SearchRun) -> None:
+    assert (tiny_search.folder / "artifacts" / "tiny").is_dir()
+    assert not Path("mlruns/artifacts/tiny").exists()
+
+
+def test_export_round_trip(tiny_search: SearchRun, tmp_path: Path) -> None:
+    out = tmp_path / "best.yaml"
+    code = main(["export", "--study", "tiny", "--storage", tiny_search.storage, "-o", str(out)])
+    assert code == 0
+    document = yaml.safe_load(out.read_text())
+    assert document["format"] == FORMAT
+    study = optuna.load_study(study_name="tiny", storage=tiny_search.storage)
+    best = study.best_trial
+    assert document["provenance"]["trial"] == best.number
+    assert document["provenance"]["value"] == best.value
+    assert document["provenance"]["mlflow_run_id"] == best.user_attrs["mlflow_run_id"]
+    assert document["provenance"]["dataset_fingerprint"] == study.user_attrs["data_fingerprint"]
+    assert "optuna" in document["provenance"]["versions"]
+    loaded = search.load_policy(out)
+    assert loaded == search.CropPolicy.from_dict(best.user_attrs["policy"])
+
+
+def test_resume_adds_trials_to_the_same_study(tiny_search: SearchRun, tmp_path: Path) -> None:
+    # Copy the stores so the shared fixture stays as it was.
+    import shutil
+
+    for name in ("optuna.db", "mlflow.db"):
+        shutil.copy(tiny_search.folder / name, tmp_path / name)
+    storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    from conftest import REPO, TINY_DATA
+
+    code = main([
+        "search", "--data", TINY_DATA, "--space", str(REPO / "spaces" / "default.yaml"),
+        "--trials", "1", "--epochs", "1", "--study", "tiny", "--storage", storage,
+        "--tracking-uri", tracking,
+    ])
+    assert code == 0
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert len(study.trials) == 3
+    assert sum(bool(t.user_attrs.get("baseline")) for t in study.trials) == 1
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name("tiny")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert sum(r.data.tags.get("cropsearch.role") == "study" for r in runs) == 1
