@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -102,6 +101,8 @@ def _print_leaderboard(study: object) -> None:
     for cells in rows_as_table(leaderboard(study)):  # type: ignore[arg-type]
         table.add_row(*(str(c) for c in cells))
     console = Console()
+    if not console.is_terminal:  # a log file: do not fold policy labels at 80 columns
+        console.width = 120
     console.print(table)
     for line in summary_lines(study):  # type: ignore[arg-type]
         console.print(line)
@@ -177,12 +178,9 @@ def ui(
             link = f"{url}/#/experiments/{chosen[0].experiment_id}/runs"
     typer.echo(f"MLflow UI for {redact(tracking_uri)} at {url}")
     typer.echo(f"runs of the latest study: {link}")
-    try:
-        completed = subprocess.run(command, check=False)
-    except KeyboardInterrupt:
-        return
-    if completed.returncode not in (0, -2, 130):
-        raise typer.Exit(completed.returncode)
+    sys.stdout.flush()
+    # Become the server, so Ctrl-C and SIGTERM reach it directly.
+    os.execv(sys.executable, command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,15 @@
 """The built-in ``shapes`` benchmark: procedural, offline, deterministic for a seed.
 
 Each RGB canvas has a textured background, one target shape with its exact pixel box, and
-smaller distractor shapes. The class is the target's shape *and* which side of it a short bar
-sits on (above or below), the bar lying just outside the box: a gap of ``GAP`` x the object's
-size, then ``BAR`` x its size thick. So
+smaller distractor shapes. The class is the target's shape *and* the colour (white or black)
+of a short bar lying just outside its box, on a random side (above, below, left or right): a
+gap of ``GAP`` x the object's size, then ``BAR`` x its size thick. So
 
 - a tight box crop (context 0) sees the shape but not the bar: at best half the classes;
+- a box grown only to a tall or wide aspect ratio sees the bar on two of the four sides;
 - the full image sees everything but small, among distractors that carry bars of their own;
-- an object crop with context >= about ``GAP + BAR`` sees shape and bar, large: the best crop.
+- an object crop with context >= about ``GAP + BAR`` on every side sees shape and bar, large:
+  the best crop.
 
 Distractors stay clear of the target's surroundings (its box grown by ``CLEAR`` x its size).
 """
@@ -20,13 +22,14 @@ from search.data.dataset import Dataset, Samples
 from search.data.specs import DataSpec, check_options, option
 
 SHAPES = ("circle", "square", "triangle")
-SIDES = ("above", "below")
-CLASS_NAMES = tuple(f"{shape}-{side}" for shape in SHAPES for side in SIDES)
+CUES = ("white", "black")
+CLASS_NAMES = tuple(f"{shape}-{cue}" for shape in SHAPES for cue in CUES)
+_CUE_COLORS = np.array([[255, 255, 255], [0, 0, 0]], dtype=np.float32)
 GAP, BAR, CLEAR = 0.10, 0.14, 0.6
 OPTIONS = ("train", "val", "test", "canvas", "distractors", "seed")
 _PALETTE = np.array(
     [[230, 60, 50], [60, 180, 75], [60, 100, 230], [240, 200, 40], [200, 70, 200], [70, 210, 220],
-     [245, 130, 40], [250, 250, 250]],
+     [245, 130, 40]],
     dtype=np.float32,
 )
 
@@ -59,22 +62,24 @@ def _draw(image: np.ndarray, mask: np.ndarray, color: np.ndarray) -> None:
 
 def _object_with_bar(
     image: np.ndarray, rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray,
-    shape: int, side: int, cx: float, cy: float, r: float,
+    shape: int, cue: int, cx: float, cy: float, r: float,
 ) -> tuple[float, float, float, float]:
-    """Draw a shape and its bar; return the shape's exact box (bar excluded)."""
+    """Draw a shape and its bar (colour ``cue``, random side); return the shape's exact box."""
     color = _PALETTE[rng.integers(len(_PALETTE))]
     mask = _shape_mask(shape, yy, xx, cx, cy, r)
     ys, xs = np.nonzero(mask)
     box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
     extent = max(box[2] - box[0], box[3] - box[1])
     gap, thick = max(1.0, GAP * extent), max(2.0, BAR * extent)
-    if SIDES[side] == "above":
-        y0 = box[1] - gap - thick
-    else:
-        y0 = box[3] + gap
-    bar = (yy >= y0) & (yy < y0 + thick) & (xx >= box[0]) & (xx < box[2])
+    side = int(rng.integers(4))
+    if side < 2:  # above or below
+        y0 = box[1] - gap - thick if side == 0 else box[3] + gap
+        bar = (yy >= y0) & (yy < y0 + thick) & (xx >= box[0]) & (xx < box[2])
+    else:  # left or right
+        x0 = box[0] - gap - thick if side == 2 else box[2] + gap
+        bar = (xx >= x0) & (xx < x0 + thick) & (yy >= box[1]) & (yy < box[3])
     _draw(image, mask, color)
-    _draw(image, bar, color)
+    _draw(image, bar, _CUE_COLORS[cue])
     return box
 
 
@@ -88,7 +93,7 @@ def render(
     yy, xx = np.mgrid[0:canvas, 0:canvas].astype(np.float32)
     for i in range(n):
         image = _background(rng, canvas)
-        shape, side = divmod(int(labels[i]), len(SIDES))
+        shape, cue = divmod(int(labels[i]), len(CUES))
         r = rng.uniform(0.10, 0.16) * canvas
         margin = r * (1 + 2 * (GAP + BAR)) + 2
         cx, cy = rng.uniform(margin, canvas - margin, size=2)
@@ -102,8 +107,8 @@ def render(
             else:
                 continue
             _object_with_bar(image, rng, yy, xx, int(rng.integers(len(SHAPES))),
-                             int(rng.integers(len(SIDES))), dx, dy, dr)
-        boxes[i] = _object_with_bar(image, rng, yy, xx, shape, side, cx, cy, r)
+                             int(rng.integers(len(CUES))), dx, dy, dr)
+        boxes[i] = _object_with_bar(image, rng, yy, xx, shape, cue, cx, cy, r)
         images[i] = np.clip(image, 0, 255).astype(np.uint8)
     return images, boxes, labels
 
