@@ -105,3 +105,30 @@ def importances(values: dict[str, float]) -> Figure:
     ax.set_xlabel("importance (fANOVA)")
     fig.tight_layout()
     return fig
+
+
+def policy_gallery(policies: dict[str, CropPolicy], samples: Samples, class_names: Sequence[str]) -> Figure:
+    """Side by side: each sample with its box, then its eval-mode crop under every policy."""
+    from search.crops import cut
+
+    index = np.arange(len(samples))
+    crops = {
+        name: cut(samples.images, p.windows(samples.sizes, samples.boxes, False, 0, 0, index), index,
+                  p.size, p.fit, p.interpolation)
+        for name, p in policies.items()
+    }
+    fig, axes = plt.subplots(len(samples), 1 + len(policies),
+                             figsize=(1.8 * (1 + len(policies)), 1.8 * len(samples)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(len(samples)):
+        h, w = samples.sizes[i]
+        axes[i, 0].imshow(samples.images[i, :h, :w])
+        axes[i, 0].add_patch(_rect(samples.boxes[i], BOX_COLOR))
+        axes[i, 0].set_title(class_names[int(samples.labels[i])], fontsize=7)
+        for k, (name, image) in enumerate(crops.items(), start=1):
+            axes[i, k].imshow(image[i])
+            if i == 0:
+                axes[i, k].set_title(f"{name}\n{policies[name].label()}", fontsize=6)
+    fig.tight_layout()
+    return fig

@@ -164,7 +164,7 @@ class Search:
         except optuna.TrialPruned:
             self.tracker.end_run(run_id, "pruned")
             raise
-        except Exception as error:
+        except BaseException as error:  # KeyboardInterrupt too: the run must not stay "running"
             self.tracker.end_run(run_id, "failed", {"error": f"{type(error).__name__}: {error}"})
             trial.set_user_attr("error", f"{type(error).__name__}: {error}")
             raise
@@ -202,7 +202,7 @@ class Search:
     def finish(self) -> None:
         """Write the study-level views to the parent run and mark it finished."""
         from search.export import policy_document
-        from search.figures import importances, optimization_history
+        from search.figures import importances, optimization_history, policy_gallery
 
         trials = self.study.trials
         board = leaderboard(self.study)
@@ -221,6 +221,12 @@ class Search:
 
             self.tracker.log_text(self.parent_id, yaml.safe_dump(policy_document(self.study, best),
                                                                  sort_keys=False), "best_policy.yaml")
+            base_trial = next((t for t in trials if is_baseline(t) and "policy" in t.user_attrs), None)
+            if base_trial is not None:
+                shown = {"baseline": trial_policy(base_trial), "best": trial_policy(best)}
+                gallery = policy_gallery(shown, self.data.val.take(slice(0, GRID_SAMPLES)),
+                                         self.data.class_names)
+                self.tracker.log_figure(self.parent_id, gallery, "best_vs_baseline.png")
             metrics = {"best_val_accuracy": best.value or 0.0}
             if baseline is not None:
                 metrics["baseline_val_accuracy"] = baseline

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
+from typing import Any
 
 import optuna
+import pytest
 import yaml
-from conftest import SearchRun
+from conftest import REPO, TINY_DATA, SearchRun
 from mlflow.tracking import MlflowClient
 
 import search
@@ -56,7 +59,14 @@ def test_mlflow_has_parent_and_one_child_per_trial(tiny_search: SearchRun) -> No
         png = Path(client.download_artifacts(child.info.run_id, "crop_samples.png"))
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     parent_artifacts = {a.path for a in client.list_artifacts(parent_id)}
-    assert {"leaderboard.csv", "best_policy.yaml", "data_report.txt"} <= parent_artifacts
+    assert {
+        "leaderboard.csv", "best_policy.yaml", "data_report.txt", "optimization_history.png",
+        "best_vs_baseline.png",
+    } <= parent_artifacts
+    board = Path(client.download_artifacts(parent_id, "leaderboard.csv")).read_text()
+    rows = list(csv.DictReader(board.splitlines()))
+    assert len(rows) == 2
+    assert [r["trial"] for r in rows if r["baseline"] == "True"] == ["0"]
     assert parents[0].data.params["storage"].startswith("sqlite:///")
 
 
@@ -89,8 +99,6 @@ def test_resume_adds_trials_to_the_same_study(tiny_search: SearchRun, tmp_path: 
     for name in ("optuna.db", "mlflow.db"):
         shutil.copy(tiny_search.folder / name, tmp_path / name)
     storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
-    from conftest import REPO, TINY_DATA
-
     code = main([
         "search", "--data", TINY_DATA, "--space", str(REPO / "spaces" / "default.yaml"),
         "--trials", "1", "--epochs", "1", "--study", "tiny", "--storage", storage,
@@ -105,3 +113,37 @@ def test_resume_adds_trials_to_the_same_study(tiny_search: SearchRun, tmp_path: 
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     assert sum(r.data.tags.get("cropsearch.role") == "study" for r in runs) == 1
+
+
+def test_failed_trial_is_recorded_and_search_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import search.train
+
+    real_train = search.train.train_policy
+
+    def train_or_fail(policy: search.CropPolicy, *args: Any, **kwargs: Any) -> Any:
+        if policy.kind != "full":
+            raise RuntimeError("simulated out-of-memory")
+        return real_train(policy, *args, **kwargs)
+
+    monkeypatch.setattr(search.train, "train_policy", train_or_fail)
+    storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    space = tmp_path / "objects.yaml"
+    space.write_text("params:\n  kind: {type: categorical, choices: [object]}\n")
+    code = main([
+        "search", "--data", TINY_DATA, "--space", str(space), "--trials", "2", "--epochs", "1",
+        "--study", "failing", "--storage", storage, "--tracking-uri", tracking,
+    ])
+    assert code == 0  # the baseline completed, so there is a result
+    study = optuna.load_study(study_name="failing", storage=storage)
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name("failing")
+    assert experiment is not None
+    failed = [r for r in client.search_runs([experiment.experiment_id])
+              if r.data.tags.get("state") == "failed"]
+    assert len(failed) == 1
+    assert failed[0].info.status == "FAILED"
+    assert "simulated out-of-memory" in failed[0].data.tags["error"]
