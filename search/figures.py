@@ -102,7 +102,7 @@ def importances(values: dict[str, float]) -> Figure:
     names = list(values)[::-1]
     fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1))
     ax.barh(names, [values[n] for n in names])
-    ax.set_xlabel("importance (fANOVA)")
+    ax.set_xlabel("importance (Optuna default evaluator)")
     fig.tight_layout()
     return fig
 

@@ -254,12 +254,9 @@ def _time_left(elapsed: float, done: int, total: int | None, timeout: float | No
 
 
 def _data_report(data: Dataset) -> str:
-    lines = [f"data: {data.spec}", f"fingerprint: {data.fingerprint}"]
-    for split, counts in data.summary().items():
-        lines.append(f"{split}: {sum(counts.values())} samples " + ", ".join(f"{k}={v}" for k, v in counts.items()))
-    lines.append(f"skipped: {data.report.n_skipped}")
-    lines += [f"  {reason}: {count}" for reason, count in sorted(data.report.skipped.items())]
-    return "\n".join(lines) + "\n"
+    from search.data.report import format_report
+
+    return format_report(data)
 
 
 @dataclass(frozen=True)
@@ -300,7 +297,8 @@ def leaderboard_csv(rows: list[Row]) -> str:
 
 
 def param_importances(study: optuna.Study) -> dict[str, float]:
-    """fANOVA importances over the searched parameters; empty when too few trials."""
+    """Optuna's default parameter importances (PED-ANOVA in Optuna 5) over the searched trials;
+    empty when there are too few."""
     searched = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
                 if t.params]
     if len(searched) < 4:
@@ -308,7 +306,9 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
     searched_only = optuna.create_study(direction="maximize")
     searched_only.add_trials(searched)
     try:
-        return dict(optuna.importance.get_param_importances(searched_only))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "few trials in some regimes": expected in short studies
+            return dict(optuna.importance.get_param_importances(searched_only))
     except (RuntimeError, ValueError):
         return {}
 
