@@ -183,6 +183,29 @@ def ui(
     os.execv(sys.executable, command)
 
 
+DATA_SPEC_HELP = "Dataset spec: shapes, mnist:DIR, csv:FILE, voc:DIR or coco:FILE[,key=value...]"
+
+
+@app.command()
+def data(
+    spec: Annotated[str, typer.Argument(metavar="SPEC", help=DATA_SPEC_HELP)],
+    preview: Annotated[
+        Path | None, typer.Option(help="Also draw samples with their boxes into this PNG.")
+    ] = None,
+) -> None:
+    """Load a dataset and print its report: classes per split, box sizes, skipped samples."""
+    from search.data import load_dataset
+    from search.data.report import format_report, preview_grid
+
+    dataset = load_dataset(spec)
+    typer.echo(format_report(dataset), nl=False)
+    if preview is not None:
+        try:
+            typer.echo(f"preview: {preview_grid(dataset, preview)}")
+        except OSError as error:
+            raise UserError(f"cannot write the preview {preview}: {error}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes print one line on stderr and exit 2, with no traceback."""
     command = typer.main.get_command(app)

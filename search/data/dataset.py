@@ -6,6 +6,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -45,19 +46,53 @@ class Samples:
 
 @dataclass
 class DataReport:
-    """What loading kept and skipped: per-sample faults are counted by reason, never silent."""
+    """What loading kept and skipped: per-sample faults are counted by reason, never silent.
+
+    Attributes:
+        skipped: samples skipped, by reason (a closed set of short phrases, e.g. "missing file").
+        clipped_boxes: boxes partly outside their image, clipped to it and kept.
+        examples: up to ``EXAMPLES`` places (file, ``file:line``) per skip reason.
+        notes: how the data was read: splits used, resolution, cache use.
+    """
+
+    EXAMPLES: ClassVar[int] = 3
 
     skipped: Counter[str] = field(default_factory=Counter)
     clipped_boxes: int = 0
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
-    def skip(self, reason: str, count: int = 1) -> None:
-        """Count ``count`` samples skipped for ``reason``."""
+    def skip(self, reason: str, count: int = 1, where: str | None = None) -> None:
+        """Count ``count`` samples skipped for ``reason``, remembering a few places ``where``."""
         self.skipped[reason] += count
+        if where is not None:
+            places = self.examples.setdefault(reason, [])
+            if len(places) < self.EXAMPLES:
+                places.append(where)
 
     @property
     def n_skipped(self) -> int:
         """Samples skipped in all."""
         return sum(self.skipped.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form (stored with the decode cache)."""
+        return {
+            "skipped": dict(self.skipped),
+            "clipped_boxes": self.clipped_boxes,
+            "examples": self.examples,
+            "notes": self.notes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DataReport:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            Counter(data.get("skipped", {})),
+            int(data.get("clipped_boxes", 0)),
+            {k: list(v) for k, v in data.get("examples", {}).items()},
+            list(data.get("notes", [])),
+        )
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,19 @@
 
 Grammar: ``FORMAT[:LOCATION][,KEY=VALUE...]``. Built-in benchmarks take no location
 (``shapes:train=2000,seed=1``); file formats take a path (``mnist:DIR,train=10000``).
+
+Formats (options and defaults are documented in each loader's module):
+
+- ``shapes[,train=2000,val=500,test=500,canvas=96,distractors=4,seed=0]``: built-in benchmark.
+- ``mnist:DIR[,train=N,val=5000,test=N,canvas=60,distractors=4,seed=0]``: cluttered MNIST
+  digits from the IDX files in DIR (:mod:`search.data.mnist`).
+- ``csv:FILE``, ``voc:DIR``, ``coco:FILE[,images=DIR]``: user annotations, all taking
+  ``classes=a|b|c,min_size=0,max_side=256,val=0.15,test=0.15,seed=0``
+  (:mod:`search.data.annotations`).
+
+Every located format also takes ``max_memory=GIB`` (decoded-canvas limit, default 4, or the
+environment variable ``CROPSEARCH_MAX_MEMORY``) and ``cache=0`` (bypass the decode cache in
+``$CROPSEARCH_CACHE``, default ``~/.cache/cropsearch``; see :mod:`search.data.cache`).
 """
 
 from __future__ import annotations
@@ -50,16 +63,36 @@ def parse_data_spec(text: str) -> DataSpec:
     return DataSpec(fmt, location, options)
 
 
-def option(spec: DataSpec, key: str, default: Any, kind: Callable[[str], Any] = int) -> Any:
-    """Typed option value, or ``default``; a bad value is a :class:`DataError`."""
+def option(
+    spec: DataSpec,
+    key: str,
+    default: Any,
+    kind: Callable[[str], Any] = int,
+    low: float | None = None,
+    high: float | None = None,
+) -> Any:
+    """Typed option value, or ``default``; a bad value is a :class:`DataError`.
+
+    Args:
+        spec: the parsed spec.
+        key: option name.
+        default: value when the option is absent (not checked against the bounds).
+        kind: converter from the text, e.g. ``int``, ``float``, ``str``.
+        low: smallest allowed value (inclusive), if any.
+        high: largest allowed value (inclusive), if any.
+    """
     if key not in spec.options:
         return default
     try:
-        return kind(spec.options[key])
+        value = kind(spec.options[key])
     except ValueError:
         raise DataError(
             f"--data '{spec}': option {key}={spec.options[key]!r} is not a valid {kind.__name__}"
         ) from None
+    if (low is not None and not value >= low) or (high is not None and not value <= high):
+        bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        raise DataError(f"--data '{spec}': option {key}={value} is outside {bounds}")
+    return value
 
 
 def check_options(spec: DataSpec, known: tuple[str, ...]) -> None:
@@ -84,4 +117,34 @@ def _load_shapes(spec: DataSpec) -> Dataset:
     return load_shapes(spec)
 
 
-_LOADERS: dict[str, Callable[[DataSpec], Dataset]] = {"shapes": _load_shapes}
+def _load_mnist(spec: DataSpec) -> Dataset:
+    from search.data.mnist import load_mnist
+
+    return load_mnist(spec)
+
+
+def _load_csv(spec: DataSpec) -> Dataset:
+    from search.data.csvfile import load_csv
+
+    return load_csv(spec)
+
+
+def _load_voc(spec: DataSpec) -> Dataset:
+    from search.data.voc import load_voc
+
+    return load_voc(spec)
+
+
+def _load_coco(spec: DataSpec) -> Dataset:
+    from search.data.coco import load_coco
+
+    return load_coco(spec)
+
+
+_LOADERS: dict[str, Callable[[DataSpec], Dataset]] = {
+    "shapes": _load_shapes,
+    "mnist": _load_mnist,
+    "csv": _load_csv,
+    "voc": _load_voc,
+    "coco": _load_coco,
+}
