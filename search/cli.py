@@ -35,7 +35,11 @@ class UserError(Exception):
 
 
 _USER_ERRORS: tuple[type[Exception], ...] = (
-    UserError, SpaceError, PolicyError, PolicyFileError, DataError
+    UserError,
+    SpaceError,
+    PolicyError,
+    PolicyFileError,
+    DataError,
 )
 
 
@@ -45,12 +49,20 @@ def _quiet_tensorflow() -> None:
 
 @app.command()
 def search(
-    data: Annotated[str, typer.Option(help="Dataset spec: shapes[:k=v,...], mnist:DIR, ...")] = "shapes",
+    data: Annotated[
+        str, typer.Option(help="Dataset spec: shapes[:k=v,...], mnist:DIR, ...")
+    ] = "shapes",
     space: Annotated[Path, typer.Option(help="Search-space YAML file.")] = Path(DEFAULT_SPACE),
-    trials: Annotated[int, typer.Option(min=1, help="Trials to run (including the baseline).")] = 12,
-    timeout: Annotated[float | None, typer.Option(min=1, help="Stop starting trials after this many seconds.")] = None,
+    trials: Annotated[
+        int, typer.Option(min=1, help="Trials to run (including the baseline).")
+    ] = 12,
+    timeout: Annotated[
+        float | None, typer.Option(min=1, help="Stop starting trials after this many seconds.")
+    ] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs per trial.")] = 4,
-    seed: Annotated[int, typer.Option(help="Seed of the sampler and of every trial's training.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the sampler and of every trial's training.")
+    ] = 0,
     study: StudyOption = None,
     storage: StorageOption = DEFAULT_STORAGE,
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING,
@@ -77,7 +89,9 @@ def search(
         f"(ready in {time.monotonic() - started:.1f}s; fingerprint {dataset.fingerprint})"
     )
     typer.echo(f"study '{run.name}' in {redact(storage)}; MLflow: {redact(tracking_uri)}")
-    typer.echo(f"space {space}; {trials} trials x {epochs} epochs; trial 0 is the full-image baseline")
+    typer.echo(
+        f"space {space}; {trials} trials x {epochs} epochs; trial 0 is the full-image baseline"
+    )
     result = run.run()
     _print_leaderboard(result)
     typer.echo(f"done in {time.monotonic() - started:.0f}s")
@@ -115,8 +129,12 @@ def _load_study(name: str | None, storage: str) -> object:
 
     path = sqlite_path(storage)
     if path is not None and not path.exists():
-        raise UserError(f"no study storage at {path} (run 'cropsearch search' first or pass --storage)")
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        raise UserError(
+            f"no study storage at {path} (run 'cropsearch search' first or pass --storage)"
+        )
+    names = [
+        s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+    ]
     if not names:
         raise UserError(f"no studies in {redact(storage)}")
     if name is None:
@@ -131,7 +149,9 @@ def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="Policy file to write.")] = Path(
         "best_policy.yaml"
     ),
-    study: Annotated[str | None, typer.Option(help="Study name (default: the latest study).")] = None,
+    study: Annotated[
+        str | None, typer.Option(help="Study name (default: the latest study).")
+    ] = None,
     storage: StorageOption = DEFAULT_STORAGE,
 ) -> None:
     """Write the best trial's policy, with provenance, as a versioned YAML file."""
@@ -152,7 +172,9 @@ def export(
 @app.command()
 def ui(
     tracking_uri: Annotated[str, typer.Option(help="MLflow backend store URI.")] = DEFAULT_TRACKING,
-    host: Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it local.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it local.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 5000,
     study: Annotated[str | None, typer.Option(help="Print the runs link of this study.")] = None,
 ) -> None:
@@ -162,8 +184,20 @@ def ui(
     path = sqlite_path(tracking_uri)
     if path is not None and not path.exists():
         raise UserError(f"no MLflow store at {path} (run 'cropsearch search' first)")
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
-               "--host", host, "--port", str(port), "--workers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        tracking_uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     root = artifact_root(tracking_uri)
     if root is not None:
         command += ["--default-artifact-root", root]

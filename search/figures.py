@@ -8,21 +8,22 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-from search.data import Samples  # noqa: E402
-from search.policy import CropPolicy  # noqa: E402
+from search.data import Samples
+from search.policy import CropPolicy
 
 BOX_COLOR, TRAIN_COLOR, EVAL_COLOR = "#00e000", "#ff3030", "#ffd000"
 
 
 def _rect(window: np.ndarray, color: str, style: str = "-") -> Rectangle:
     x0, y0, x1, y1 = window
-    return Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=1.5,
-                     linestyle=style)
+    return Rectangle(
+        (x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=1.5, linestyle=style
+    )
 
 
 def crop_grid(
@@ -43,12 +44,14 @@ def crop_grid(
     for mode in modes:
         training = mode == "train"
         windows[mode] = policy.windows(samples.sizes, samples.boxes, training, seed, epoch, index)
-        crops[mode] = cut(samples.images, windows[mode], index, policy.size, policy.fit,
-                          policy.interpolation)
+        crops[mode] = cut(
+            samples.images, windows[mode], index, policy.size, policy.fit, policy.interpolation
+        )
     per_sample = 1 + len(modes)
     rows = int(np.ceil(len(samples) / columns))
-    fig, axes = plt.subplots(rows, columns * per_sample,
-                             figsize=(1.6 * columns * per_sample, 1.75 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, columns * per_sample, figsize=(1.6 * columns * per_sample, 1.75 * rows), squeeze=False
+    )
     for ax in axes.flat:
         ax.axis("off")
     for i in range(len(samples)):
@@ -107,18 +110,30 @@ def importances(values: dict[str, float]) -> Figure:
     return fig
 
 
-def policy_gallery(policies: dict[str, CropPolicy], samples: Samples, class_names: Sequence[str]) -> Figure:
+def policy_gallery(
+    policies: dict[str, CropPolicy], samples: Samples, class_names: Sequence[str]
+) -> Figure:
     """Side by side: each sample with its box, then its eval-mode crop under every policy."""
     from search.crops import cut
 
     index = np.arange(len(samples))
     crops = {
-        name: cut(samples.images, p.windows(samples.sizes, samples.boxes, False, 0, 0, index), index,
-                  p.size, p.fit, p.interpolation)
+        name: cut(
+            samples.images,
+            p.windows(samples.sizes, samples.boxes, False, 0, 0, index),
+            index,
+            p.size,
+            p.fit,
+            p.interpolation,
+        )
         for name, p in policies.items()
     }
-    fig, axes = plt.subplots(len(samples), 1 + len(policies),
-                             figsize=(1.8 * (1 + len(policies)), 1.8 * len(samples)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(samples),
+        1 + len(policies),
+        figsize=(1.8 * (1 + len(policies)), 1.8 * len(samples)),
+        squeeze=False,
+    )
     for ax in axes.flat:
         ax.axis("off")
     for i in range(len(samples)):

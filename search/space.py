@@ -129,12 +129,16 @@ class Space:
                 )
             if name in spec.fixed:
                 raise SpaceError(f"{source}: parameter '{name}' is both fixed and searched")
-            values = param.choices if isinstance(param, CategoricalParam) else [param.low, param.high]
+            values = (
+                param.choices if isinstance(param, CategoricalParam) else [param.low, param.high]
+            )
             if not isinstance(param, CategoricalParam) and param.low > param.high:
-                raise SpaceError(f"{source}: parameter '{name}': low={param.low} > high={param.high}")
+                raise SpaceError(
+                    f"{source}: parameter '{name}': low={param.low} > high={param.high}"
+                )
             for value in values:
                 _check_value(source, name, value)
-            for other in (param.when or {}):
+            for other in param.when or {}:
                 if other not in seen and other not in spec.fixed:
                     raise SpaceError(
                         f"{source}: parameter '{name}': 'when' names '{other}', which is not "
@@ -173,7 +177,9 @@ class Space:
         """Suggest every active parameter; return them with the fixed values."""
         values: dict[str, Any] = dict(self.spec.fixed)
         for name, param in self.spec.params.items():
-            if param.when and not all(values.get(k) in allowed for k, allowed in param.when.items()):
+            if param.when and not all(
+                values.get(k) in allowed for k, allowed in param.when.items()
+            ):
                 continue
             if isinstance(param, FloatParam):
                 values[name] = trial.suggest_float(

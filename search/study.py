@@ -56,7 +56,9 @@ def open_study(name: str, storage: str, seed: int) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, multivariate=True, group=True)
+        sampler = optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=5, multivariate=True, group=True
+        )
     return optuna.create_study(
         study_name=name,
         storage=storage,
@@ -80,7 +82,9 @@ def is_baseline(trial: optuna.trial.FrozenTrial) -> bool:
 class Search:
     """One search run: a study over ``space`` on ``data``, tracked in MLflow."""
 
-    def __init__(self, data: Dataset, space: Space, options: SearchOptions, echo: Printer = print) -> None:
+    def __init__(
+        self, data: Dataset, space: Space, options: SearchOptions, echo: Printer = print
+    ) -> None:
         self.data, self.space, self.options, self.echo = data, space, options, echo
         self.name = options.study or default_study_name(data, space)
         self.study = open_study(self.name, options.storage, options.seed)
@@ -141,15 +145,23 @@ class Search:
             trial.number,
             ("baseline " if baseline else "") + policy.label(),
             {**flat_params("", policy.to_dict()), **flat_params("train.", config.model_dump())},
-            {"kind": policy.kind, "baseline": str(baseline).lower(),
-             "data_fingerprint": self.data.fingerprint, "study": self.name},
+            {
+                "kind": policy.kind,
+                "baseline": str(baseline).lower(),
+                "data_fingerprint": self.data.fingerprint,
+                "study": self.name,
+            },
         )
         trial.set_user_attr("mlflow_run_id", run_id)
         try:
             from search.figures import crop_grid
 
-            grid = crop_grid(policy, self.data.val.take(slice(0, GRID_SAMPLES)), self.data.class_names,
-                             seed=self.options.seed)
+            grid = crop_grid(
+                policy,
+                self.data.val.take(slice(0, GRID_SAMPLES)),
+                self.data.class_names,
+                seed=self.options.seed,
+            )
             self.tracker.log_figure(run_id, grid, "crop_samples.png")
 
             def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
@@ -168,8 +180,12 @@ class Search:
             self.tracker.end_run(run_id, "failed", {"error": f"{type(error).__name__}: {error}"})
             trial.set_user_attr("error", f"{type(error).__name__}: {error}")
             raise
-        final = {"final_val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy,
-                 "train_seconds": result.seconds, "n_params": result.n_params}
+        final = {
+            "final_val_accuracy": result.val_accuracy,
+            "test_accuracy": result.test_accuracy,
+            "train_seconds": result.seconds,
+            "n_params": result.n_params,
+        }
         self.tracker.log_metrics(run_id, final, config.epochs - 1)
         trial.set_user_attr("test_accuracy", result.test_accuracy)
         trial.set_user_attr("seconds", result.seconds)
@@ -181,7 +197,6 @@ class Search:
         done = len(study.trials) - self._done_before
         total = self.options.trials
         elapsed = time.monotonic() - self._started
-        state = trial.state.name.lower()
         policy = trial.user_attrs.get("policy")
         label = CropPolicy.from_dict(policy).label() if policy else "?"
         if trial.state == optuna.trial.TrialState.COMPLETE:
@@ -210,8 +225,9 @@ class Search:
         values = [t.value if t.state == optuna.trial.TrialState.COMPLETE else None for t in trials]
         baseline = next((t.value for t in trials if is_baseline(t) and t.value is not None), None)
         if any(v is not None for v in values):
-            self.tracker.log_figure(self.parent_id, optimization_history(values, baseline),
-                                    "optimization_history.png")
+            self.tracker.log_figure(
+                self.parent_id, optimization_history(values, baseline), "optimization_history.png"
+            )
         scores = param_importances(self.study)
         if scores:
             self.tracker.log_figure(self.parent_id, importances(scores), "param_importances.png")
@@ -219,13 +235,19 @@ class Search:
         if best is not None:
             import yaml
 
-            self.tracker.log_text(self.parent_id, yaml.safe_dump(policy_document(self.study, best),
-                                                                 sort_keys=False), "best_policy.yaml")
-            base_trial = next((t for t in trials if is_baseline(t) and "policy" in t.user_attrs), None)
+            self.tracker.log_text(
+                self.parent_id,
+                yaml.safe_dump(policy_document(self.study, best), sort_keys=False),
+                "best_policy.yaml",
+            )
+            base_trial = next(
+                (t for t in trials if is_baseline(t) and "policy" in t.user_attrs), None
+            )
             if base_trial is not None:
                 shown = {"baseline": trial_policy(base_trial), "best": trial_policy(best)}
-                gallery = policy_gallery(shown, self.data.val.take(slice(0, GRID_SAMPLES)),
-                                         self.data.class_names)
+                gallery = policy_gallery(
+                    shown, self.data.val.take(slice(0, GRID_SAMPLES)), self.data.class_names
+                )
                 self.tracker.log_figure(self.parent_id, gallery, "best_vs_baseline.png")
             metrics = {"best_val_accuracy": best.value or 0.0}
             if baseline is not None:
@@ -240,7 +262,7 @@ def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 
 
 def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}:{secs:02d}"
 
 
@@ -278,8 +300,14 @@ def leaderboard(study: optuna.Study, top: int = 5) -> list[Row]:
         key=lambda t: (-(t.value or 0.0), t.number),
     )
     rows = [
-        Row(rank, t.number, t.value or 0.0, t.user_attrs.get("test_accuracy"),
-            trial_policy(t).label(), is_baseline(t))
+        Row(
+            rank,
+            t.number,
+            t.value or 0.0,
+            t.user_attrs.get("test_accuracy"),
+            trial_policy(t).label(),
+            is_baseline(t),
+        )
         for rank, t in enumerate(complete, start=1)
     ]
     return [r for r in rows if r.rank <= top or r.baseline]
@@ -291,23 +319,36 @@ def leaderboard_csv(rows: list[Row]) -> str:
     writer = csv.writer(out)
     writer.writerow(["rank", "trial", OBJECTIVE, "test_accuracy", "policy", "baseline"])
     for r in rows:
-        writer.writerow([r.rank, r.number, f"{r.value:.4f}",
-                         "" if r.test_accuracy is None else f"{r.test_accuracy:.4f}", r.policy, r.baseline])
+        writer.writerow(
+            [
+                r.rank,
+                r.number,
+                f"{r.value:.4f}",
+                "" if r.test_accuracy is None else f"{r.test_accuracy:.4f}",
+                r.policy,
+                r.baseline,
+            ]
+        )
     return out.getvalue()
 
 
 def param_importances(study: optuna.Study) -> dict[str, float]:
     """Optuna's default parameter importances (PED-ANOVA in Optuna 5) over the searched trials;
     empty when there are too few."""
-    searched = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                if t.params]
+    searched = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if t.params
+    ]
     if len(searched) < 4:
         return {}
     searched_only = optuna.create_study(direction="maximize")
     searched_only.add_trials(searched)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "few trials in some regimes": expected in short studies
+            warnings.simplefilter(
+                "ignore"
+            )  # "few trials in some regimes": expected in short studies
             return dict(optuna.importance.get_param_importances(searched_only))
     except (RuntimeError, ValueError):
         return {}
@@ -316,8 +357,14 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
 def best_minus_baseline(study: optuna.Study) -> tuple[float, float] | None:
     """(best, baseline) objective values, when both exist."""
     best = _best(study)
-    base = next((t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                 if is_baseline(t)), None)
+    base = next(
+        (
+            t
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if is_baseline(t)
+        ),
+        None,
+    )
     if best is None or base is None or base.value is None or best.value is None:
         return None
     return best.value, base.value
@@ -332,16 +379,22 @@ def summary_lines(study: optuna.Study) -> list[str]:
     pair = best_minus_baseline(study)
     if pair is not None:
         best, base = pair
-        lines.append(
-            f"best - baseline: {best:.4f} - {base:.4f} = {100 * (best - base):+.2f} points of {OBJECTIVE}"
-        )
+        difference = f"{100 * (best - base):+.2f} points of {OBJECTIVE}"
+        lines.append(f"best - baseline: {best:.4f} - {base:.4f} = {difference}")
     return lines
 
 
 def rows_as_table(rows: list[Row]) -> list[list[Any]]:
     """Leaderboard rows as printable cells."""
     return [
-        [r.rank, r.number, f"{r.value:.4f}", "-" if r.test_accuracy is None or math.isnan(r.test_accuracy)
-         else f"{r.test_accuracy:.4f}", r.policy + ("  (baseline)" if r.baseline else "")]
+        [
+            r.rank,
+            r.number,
+            f"{r.value:.4f}",
+            "-"
+            if r.test_accuracy is None or math.isnan(r.test_accuracy)
+            else f"{r.test_accuracy:.4f}",
+            r.policy + ("  (baseline)" if r.baseline else ""),
+        ]
         for r in rows
     ]

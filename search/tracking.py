@@ -64,26 +64,40 @@ class Tracker:
         else:
             root = artifact_root(tracking_uri)
             location = f"{root}/{experiment}" if root else None
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=location
+            )
 
     def start_parent(self, name: str, params: Mapping[str, Any], run_id: str | None = None) -> str:
         """The study's parent run: resumed when ``run_id`` names one, else created."""
         if run_id is not None:
             self.client.update_run(run_id, status="RUNNING")
             return run_id
-        run = self.client.create_run(self.experiment_id, run_name=name, tags={"cropsearch.role": "study"})
+        run = self.client.create_run(
+            self.experiment_id, run_name=name, tags={"cropsearch.role": "study"}
+        )
         self._log_params(run.info.run_id, params)
         return run.info.run_id
 
     def start_trial(
-        self, parent_id: str, number: int, label: str, params: Mapping[str, Any], tags: Mapping[str, str]
+        self,
+        parent_id: str,
+        number: int,
+        label: str,
+        params: Mapping[str, Any],
+        tags: Mapping[str, str],
     ) -> str:
         """A child run for one trial, with its parameters."""
         run = self.client.create_run(
             self.experiment_id,
             run_name=f"trial {number}: {label}",
-            tags={"mlflow.parentRunId": parent_id, "cropsearch.role": "trial",
-                  "trial": str(number), "state": "running", **tags},
+            tags={
+                "mlflow.parentRunId": parent_id,
+                "cropsearch.role": "trial",
+                "trial": str(number),
+                "state": "running",
+                **tags,
+            },
         )
         self._log_params(run.info.run_id, params)
         return run.info.run_id
@@ -117,7 +131,9 @@ class Tracker:
         self.client.set_terminated(run_id, status=RUN_STATUS.get(state, "FINISHED"))
 
     def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        self.client.log_batch(run_id, params=[Param(k, redact(str(v))[:6000]) for k, v in params.items()])
+        self.client.log_batch(
+            run_id, params=[Param(k, redact(str(v))[:6000]) for k, v in params.items()]
+        )
 
     def runs_url(self, base: str) -> str:
         """Link to this experiment's runs table (not the GenAI overview MLflow opens on)."""
@@ -131,4 +147,3 @@ def flat_params(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
         text = "x".join(str(v) for v in value) if isinstance(value, list | tuple) else value
         out[f"{prefix}{key}"] = text
     return out
-

@@ -17,7 +17,6 @@ from search.data import Dataset, Samples
 from search.model import build_model
 from search.policy import CropPolicy
 
-
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
@@ -56,7 +55,9 @@ def train_policy(
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     train_canvas = tf.convert_to_tensor(data.train.images)
-    val_x = crop_split(policy, data.val, tf.convert_to_tensor(data.val.images), False, config.seed, 0)
+    val_x = crop_split(
+        policy, data.val, tf.convert_to_tensor(data.val.images), False, config.seed, 0
+    )
     model = build_model((*policy.size, 3), data.n_classes, config.width, config.depth)
     steps = config.epochs * math.ceil(len(data.train) / config.batch_size)
     model.compile(
@@ -70,8 +71,13 @@ def train_policy(
     for epoch in range(config.epochs):
         train_x = crop_split(policy, data.train, train_canvas, True, config.seed, epoch)
         fit = model.fit(
-            train_x, data.train.labels, batch_size=config.batch_size, epochs=epoch + 1,
-            initial_epoch=epoch, shuffle=True, verbose=0,
+            train_x,
+            data.train.labels,
+            batch_size=config.batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=True,
+            verbose=0,
         )
         val_loss, val_accuracy = model.evaluate(val_x, data.val.labels, batch_size=256, verbose=0)
         metrics = {
@@ -84,7 +90,11 @@ def train_policy(
         result.val_accuracy = metrics["val_accuracy"]
         if on_epoch is not None:
             on_epoch(epoch, metrics)
-    test_x = crop_split(policy, data.test, tf.convert_to_tensor(data.test.images), False, config.seed, 0)
-    result.test_accuracy = float(model.evaluate(test_x, data.test.labels, batch_size=256, verbose=0)[1])
+    test_x = crop_split(
+        policy, data.test, tf.convert_to_tensor(data.test.images), False, config.seed, 0
+    )
+    result.test_accuracy = float(
+        model.evaluate(test_x, data.test.labels, batch_size=256, verbose=0)[1]
+    )
     result.seconds = time.perf_counter() - start
     return result

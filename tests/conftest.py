@@ -39,9 +39,23 @@ def tiny_search(tmp_path_factory: pytest.TempPathFactory) -> SearchRun:
     tracking = f"sqlite:///{folder}/mlflow.db"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main([
-            "search", "--data", TINY_DATA, "--space", str(REPO / "spaces" / "default.yaml"),
-            "--trials", "2", "--epochs", "1", "--study", "tiny", "--storage", storage,
-            "--tracking-uri", tracking,
-        ])
+        code = main(
+            [
+                "search",
+                "--data",
+                TINY_DATA,
+                "--space",
+                str(REPO / "spaces" / "default.yaml"),
+                "--trials",
+                "2",
+                "--epochs",
+                "1",
+                "--study",
+                "tiny",
+                "--storage",
+                storage,
+                "--tracking-uri",
+                tracking,
+            ]
+        )
     return SearchRun(folder, storage, tracking, "tiny", code, out.getvalue())

@@ -44,8 +44,17 @@ def test_malformed_space_file(
 ) -> None:
     space = tmp_path / "bad.yaml"
     space.write_text(content)
-    code = main(["search", "--space", str(space), "--storage", f"sqlite:///{tmp_path}/o.db",
-                 "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    code = main(
+        [
+            "search",
+            "--space",
+            str(space),
+            "--storage",
+            f"sqlite:///{tmp_path}/o.db",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path}/m.db",
+        ]
+    )
     assert code == 2
     line = _one_line_error(capsys)
     assert str(space) in line and fragment in line
@@ -58,8 +67,19 @@ def test_missing_space_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_bad_data_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["search", "--data", "pictures:/nowhere", "--space", str(REPO / "spaces" / "default.yaml"),
-                 "--storage", f"sqlite:///{tmp_path}/o.db", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    code = main(
+        [
+            "search",
+            "--data",
+            "pictures:/nowhere",
+            "--space",
+            str(REPO / "spaces" / "default.yaml"),
+            "--storage",
+            f"sqlite:///{tmp_path}/o.db",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path}/m.db",
+        ]
+    )
     assert code == 2
     assert "unknown format 'pictures'" in _one_line_error(capsys)
 

@@ -60,7 +60,10 @@ def test_mlflow_has_parent_and_one_child_per_trial(tiny_search: SearchRun) -> No
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     parent_artifacts = {a.path for a in client.list_artifacts(parent_id)}
     assert {
-        "leaderboard.csv", "best_policy.yaml", "data_report.txt", "optimization_history.png",
+        "leaderboard.csv",
+        "best_policy.yaml",
+        "data_report.txt",
+        "optimization_history.png",
         "best_vs_baseline.png",
     } <= parent_artifacts
     board = Path(client.download_artifacts(parent_id, "leaderboard.csv")).read_text()
@@ -99,11 +102,25 @@ def test_resume_adds_trials_to_the_same_study(tiny_search: SearchRun, tmp_path: 
     for name in ("optuna.db", "mlflow.db"):
         shutil.copy(tiny_search.folder / name, tmp_path / name)
     storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
-    code = main([
-        "search", "--data", TINY_DATA, "--space", str(REPO / "spaces" / "default.yaml"),
-        "--trials", "1", "--epochs", "1", "--study", "tiny", "--storage", storage,
-        "--tracking-uri", tracking,
-    ])
+    code = main(
+        [
+            "search",
+            "--data",
+            TINY_DATA,
+            "--space",
+            str(REPO / "spaces" / "default.yaml"),
+            "--trials",
+            "1",
+            "--epochs",
+            "1",
+            "--study",
+            "tiny",
+            "--storage",
+            storage,
+            "--tracking-uri",
+            tracking,
+        ]
+    )
     assert code == 0
     study = optuna.load_study(study_name="tiny", storage=storage)
     assert len(study.trials) == 3
@@ -131,10 +148,25 @@ def test_failed_trial_is_recorded_and_search_goes_on(
     storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
     space = tmp_path / "objects.yaml"
     space.write_text("params:\n  kind: {type: categorical, choices: [object]}\n")
-    code = main([
-        "search", "--data", TINY_DATA, "--space", str(space), "--trials", "2", "--epochs", "1",
-        "--study", "failing", "--storage", storage, "--tracking-uri", tracking,
-    ])
+    code = main(
+        [
+            "search",
+            "--data",
+            TINY_DATA,
+            "--space",
+            str(space),
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--study",
+            "failing",
+            "--storage",
+            storage,
+            "--tracking-uri",
+            tracking,
+        ]
+    )
     assert code == 0  # the baseline completed, so there is a result
     study = optuna.load_study(study_name="failing", storage=storage)
     states = [t.state for t in study.trials]
@@ -142,8 +174,11 @@ def test_failed_trial_is_recorded_and_search_goes_on(
     client = MlflowClient(tracking)
     experiment = client.get_experiment_by_name("failing")
     assert experiment is not None
-    failed = [r for r in client.search_runs([experiment.experiment_id])
-              if r.data.tags.get("state") == "failed"]
+    failed = [
+        r
+        for r in client.search_runs([experiment.experiment_id])
+        if r.data.tags.get("state") == "failed"
+    ]
     assert len(failed) == 1
     assert failed[0].info.status == "FAILED"
     assert "simulated out-of-memory" in failed[0].data.tags["error"]

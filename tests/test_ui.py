@@ -28,9 +28,19 @@ def _get(url: str) -> bytes:
 def test_ui_serves_runs_and_crop_samples(tiny_search: SearchRun) -> None:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from search.cli import main; sys.exit(main())",
-         "ui", "--tracking-uri", tiny_search.tracking_uri, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from search.cli import main; sys.exit(main())",
+            "ui",
+            "--tracking-uri",
+            tiny_search.tracking_uri,
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -50,8 +60,11 @@ def test_ui_serves_runs_and_crop_samples(tiny_search: SearchRun) -> None:
         client = MlflowClient(tiny_search.tracking_uri)
         experiment = client.get_experiment_by_name("tiny")
         assert experiment is not None
-        child = next(r for r in client.search_runs([experiment.experiment_id])
-                     if r.data.tags.get("cropsearch.role") == "trial")
+        child = next(
+            r
+            for r in client.search_runs([experiment.experiment_id])
+            if r.data.tags.get("cropsearch.role") == "trial"
+        )
         png = _get(f"{base}/get-artifact?path=crop_samples.png&run_uuid={child.info.run_id}")
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
         assert _get(base + "/").lower().startswith(b"<!doctype html")

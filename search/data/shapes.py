@@ -28,13 +28,22 @@ _CUE_COLORS = np.array([[255, 255, 255], [0, 0, 0]], dtype=np.float32)
 GAP, BAR, CLEAR = 0.10, 0.14, 0.6
 OPTIONS = ("train", "val", "test", "canvas", "distractors", "seed")
 _PALETTE = np.array(
-    [[230, 60, 50], [60, 180, 75], [60, 100, 230], [240, 200, 40], [200, 70, 200], [70, 210, 220],
-     [245, 130, 40]],
+    [
+        [230, 60, 50],
+        [60, 180, 75],
+        [60, 100, 230],
+        [240, 200, 40],
+        [200, 70, 200],
+        [70, 210, 220],
+        [245, 130, 40],
+    ],
     dtype=np.float32,
 )
 
 
-def _shape_mask(shape: int, yy: np.ndarray, xx: np.ndarray, cx: float, cy: float, r: float) -> np.ndarray:
+def _shape_mask(
+    shape: int, yy: np.ndarray, xx: np.ndarray, cx: float, cy: float, r: float
+) -> np.ndarray:
     if SHAPES[shape] == "circle":
         return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
     if SHAPES[shape] == "square":
@@ -61,8 +70,15 @@ def _draw(image: np.ndarray, mask: np.ndarray, color: np.ndarray) -> None:
 
 
 def _object_with_bar(
-    image: np.ndarray, rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray,
-    shape: int, cue: int, cx: float, cy: float, r: float,
+    image: np.ndarray,
+    rng: np.random.Generator,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    shape: int,
+    cue: int,
+    cx: float,
+    cy: float,
+    r: float,
 ) -> tuple[float, float, float, float]:
     """Draw a shape and its bar (colour ``cue``, random side); return the shape's exact box."""
     color = _PALETTE[rng.integers(len(_PALETTE))]
@@ -106,16 +122,28 @@ def render(
                     break
             else:
                 continue
-            _object_with_bar(image, rng, yy, xx, int(rng.integers(len(SHAPES))),
-                             int(rng.integers(len(CUES))), dx, dy, dr)
+            _object_with_bar(
+                image,
+                rng,
+                yy,
+                xx,
+                int(rng.integers(len(SHAPES))),
+                int(rng.integers(len(CUES))),
+                dx,
+                dy,
+                dr,
+            )
         boxes[i] = _object_with_bar(image, rng, yy, xx, shape, cue, cx, cy, r)
         images[i] = np.clip(image, 0, 255).astype(np.uint8)
     return images, boxes, labels
 
 
 def load_shapes(spec: DataSpec) -> Dataset:
-    """Generate the benchmark a ``shapes[:train=..,val=..,test=..,canvas=..,distractors=..,seed=..]``
-    spec describes (defaults 2000/500/500 canvases of 96 px with 4 distractors, seed 0)."""
+    """Generate the benchmark a ``shapes[:KEY=VALUE,...]`` spec describes.
+
+    Keys: ``train``, ``val``, ``test`` (canvases; default 2000/500/500), ``canvas`` (side in
+    pixels, 96), ``distractors`` (4), ``seed`` (0).
+    """
     check_options(spec, OPTIONS)
     canvas = option(spec, "canvas", 96)
     distractors = option(spec, "distractors", 4)
@@ -127,4 +155,5 @@ def load_shapes(spec: DataSpec) -> Dataset:
         images, boxes, labels = render(rng, n, canvas, distractors)
         sizes = np.tile(np.array([[canvas, canvas]]), (n, 1))
         splits.append(Samples(images, sizes, boxes, labels))
-    return Dataset(str(spec), CLASS_NAMES, *splits)
+    train, val, test = splits
+    return Dataset(str(spec), CLASS_NAMES, train, val, test)
