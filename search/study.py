@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from search.config import TrainConfig
 from search.data import Dataset
@@ -153,6 +154,19 @@ class Search:
             },
         )
         trial.set_user_attr("mlflow_run_id", run_id)
+        twin = self._completed_twin(trial.user_attrs)
+        if twin is not None:
+            # Same policy and training, same seed: the result is known, do not train again.
+            for key in ("test_accuracy", "seconds"):
+                trial.set_user_attr(key, twin.user_attrs.get(key))
+            trial.set_user_attr("duplicate_of", twin.number)
+            final = {
+                OBJECTIVE: twin.value or 0.0,
+                "test_accuracy": twin.user_attrs["test_accuracy"],
+            }
+            self.tracker.log_metrics(run_id, final, config.epochs - 1)
+            self.tracker.end_run(run_id, "complete", {"duplicate_of": str(twin.number)})
+            return twin.value or 0.0
         try:
             from search.figures import crop_grid
 
@@ -192,6 +206,14 @@ class Search:
         self.tracker.end_run(run_id, "complete")
         return result.val_accuracy
 
+    def _completed_twin(self, attrs: dict[str, Any]) -> optuna.trial.FrozenTrial | None:
+        """A complete trial that trained the same policy with the same settings, if any."""
+        for done in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            same = done.user_attrs.get("policy") == attrs["policy"]
+            if same and done.user_attrs.get("train") == attrs["train"]:
+                return done
+        return None
+
     # -- reporting -----------------------------------------------------------------------
     def _progress(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         done = len(study.trials) - self._done_before
@@ -199,9 +221,11 @@ class Search:
         elapsed = time.monotonic() - self._started
         policy = trial.user_attrs.get("policy")
         label = CropPolicy.from_dict(policy).label() if policy else "?"
-        if trial.state == optuna.trial.TrialState.COMPLETE:
+        if trial.state == TrialState.COMPLETE:
             outcome = f"{OBJECTIVE} {trial.value:.4f}"
-        elif trial.state == optuna.trial.TrialState.PRUNED:
+            if "duplicate_of" in trial.user_attrs:
+                outcome += f" (same as trial {trial.user_attrs['duplicate_of']}, not retrained)"
+        elif trial.state == TrialState.PRUNED:
             outcome = f"pruned at epoch {len(trial.intermediate_values)}"
         else:
             outcome = f"FAILED: {trial.user_attrs.get('error', 'see log')}"
@@ -222,7 +246,7 @@ class Search:
         trials = self.study.trials
         board = leaderboard(self.study)
         self.tracker.log_text(self.parent_id, leaderboard_csv(board), "leaderboard.csv")
-        values = [t.value if t.state == optuna.trial.TrialState.COMPLETE else None for t in trials]
+        values = [t.value if t.state == TrialState.COMPLETE else None for t in trials]
         baseline = next((t.value for t in trials if is_baseline(t) and t.value is not None), None)
         if any(v is not None for v in values):
             self.tracker.log_figure(
@@ -257,7 +281,7 @@ class Search:
 
 
 def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
 
 
@@ -296,7 +320,7 @@ class Row:
 def leaderboard(study: optuna.Study, top: int = 5) -> list[Row]:
     """The ``top`` complete trials by objective, plus the baseline when it is not among them."""
     complete = sorted(
-        study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)),
+        study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
         key=lambda t: (-(t.value or 0.0), t.number),
     )
     rows = [
@@ -336,9 +360,7 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
     """Optuna's default parameter importances (PED-ANOVA in Optuna 5) over the searched trials;
     empty when there are too few."""
     searched = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if t.params
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.params
     ]
     if len(searched) < 4:
         return {}
@@ -360,7 +382,7 @@ def best_minus_baseline(study: optuna.Study) -> tuple[float, float] | None:
     base = next(
         (
             t
-            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if is_baseline(t)
         ),
         None,

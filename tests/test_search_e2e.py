@@ -182,3 +182,37 @@ def test_failed_trial_is_recorded_and_search_goes_on(
     assert len(failed) == 1
     assert failed[0].info.status == "FAILED"
     assert "simulated out-of-memory" in failed[0].data.tags["error"]
+
+
+def test_a_repeated_policy_is_not_trained_again(tmp_path: Path) -> None:
+    storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    space = tmp_path / "full_only.yaml"
+    space.write_text("params:\n  kind: {type: categorical, choices: [full]}\n")
+    code = main(
+        [
+            "search",
+            "--data",
+            TINY_DATA,
+            "--space",
+            str(space),
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--study",
+            "twins",
+            "--storage",
+            storage,
+            "--tracking-uri",
+            tracking,
+        ]
+    )
+    assert code == 0
+    baseline, repeat = optuna.load_study(study_name="twins", storage=storage).trials
+    assert repeat.user_attrs["duplicate_of"] == baseline.number
+    assert repeat.value == baseline.value
+    assert repeat.user_attrs["test_accuracy"] == baseline.user_attrs["test_accuracy"]
+    client = MlflowClient(tracking)
+    run = client.get_run(repeat.user_attrs["mlflow_run_id"])
+    assert run.data.tags["duplicate_of"] == str(baseline.number)
+    assert run.data.metrics["val_accuracy"] == pytest.approx(baseline.value)
