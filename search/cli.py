@@ -240,6 +240,74 @@ def data(
             raise UserError(f"cannot write the preview {preview}: {error}") from None
 
 
+@app.command()
+def preview(
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="Policy file, as 'cropsearch export' writes it (or a field mapping)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="FIELD=VALUE",
+            help="Set a policy field, over --policy (repeatable; YAML values: 0.3, [48, 64]).",
+        ),
+    ] = None,
+    data: Annotated[str, typer.Option(help=DATA_SPEC_HELP)] = "shapes",
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path(
+        "crop_preview.png"
+    ),
+    train: Annotated[bool, typer.Option("--train", help="Only train-mode crops.")] = False,
+    eval_: Annotated[bool, typer.Option("--eval", help="Only eval-mode crops.")] = False,
+    n: Annotated[int, typer.Option("--n", min=1, max=64, help="Validation samples shown.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed of the train-mode randomness.")] = 0,
+) -> None:
+    """Draw a policy's crops of the first validation samples into a PNG, without training.
+
+    Fields: defaults, then --policy, then each --set. Neither --train nor --eval: both modes.
+    """
+    import yaml
+
+    from search.data import load_dataset
+    from search.export import load_policy
+    from search.policy import CropPolicy
+
+    fields = load_policy(policy).to_dict() if policy is not None else {}
+    for item in set_ or []:
+        name, sep, text = (part.strip() for part in item.partition("="))
+        if not sep or not name:
+            raise UserError(f"--set '{item}': expected FIELD=VALUE, e.g. --set context=0.3")
+        try:
+            value = yaml.safe_load(text)
+            CropPolicy(**{name: value})  # check this field alone, to name the flag at fault
+        except yaml.YAMLError:
+            raise UserError(f"--set '{item}': the value is not valid YAML") from None
+        except PolicyError as error:
+            raise PolicyError(f"--set '{item}': {error}") from None
+        fields[name] = value
+    chosen = CropPolicy.from_dict(fields)
+    modes = ("train",) if train and not eval_ else ("eval",) if eval_ and not train else None
+
+    _quiet_tensorflow()
+    from search.figures import crop_grid, save
+
+    dataset = load_dataset(data)
+    if len(dataset.val) == 0:
+        raise UserError(f"--data '{data}' has no validation samples to show")
+    samples = dataset.val.take(slice(0, n))
+    shown = modes or ("train", "eval")
+    figure = crop_grid(chosen, samples, dataset.class_names, seed=seed, modes=shown)
+    try:
+        path = save(figure, output)
+    except OSError as error:
+        raise UserError(f"cannot write {output}: {error}") from None
+    typer.echo(
+        f"wrote {path}: {' and '.join(shown)} crops of {len(samples)} validation samples "
+        f"of {data}, policy {chosen.label()}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes print one line on stderr and exit 2, with no traceback."""
     command = typer.main.get_command(app)

@@ -45,7 +45,13 @@ def crop_grid(
         training = mode == "train"
         windows[mode] = policy.windows(samples.sizes, samples.boxes, training, seed, epoch, index)
         crops[mode] = cut(
-            samples.images, windows[mode], index, policy.size, policy.fit, policy.interpolation
+            samples.images,
+            windows[mode],
+            index,
+            policy.size,
+            policy.fit,
+            policy.interpolation,
+            samples.sizes,
         )
     per_sample = 1 + len(modes)
     rows = int(np.ceil(len(samples) / columns))
@@ -114,20 +120,9 @@ def policy_gallery(
     policies: dict[str, CropPolicy], samples: Samples, class_names: Sequence[str]
 ) -> Figure:
     """Side by side: each sample with its box, then its eval-mode crop under every policy."""
-    from search.crops import cut
+    from search.crops import crop_samples
 
-    index = np.arange(len(samples))
-    crops = {
-        name: cut(
-            samples.images,
-            p.windows(samples.sizes, samples.boxes, False, 0, 0, index),
-            index,
-            p.size,
-            p.fit,
-            p.interpolation,
-        )
-        for name, p in policies.items()
-    }
+    crops = {name: crop_samples(p, samples) for name, p in policies.items()}
     fig, axes = plt.subplots(
         len(samples),
         1 + len(policies),

@@ -162,17 +162,27 @@ def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+#: Pydantic error types that mean "a number outside its bounds" (``size`` raises value_error).
+_RANGE_ERRORS = ("greater_than_equal", "less_than_equal", "greater_than", "less_than")
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """One line naming the field, the bad value and what is allowed."""
     lines = []
     for item in error.errors():
         field = str(item["loc"][0]) if item["loc"] else "policy"
         value = item.get("input")
+        out_of_range = item["type"] in _RANGE_ERRORS or (
+            field == "size" and item["type"] == "value_error"
+        )
         if item["type"] == "extra_forbidden":
-            lines.append(f"unknown policy field '{field}' (known: {', '.join(CropPolicy.model_fields)})")
-        elif field in BOUNDS:
+            known = ", ".join(CropPolicy.model_fields)
+            lines.append(f"unknown policy field '{field}' (known: {known})")
+        elif field in BOUNDS and out_of_range:
             low, high = BOUNDS[field]
-            lines.append(f"policy field '{field}' = {value!r} is outside the allowed range [{low}, {high}]")
+            lines.append(
+                f"policy field '{field}' = {value!r} is outside the allowed range [{low}, {high}]"
+            )
         elif item["type"] == "literal_error":
             allowed = get_args(CropPolicy.model_fields[field].annotation)
             lines.append(f"policy field '{field}' = {value!r} must be one of {', '.join(allowed)}")

@@ -8,12 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from search.config import TrainConfig
-from search.crops import cut
-from search.data import Dataset, Samples
+from search.crops import crop_samples
+from search.data import Dataset
 from search.model import build_model
 from search.policy import CropPolicy
 
@@ -31,15 +30,6 @@ class TrainResult:
     n_params: int = 0
 
 
-def crop_split(
-    policy: CropPolicy, samples: Samples, canvas: tf.Tensor, training: bool, seed: int, epoch: int
-) -> np.ndarray:
-    """All crops of a split for one epoch (train mode) or for evaluation: uint8 (N, h, w, 3)."""
-    index = np.arange(len(samples))
-    windows = policy.windows(samples.sizes, samples.boxes, training, seed, epoch, index)
-    return cut(canvas, windows, index, policy.size, policy.fit, policy.interpolation)
-
-
 def train_policy(
     policy: CropPolicy,
     data: Dataset,
@@ -55,9 +45,7 @@ def train_policy(
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     train_canvas = tf.convert_to_tensor(data.train.images)
-    val_x = crop_split(
-        policy, data.val, tf.convert_to_tensor(data.val.images), False, config.seed, 0
-    )
+    val_x = crop_samples(policy, data.val)
     model = build_model((*policy.size, 3), data.n_classes, config.width, config.depth)
     steps = config.epochs * math.ceil(len(data.train) / config.batch_size)
     model.compile(
@@ -69,7 +57,7 @@ def train_policy(
     )
     result = TrainResult(n_params=model.count_params())
     for epoch in range(config.epochs):
-        train_x = crop_split(policy, data.train, train_canvas, True, config.seed, epoch)
+        train_x = crop_samples(policy, data.train, True, config.seed, epoch, train_canvas)
         fit = model.fit(
             train_x,
             data.train.labels,
@@ -90,9 +78,7 @@ def train_policy(
         result.val_accuracy = metrics["val_accuracy"]
         if on_epoch is not None:
             on_epoch(epoch, metrics)
-    test_x = crop_split(
-        policy, data.test, tf.convert_to_tensor(data.test.images), False, config.seed, 0
-    )
+    test_x = crop_samples(policy, data.test)
     result.test_accuracy = float(
         model.evaluate(test_x, data.test.labels, batch_size=256, verbose=0)[1]
     )

@@ -56,7 +56,9 @@ class _Draws:
         return uniforms(self.seed, self.epoch, self.indices, self.count)
 
 
-def largest_window(width: np.ndarray, height: np.ndarray, aspect: float) -> tuple[np.ndarray, np.ndarray]:
+def largest_window(
+    width: np.ndarray, height: np.ndarray, aspect: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Width and height of the largest window of aspect ``aspect`` (w/h) inside each image."""
     wide = width / height > aspect
     w = np.where(wide, height * aspect, width)
@@ -98,7 +100,9 @@ def object_windows(boxes: np.ndarray, context: float, aspect: float) -> np.ndarr
     """Each box grown by ``context`` x its size on every side, then grown to ``aspect``."""
     x0, y0, x1, y1 = boxes.T
     bw, bh = np.maximum(x1 - x0, _MIN_SIDE), np.maximum(y1 - y0, _MIN_SIDE)
-    grown = np.stack([x0 - context * bw, y0 - context * bh, x1 + context * bw, y1 + context * bh], 1)
+    grown = np.stack(
+        [x0 - context * bw, y0 - context * bh, x1 + context * bw, y1 + context * bh], 1
+    )
     return grow_to_aspect(grown, aspect)
 
 
@@ -121,8 +125,12 @@ def _random_area_windows(
 
 def box_coverage(windows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Fraction of each box's area that lies inside its window."""
-    ix = np.clip(np.minimum(windows[:, 2], boxes[:, 2]) - np.maximum(windows[:, 0], boxes[:, 0]), 0, None)
-    iy = np.clip(np.minimum(windows[:, 3], boxes[:, 3]) - np.maximum(windows[:, 1], boxes[:, 1]), 0, None)
+    ix = np.clip(
+        np.minimum(windows[:, 2], boxes[:, 2]) - np.maximum(windows[:, 0], boxes[:, 0]), 0, None
+    )
+    iy = np.clip(
+        np.minimum(windows[:, 3], boxes[:, 3]) - np.maximum(windows[:, 1], boxes[:, 1]), 0, None
+    )
     area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
     return np.where(area > 0, ix * iy / np.where(area > 0, area, 1.0), 0.0)
 
@@ -150,6 +158,8 @@ def crop_windows(
         if len(box_array) != n:
             raise ValueError(f"got {n} image sizes but {len(box_array)} boxes")
     ids = np.arange(n) if indices is None else np.asarray(indices).reshape(-1)
+    if len(ids) != n:  # one index would broadcast: every sample would get the same draws
+        raise ValueError(f"got {n} image sizes but {len(ids)} indices")
     draws = _Draws(0 if seed is None else seed, epoch, ids)
     kind, aspect = policy.kind, policy.aspect_ratio
 
@@ -196,31 +206,57 @@ def crop_windows(
     return chosen
 
 
+#: A sample within this many pixels beyond an image's first/last pixel centre counts as on it
+#: (it is still well inside the image's outer half pixel): float noise in windows, such as a
+#: shifted window at x = -1e-14, must not change how it is cut.
+EDGE_TOLERANCE = 1e-3
+#: ``crop_and_resize`` computes sample positions in float32 and treats any beyond ``H - 1`` as
+#: outside (extrapolation value): a span ending exactly on the last pixel centre can overshoot by
+#: an ulp and turn the last row into fill. Such ends are pulled in by this fraction of the canvas
+#: (at most 0.002 px at 1024 px), which changes no rounded pixel value in practice.
+_END_INSET = 2e-6
+
+
+def sample_spans(windows: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
+    """Where each window's first and last output samples fall, in pixel-index coordinates
+    (pixel i's centre is at i): ``(y_first, x_first, y_last, x_last)``, shape (N, 4).
+
+    Samples sit at output pixel centres (the half-pixel convention of ``tf.image.resize`` and
+    Pillow): downscaling, the first is half an output pixel inside the window. Upscaling, that
+    would fall before the window's first pixel centre, so the samples run from its first to its
+    last pixel centre instead.
+    """
+    out_h, out_w = out_size
+    x0, y0, x1, y1 = np.asarray(windows, dtype=np.float64).reshape(-1, 4).T
+    inset_x = np.maximum((x1 - x0) / out_w / 2 - 0.5, 0.0)
+    inset_y = np.maximum((y1 - y0) / out_h / 2 - 0.5, 0.0)
+    return np.stack([y0 + inset_y, x0 + inset_x, y1 - 1.0 - inset_y, x1 - 1.0 - inset_x], axis=1)
+
+
+def spans_to_boxes(spans: np.ndarray, canvas_size: tuple[int, int]) -> np.ndarray:
+    """Sample spans -> normalised ``[y1, x1, y2, x2]`` float32 boxes for ``crop_and_resize``,
+    which samples from ``y1 * (H - 1)`` to ``y2 * (H - 1)`` inclusive on an (H, W) canvas."""
+    last = np.array([canvas_size[0] - 1, canvas_size[1] - 1], dtype=np.float64)
+    scale = np.maximum(np.concatenate([last, last]), 1.0)
+    boxes = spans / scale
+    ends_on_canvas = np.abs(spans[:, 2:] - last) <= EDGE_TOLERANCE
+    boxes[:, 2:] = np.where(ends_on_canvas, 1.0 - _END_INSET, boxes[:, 2:])
+    starts_on_canvas = (spans[:, :2] < 0) & (spans[:, :2] >= -EDGE_TOLERANCE)
+    boxes[:, :2] = np.where(starts_on_canvas, 0.0, boxes[:, :2])
+    return boxes.astype(np.float32)
+
+
 def crop_and_resize_boxes(
     windows: np.ndarray, canvas_size: tuple[int, int], out_size: tuple[int, int]
 ) -> np.ndarray:
-    """Pixel windows -> normalised ``[y1, x1, y2, x2]`` boxes for ``tf.image.crop_and_resize``.
-
-    ``crop_and_resize`` samples from ``y1 * (H - 1)`` to ``y2 * (H - 1)`` inclusive. Sampling at
-    output pixel centres (half-pixel convention, as ``tf.image.resize`` and Pillow do) puts the
-    first sample half an output pixel inside the window; when upscaling that would fall outside
-    the window, so the range is clamped to the window's first and last pixel centres.
-    """
-    canvas_h, canvas_w = canvas_size
-    out_h, out_w = out_size
-    x0, y0, x1, y1 = windows.T
-    inset_x = np.maximum((x1 - x0) / out_w / 2 - 0.5, 0.0)
-    inset_y = np.maximum((y1 - y0) / out_h / 2 - 0.5, 0.0)
-    sx0, sx1 = x0 + inset_x, x1 - 1.0 - inset_x
-    sy0, sy1 = y0 + inset_y, y1 - 1.0 - inset_y
-    return np.stack(
-        [sy0 / max(canvas_h - 1, 1), sx0 / max(canvas_w - 1, 1), sy1 / max(canvas_h - 1, 1), sx1 / max(canvas_w - 1, 1)],
-        axis=1,
-    ).astype(np.float32)
+    """Pixel windows -> normalised ``[y1, x1, y2, x2]`` boxes for ``tf.image.crop_and_resize``:
+    :func:`sample_spans` normalised by :func:`spans_to_boxes`."""
+    return spans_to_boxes(sample_spans(windows, out_size), canvas_size)
 
 
 def normalized_to_pixels(boxes: np.ndarray, image_sizes: np.ndarray) -> np.ndarray:
-    """Normalised ``[y_min, x_min, y_max, x_max]`` (as TF uses) -> pixel ``(x_min, y_min, x_max, y_max)``."""
+    """Normalised ``[y_min, x_min, y_max, x_max]`` (TF's form) -> pixel ``(x_min, y_min, x_max,
+    y_max)``."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     sizes = np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2)
     h, w = sizes[:, 0], sizes[:, 1]
@@ -235,7 +271,9 @@ def pixels_to_normalized(boxes: np.ndarray, image_sizes: np.ndarray) -> np.ndarr
     return np.stack([boxes[:, 1] / h, boxes[:, 0] / w, boxes[:, 3] / h, boxes[:, 2] / w], axis=1)
 
 
-def letterbox_frames(windows: np.ndarray, out_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def letterbox_frames(
+    windows: np.ndarray, out_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """For ``fit=letterbox``: the window grown to the output aspect, and where the original
     window lands in the output as fractions ``(left, top, right, bottom)`` of its width/height."""
     out_h, out_w = out_size
