@@ -138,12 +138,14 @@ class Space:
                 )
             for value in values:
                 _check_value(source, name, value)
-            for other in param.when or {}:
+            for other, allowed in (param.when or {}).items():
                 if other not in seen and other not in spec.fixed:
                     raise SpaceError(
                         f"{source}: parameter '{name}': 'when' names '{other}', which is not "
                         "a fixed value or a parameter listed before it"
                     )
+                for value in allowed:  # a typo here would silently never sample the parameter
+                    _check_value(source, other, value)
             seen.add(name)
 
     @classmethod
@@ -173,7 +175,7 @@ class Space:
         """The file's stem (``default`` for ``spaces/default.yaml``)."""
         return Path(self.source).stem
 
-    def sample(self, trial: optuna.Trial) -> dict[str, Any]:
+    def sample(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
         """Suggest every active parameter; return them with the fixed values."""
         values: dict[str, Any] = dict(self.spec.fixed)
         for name, param in self.spec.params.items():

@@ -20,8 +20,8 @@ SPACE_FILES = sorted(SPACES.glob("*.yaml"))
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _fixed(params: dict[str, Any]) -> Any:
-    """A FixedTrial (typed Any: ``Space.sample`` is annotated with ``optuna.Trial``)."""
+def _fixed(params: dict[str, Any]) -> optuna.trial.FixedTrial:
+    """A trial that answers every suggestion from ``params``."""
     return optuna.trial.FixedTrial(params)
 
 
@@ -205,3 +205,14 @@ def test_list_choices_come_back_as_lists() -> None:
     values = Space(spec).sample(_fixed({"size": "[48, 64]"}))
     assert values["size"] == [48, 64]
     assert CropPolicy(**values).size == (48, 64)
+
+
+def test_when_value_outside_the_field_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text(
+        "params:\n"
+        "  kind: {type: categorical, choices: [object, center]}\n"
+        "  context: {type: float, low: 0.0, high: 1.0, when: {kind: [objekt]}}\n"
+    )
+    with pytest.raises(SpaceError, match=r"typo\.yaml.*'kind'.*objekt"):
+        Space.load(path)
