@@ -160,11 +160,7 @@ class Search:
             for key in ("test_accuracy", "seconds"):
                 trial.set_user_attr(key, twin.user_attrs.get(key))
             trial.set_user_attr("duplicate_of", twin.number)
-            final = {
-                OBJECTIVE: twin.value or 0.0,
-                "test_accuracy": twin.user_attrs["test_accuracy"],
-            }
-            self.tracker.log_metrics(run_id, final, config.epochs - 1)
+            self.tracker.copy_results(twin.user_attrs["mlflow_run_id"], run_id)
             self.tracker.end_run(run_id, "complete", {"duplicate_of": str(twin.number)})
             return twin.value or 0.0
         try:

@@ -124,6 +124,20 @@ class Tracker:
         """Attach text as a file named ``name``."""
         self.client.log_text(run_id, text, name)
 
+    def copy_results(self, source_id: str, target_id: str) -> None:
+        """Give ``target_id`` the metric histories and artifacts of ``source_id``."""
+        source = self.client.get_run(source_id)
+        history = [
+            m for key in source.data.metrics for m in self.client.get_metric_history(source_id, key)
+        ]
+        for start in range(0, len(history), 1000):  # log_batch takes at most 1000 metrics
+            self.client.log_batch(target_id, metrics=history[start : start + 1000])
+        with tempfile.TemporaryDirectory() as folder:
+            for artifact in self.client.list_artifacts(source_id):
+                if not artifact.is_dir:
+                    local = self.client.download_artifacts(source_id, artifact.path, folder)
+                    self.client.log_artifact(target_id, local)
+
     def end_run(self, run_id: str, state: str, tags: Mapping[str, str] | None = None) -> None:
         """Mark a run complete, pruned or failed."""
         all_tags = {"state": state, **(tags or {})}

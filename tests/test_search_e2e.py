@@ -216,3 +216,6 @@ def test_a_repeated_policy_is_not_trained_again(tmp_path: Path) -> None:
     run = client.get_run(repeat.user_attrs["mlflow_run_id"])
     assert run.data.tags["duplicate_of"] == str(baseline.number)
     assert run.data.metrics["val_accuracy"] == pytest.approx(baseline.value)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0]
+    assert "crop_samples.png" in [a.path for a in client.list_artifacts(run.info.run_id)]
