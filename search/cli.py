@@ -6,7 +6,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,6 +14,9 @@ from search.data import DataError
 from search.export import PolicyFileError
 from search.policy import PolicyError
 from search.space import SpaceError
+
+if TYPE_CHECKING:
+    import optuna
 
 app = typer.Typer(
     help="Search the crop policy for a compact CNN: Optuna trials, tracked in MLflow.",
@@ -25,6 +28,7 @@ app = typer.Typer(
 DEFAULT_SPACE = "spaces/default.yaml"
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 DEFAULT_TRACKING = "sqlite:///mlruns/mlflow.db"
+DATA_SPEC_HELP = "Dataset spec: shapes, mnist:DIR, csv:FILE, voc:DIR or coco:FILE[,key=value...]"
 
 StorageOption = Annotated[str, typer.Option(help="Optuna storage URL (RDB or journal).")]
 StudyOption = Annotated[str | None, typer.Option(help="Study name; an existing study is resumed.")]
@@ -49,9 +53,7 @@ def _quiet_tensorflow() -> None:
 
 @app.command()
 def search(
-    data: Annotated[
-        str, typer.Option(help="Dataset spec: shapes[:k=v,...], mnist:DIR, ...")
-    ] = "shapes",
+    data: Annotated[str, typer.Option(help=DATA_SPEC_HELP)] = "shapes",
     space: Annotated[Path, typer.Option(help="Search-space YAML file.")] = Path(DEFAULT_SPACE),
     trials: Annotated[
         int, typer.Option(min=1, help="Trials to run (including the baseline).")
@@ -97,13 +99,13 @@ def search(
     typer.echo(f"done in {time.monotonic() - started:.0f}s")
     typer.echo(f"export the winner:  cropsearch export --study {run.name} -o best_policy.yaml")
     typer.echo("browse the runs:    cropsearch ui")
-    from search.study import _best
+    from search.study import best_trial
 
-    if _best(result) is None:
+    if best_trial(result) is None:
         raise typer.Exit(1)
 
 
-def _print_leaderboard(study: object) -> None:
+def _print_leaderboard(study: optuna.Study) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -112,17 +114,17 @@ def _print_leaderboard(study: object) -> None:
     table = Table(title="leaderboard (top 5 and the baseline)")
     for column in ("rank", "trial", OBJECTIVE, "test_accuracy", "policy"):
         table.add_column(column)
-    for cells in rows_as_table(leaderboard(study)):  # type: ignore[arg-type]
+    for cells in rows_as_table(leaderboard(study)):
         table.add_row(*(str(c) for c in cells))
     console = Console()
     if not console.is_terminal:  # a log file: do not fold policy labels at 80 columns
         console.width = 120
     console.print(table)
-    for line in summary_lines(study):  # type: ignore[arg-type]
+    for line in summary_lines(study):
         console.print(line)
 
 
-def _load_study(name: str | None, storage: str) -> object:
+def _load_study(name: str | None, storage: str) -> optuna.Study:
     import optuna
 
     from search.tracking import redact, sqlite_path
@@ -156,15 +158,15 @@ def export(
 ) -> None:
     """Write the best trial's policy, with provenance, as a versioned YAML file."""
     from search.export import policy_document, write_policy_file
-    from search.study import _best
+    from search.study import best_trial
 
     loaded = _load_study(study, storage)
-    best = _best(loaded)  # type: ignore[arg-type]
+    best = best_trial(loaded)
     if best is None:
-        raise UserError(f"study '{loaded.study_name}' has no completed trial yet")  # type: ignore[attr-defined]
-    path = write_policy_file(policy_document(loaded, best), output)  # type: ignore[arg-type]
+        raise UserError(f"study '{loaded.study_name}' has no completed trial yet")
+    path = write_policy_file(policy_document(loaded, best), output)
     typer.echo(
-        f"wrote {path}: trial {best.number} of study '{loaded.study_name}' "  # type: ignore[attr-defined]
+        f"wrote {path}: trial {best.number} of study '{loaded.study_name}' "
         f"(val_accuracy {best.value:.4f})"
     )
 
@@ -215,9 +217,6 @@ def ui(
     sys.stdout.flush()
     # Become the server, so Ctrl-C and SIGTERM reach it directly.
     os.execv(sys.executable, command)
-
-
-DATA_SPEC_HELP = "Dataset spec: shapes, mnist:DIR, csv:FILE, voc:DIR or coco:FILE[,key=value...]"
 
 
 @app.command()

@@ -225,7 +225,7 @@ class Search:
             outcome = f"pruned at epoch {len(trial.intermediate_values)}"
         else:
             outcome = f"FAILED: {trial.user_attrs.get('error', 'see log')}"
-        best = _best(study)
+        best = best_trial(study)
         best_text = f"best {best.value:.4f} (#{best.number})" if best else "best -"
         left = _time_left(elapsed, done, total, self.options.timeout)
         count = f"{done}/{total}" if total else f"{done}"
@@ -251,7 +251,7 @@ class Search:
         scores = param_importances(self.study)
         if scores:
             self.tracker.log_figure(self.parent_id, importances(scores), "param_importances.png")
-        best = _best(self.study)
+        best = best_trial(self.study)
         if best is not None:
             import yaml
 
@@ -276,7 +276,8 @@ class Search:
         self.tracker.end_run(self.parent_id, "complete", {"n_trials": str(len(trials))})
 
 
-def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The complete trial with the highest objective (the earliest on a tie), if any."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
 
@@ -374,7 +375,7 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
 
 def best_minus_baseline(study: optuna.Study) -> tuple[float, float] | None:
     """(best, baseline) objective values, when both exist."""
-    best = _best(study)
+    best = best_trial(study)
     base = next(
         (
             t
