@@ -29,33 +29,34 @@ class SearchRun:
     output: str
 
 
+def search_args(folder: Path, study: str, space: Path | None = None, trials: int = 2) -> list[str]:
+    """`cropsearch search` arguments for a 1-epoch search on tiny data with stores in ``folder``."""
+    return [
+        "search", "--data", TINY_DATA, "--space", str(space or REPO / "spaces" / "default.yaml"),
+        "--trials", str(trials), "--epochs", "1", "--study", study,
+        "--storage", f"sqlite:///{folder}/optuna.db", "--tracking-uri", f"sqlite:///{folder}/mlflow.db",
+    ]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test decodes into its own cache folder, never the user's."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("CROPSEARCH_CACHE", str(folder))
+    monkeypatch.delenv("CROPSEARCH_MAX_MEMORY", raising=False)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_search(tmp_path_factory: pytest.TempPathFactory) -> SearchRun:
     """One 2-trial, 1-epoch search on tiny data, shared by the tests that inspect its output."""
     from search.cli import main
 
     folder = tmp_path_factory.mktemp("search")
-    storage = f"sqlite:///{folder}/optuna.db"
-    tracking = f"sqlite:///{folder}/mlflow.db"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(
-            [
-                "search",
-                "--data",
-                TINY_DATA,
-                "--space",
-                str(REPO / "spaces" / "default.yaml"),
-                "--trials",
-                "2",
-                "--epochs",
-                "1",
-                "--study",
-                "tiny",
-                "--storage",
-                storage,
-                "--tracking-uri",
-                tracking,
-            ]
-        )
-    return SearchRun(folder, storage, tracking, "tiny", code, out.getvalue())
+        code = main(search_args(folder, "tiny"))
+    return SearchRun(
+        folder, f"sqlite:///{folder}/optuna.db", f"sqlite:///{folder}/mlflow.db", "tiny", code,
+        out.getvalue(),
+    )  # fmt: skip

@@ -15,14 +15,6 @@ from search.data import images as imaging
 from search.data.cache import cache_dir
 
 
-@pytest.fixture(autouse=True)
-def cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("CROPSEARCH_CACHE", str(folder))
-    monkeypatch.delenv("CROPSEARCH_MAX_MEMORY", raising=False)
-    return folder
-
-
 @pytest.fixture
 def dataset_csv(tmp_path: Path) -> Path:
     root = tmp_path / "ds"

@@ -19,14 +19,6 @@ from search.data import images as imaging
 COLUMNS = ["path", "label", "x_min", "y_min", "x_max", "y_max"]
 
 
-@pytest.fixture(autouse=True)
-def cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("CROPSEARCH_CACHE", str(folder))
-    monkeypatch.delenv("CROPSEARCH_MAX_MEMORY", raising=False)
-    return folder
-
-
 @pytest.fixture
 def decodes(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Counts decodes per file name."""

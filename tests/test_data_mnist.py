@@ -14,14 +14,6 @@ from search.data.mnist import clutter, read_idx
 MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 
 
-@pytest.fixture(autouse=True)
-def cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("CROPSEARCH_CACHE", str(folder))
-    monkeypatch.delenv("CROPSEARCH_MAX_MEMORY", raising=False)
-    return folder
-
-
 def write_idx(path: Path, array: np.ndarray) -> Path:
     header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     data = header + array.astype(np.uint8).tobytes()

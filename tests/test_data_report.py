@@ -13,14 +13,6 @@ from search.data import load_dataset
 from search.data.report import BOX_COLOR, format_report, preview_grid
 
 
-@pytest.fixture(autouse=True)
-def cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("CROPSEARCH_CACHE", str(folder))
-    monkeypatch.delenv("CROPSEARCH_MAX_MEMORY", raising=False)
-    return folder
-
-
 @pytest.fixture
 def spec(tmp_path: Path) -> str:
     """A small csv dataset with a missing file, a bad row and a clipped box."""

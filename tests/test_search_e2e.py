@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 import pytest
 import yaml
-from conftest import REPO, TINY_DATA, SearchRun
+from conftest import SearchRun, search_args
 from mlflow.tracking import MlflowClient
 
 import search
@@ -102,25 +102,7 @@ def test_resume_adds_trials_to_the_same_study(tiny_search: SearchRun, tmp_path: 
     for name in ("optuna.db", "mlflow.db"):
         shutil.copy(tiny_search.folder / name, tmp_path / name)
     storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
-    code = main(
-        [
-            "search",
-            "--data",
-            TINY_DATA,
-            "--space",
-            str(REPO / "spaces" / "default.yaml"),
-            "--trials",
-            "1",
-            "--epochs",
-            "1",
-            "--study",
-            "tiny",
-            "--storage",
-            storage,
-            "--tracking-uri",
-            tracking,
-        ]
-    )
+    code = main(search_args(tmp_path, "tiny", trials=1))
     assert code == 0
     study = optuna.load_study(study_name="tiny", storage=storage)
     assert len(study.trials) == 3
@@ -148,25 +130,7 @@ def test_failed_trial_is_recorded_and_search_goes_on(
     storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
     space = tmp_path / "objects.yaml"
     space.write_text("params:\n  kind: {type: categorical, choices: [object]}\n")
-    code = main(
-        [
-            "search",
-            "--data",
-            TINY_DATA,
-            "--space",
-            str(space),
-            "--trials",
-            "2",
-            "--epochs",
-            "1",
-            "--study",
-            "failing",
-            "--storage",
-            storage,
-            "--tracking-uri",
-            tracking,
-        ]
-    )
+    code = main(search_args(tmp_path, "failing", space))
     assert code == 0  # the baseline completed, so there is a result
     study = optuna.load_study(study_name="failing", storage=storage)
     states = [t.state for t in study.trials]
@@ -188,25 +152,7 @@ def test_a_repeated_policy_is_not_trained_again(tmp_path: Path) -> None:
     storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
     space = tmp_path / "full_only.yaml"
     space.write_text("params:\n  kind: {type: categorical, choices: [full]}\n")
-    code = main(
-        [
-            "search",
-            "--data",
-            TINY_DATA,
-            "--space",
-            str(space),
-            "--trials",
-            "2",
-            "--epochs",
-            "1",
-            "--study",
-            "twins",
-            "--storage",
-            storage,
-            "--tracking-uri",
-            tracking,
-        ]
-    )
+    code = main(search_args(tmp_path, "twins", space))
     assert code == 0
     baseline, repeat = optuna.load_study(study_name="twins", storage=storage).trials
     assert repeat.user_attrs["duplicate_of"] == baseline.number
