@@ -54,7 +54,12 @@ def _quiet_tensorflow() -> None:
 @app.command()
 def search(
     data: Annotated[str, typer.Option(help=DATA_SPEC_HELP)] = "shapes",
-    space: Annotated[Path, typer.Option(help="Search-space YAML file.")] = Path(DEFAULT_SPACE),
+    space: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"Search-space YAML file [default: {DEFAULT_SPACE}].", show_default=False
+        ),
+    ] = None,
     trials: Annotated[
         int, typer.Option(min=1, help="Trials to run (including the baseline).")
     ] = 12,
@@ -76,6 +81,7 @@ def search(
     from search.tracking import redact
 
     started = time.monotonic()
+    space = space or _default_space()
     search_space = Space.load(space)
     _quiet_tensorflow()
     typer.echo(f"loading data {data} ...")
@@ -103,6 +109,12 @@ def search(
 
     if best_trial(result) is None:
         raise typer.Exit(1)
+
+
+def _default_space() -> Path:
+    """``spaces/default.yaml`` of the working directory, else the one beside the package."""
+    local = Path(DEFAULT_SPACE)
+    return local if local.exists() else Path(__file__).resolve().parents[1] / DEFAULT_SPACE
 
 
 def _print_leaderboard(study: optuna.Study) -> None:
