@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import tempfile
 import time
@@ -14,8 +15,10 @@ from urllib.parse import unquote
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-# MLflow narrates database creation and migrations at INFO; a search prints its own progress.
+# MLflow narrates database creation and migrations at INFO, and draws a progress bar for
+# every artifact it copies; a search prints its own progress.
 logging.getLogger("mlflow").setLevel(logging.WARNING)
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 #: Trial state -> MLflow run status, so the UI shows pruned and failed trials as such.
 RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
