@@ -62,7 +62,7 @@ def search(
     ] = None,
     trials: Annotated[
         int, typer.Option(min=1, help="Trials to run (including the baseline).")
-    ] = 12,
+    ] = 10,
     timeout: Annotated[
         float | None, typer.Option(min=1, help="Stop starting trials after this many seconds.")
     ] = None,

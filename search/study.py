@@ -37,7 +37,7 @@ class StudyError(ValueError):
 class SearchOptions:
     """Everything a search run needs besides the data and the space."""
 
-    trials: int | None = 12
+    trials: int | None = 10
     timeout: float | None = None
     epochs: int = 4
     seed: int = 0

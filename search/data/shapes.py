@@ -141,7 +141,7 @@ def render(
 def load_shapes(spec: DataSpec) -> Dataset:
     """Generate the benchmark a ``shapes[:KEY=VALUE,...]`` spec describes.
 
-    Keys: ``train``, ``val``, ``test`` (canvases; default 2000/500/500), ``canvas`` (side in
+    Keys: ``train``, ``val``, ``test`` (canvases; default 1500/400/400), ``canvas`` (side in
     pixels, 96), ``distractors`` (4), ``seed`` (0).
     """
     check_options(spec, OPTIONS)
@@ -149,7 +149,7 @@ def load_shapes(spec: DataSpec) -> Dataset:
     distractors = option(spec, "distractors", 4)
     seed = option(spec, "seed", 0)
     splits = []
-    for number, (name, default) in enumerate((("train", 2000), ("val", 500), ("test", 500))):
+    for number, (name, default) in enumerate((("train", 1500), ("val", 400), ("test", 400))):
         n = option(spec, name, default)
         rng = np.random.default_rng([seed, number])
         images, boxes, labels = render(rng, n, canvas, distractors)

@@ -5,7 +5,7 @@ Grammar: ``FORMAT[:LOCATION][,KEY=VALUE...]``. Built-in benchmarks take no locat
 
 Formats (options and defaults are documented in each loader's module):
 
-- ``shapes[,train=2000,val=500,test=500,canvas=96,distractors=4,seed=0]``: built-in benchmark.
+- ``shapes[,train=1500,val=400,test=400,canvas=96,distractors=4,seed=0]``: built-in benchmark.
 - ``mnist:DIR[,train=N,val=5000,test=N,canvas=60,distractors=4,seed=0]``: cluttered MNIST
   digits from the IDX files in DIR (:mod:`search.data.mnist`).
 - ``csv:FILE``, ``voc:DIR``, ``coco:FILE[,images=DIR]``: user annotations, all taking
