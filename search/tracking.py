@@ -119,10 +119,6 @@ class Tracker:
         with tempfile.TemporaryDirectory() as folder:
             self.client.log_artifact(run_id, str(save(figure, Path(folder) / name)))
 
-    def log_file(self, run_id: str, path: str | Path, folder: str | None = None) -> None:
-        """Attach a file to the run."""
-        self.client.log_artifact(run_id, str(path), folder)
-
     def log_text(self, run_id: str, text: str, name: str) -> None:
         """Attach text as a file named ``name``."""
         self.client.log_text(run_id, text, name)
