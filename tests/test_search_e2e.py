@@ -16,6 +16,8 @@ import search
 from search.cli import main
 from search.export import FORMAT
 
+pytestmark = pytest.mark.slow  # trains real models / starts a server
+
 
 def test_search_exits_zero_and_prints_leaderboard(tiny_search: SearchRun) -> None:
     assert tiny_search.exit_code == 0, tiny_search.output

@@ -10,8 +10,11 @@ import time
 import urllib.request
 from urllib.error import URLError
 
+import pytest
 from conftest import SearchRun
 from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow  # trains real models / starts a server
 
 
 def _free_port() -> int:
