@@ -298,7 +298,9 @@ def preview(
             raise PolicyError(f"--set '{item}': {error}") from None
         fields[name] = value
     chosen = CropPolicy.from_dict(fields)
-    modes = ("train",) if train and not eval_ else ("eval",) if eval_ and not train else None
+    shown: tuple[str, ...] = ("train", "eval")
+    if train != eval_:
+        shown = ("train",) if train else ("eval",)
 
     _quiet_tensorflow()
     from search.figures import crop_grid, save
@@ -307,7 +309,6 @@ def preview(
     if len(dataset.val) == 0:
         raise UserError(f"--data '{data}' has no validation samples to show")
     samples = dataset.val.take(slice(0, n))
-    shown = modes or ("train", "eval")
     figure = crop_grid(chosen, samples, dataset.class_names, seed=seed, modes=shown)
     try:
         path = save(figure, output)

@@ -60,11 +60,16 @@ def policy_document(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dic
     }
 
 
+def policy_yaml(document: dict[str, Any]) -> str:
+    """A policy document as YAML text, fields in file order."""
+    return yaml.safe_dump(document, sort_keys=False)
+
+
 def write_policy_file(document: dict[str, Any], path: str | Path) -> Path:
     """Write a policy document as YAML."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    path.write_text(policy_yaml(document))
     return path
 
 

@@ -236,14 +236,15 @@ class Search:
 
     def finish(self) -> None:
         """Write the study-level views to the parent run and mark it finished."""
-        from search.export import policy_document
+        from search.export import policy_document, policy_yaml
         from search.figures import importances, optimization_history, policy_gallery
 
         trials = self.study.trials
         board = leaderboard(self.study)
         self.tracker.log_text(self.parent_id, leaderboard_csv(board), "leaderboard.csv")
         values = [t.value if t.state == TrialState.COMPLETE else None for t in trials]
-        baseline = next((t.value for t in trials if is_baseline(t) and t.value is not None), None)
+        base_trial = completed_baseline(self.study)
+        baseline = base_trial.value if base_trial is not None else None
         if any(v is not None for v in values):
             self.tracker.log_figure(
                 self.parent_id, optimization_history(values, baseline), "optimization_history.png"
@@ -253,16 +254,8 @@ class Search:
             self.tracker.log_figure(self.parent_id, importances(scores), "param_importances.png")
         best = best_trial(self.study)
         if best is not None:
-            import yaml
-
-            self.tracker.log_text(
-                self.parent_id,
-                yaml.safe_dump(policy_document(self.study, best), sort_keys=False),
-                "best_policy.yaml",
-            )
-            base_trial = next(
-                (t for t in trials if is_baseline(t) and "policy" in t.user_attrs), None
-            )
+            document = policy_yaml(policy_document(self.study, best))
+            self.tracker.log_text(self.parent_id, document, "best_policy.yaml")
             if base_trial is not None:
                 shown = {"baseline": trial_policy(base_trial), "best": trial_policy(best)}
                 gallery = policy_gallery(
@@ -373,17 +366,15 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
         return {}
 
 
+def completed_baseline(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The study's full-image baseline trial, once it has completed."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return next((t for t in complete if is_baseline(t)), None)
+
+
 def best_minus_baseline(study: optuna.Study) -> tuple[float, float] | None:
     """(best, baseline) objective values, when both exist."""
-    best = best_trial(study)
-    base = next(
-        (
-            t
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if is_baseline(t)
-        ),
-        None,
-    )
+    best, base = best_trial(study), completed_baseline(study)
     if best is None or base is None or base.value is None or best.value is None:
         return None
     return best.value, base.value
