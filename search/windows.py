@@ -123,6 +123,72 @@ def _random_area_windows(
     return _placed(draws() * (width - w), draws() * (height - h), w, h)
 
 
+def disturb_boxes(
+    boxes: np.ndarray, image_sizes: np.ndarray, noise: float, draws: _Draws
+) -> np.ndarray:
+    """Boxes moved and rescaled as a detector's would be, clipped to their images.
+
+    The centre moves by ``noise`` x the box's width/height times a uniform draw in [-1, 1];
+    width and height scale by ``exp(noise x u)`` with u uniform in [-1, 1]. ``noise=0`` returns
+    the boxes unchanged.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if noise <= 0:
+        return boxes
+    sizes = np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2)
+    x0, y0, x1, y1 = boxes.T
+    w, h = np.maximum(x1 - x0, _MIN_SIDE), np.maximum(y1 - y0, _MIN_SIDE)
+    cx = (x0 + x1) / 2 + (2.0 * draws() - 1.0) * noise * w
+    cy = (y0 + y1) / 2 + (2.0 * draws() - 1.0) * noise * h
+    w = w * np.exp((2.0 * draws() - 1.0) * noise)
+    h = h * np.exp((2.0 * draws() - 1.0) * noise)
+    moved = _centred(cx, cy, w, h)
+    height, width = sizes[:, 0], sizes[:, 1]
+    moved[:, 0] = np.clip(moved[:, 0], 0.0, width - _MIN_SIDE)
+    moved[:, 1] = np.clip(moved[:, 1], 0.0, height - _MIN_SIDE)
+    moved[:, 2] = np.clip(moved[:, 2], moved[:, 0] + _MIN_SIDE, width)
+    moved[:, 3] = np.clip(moved[:, 3], moved[:, 1] + _MIN_SIDE, height)
+    return moved
+
+
+def noisy_boxes(
+    boxes: np.ndarray, image_sizes: np.ndarray, noise: float, seed: int
+) -> np.ndarray:
+    """:func:`disturb_boxes` keyed by (``seed``, sample index): the same boxes every call."""
+    ids = np.arange(len(np.asarray(boxes).reshape(-1, 4)))
+    return disturb_boxes(boxes, image_sizes, noise, _Draws(seed, 0, ids))
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of each box in ``a`` with the box at the same row of ``b``."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def noise_for_iou(
+    boxes: np.ndarray, image_sizes: np.ndarray, target: float, seed: int
+) -> tuple[float, float]:
+    """The :func:`noisy_boxes` noise whose mean IoU with ``boxes`` is closest to ``target``,
+    found by bisection; returns (noise, measured mean IoU)."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+
+    def mean_iou(noise: float) -> float:
+        return float(box_iou(boxes, noisy_boxes(boxes, image_sizes, noise, seed)).mean())
+
+    low, high = 0.0, 4.0
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if mean_iou(mid) > target else (low, mid)
+    noise = (low + high) / 2
+    return noise, mean_iou(noise)
+
+
 def box_coverage(windows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Fraction of each box's area that lies inside its window."""
     ix = np.clip(
@@ -180,6 +246,8 @@ def crop_windows(
         scale = np.minimum(1.0, np.sqrt(mean_area / (w * h)))
         return _centred(width / 2, height / 2, w * scale, h * scale)
 
+    if training and policy.box_noise > 0:
+        box_array = disturb_boxes(box_array, sizes, policy.box_noise, draws)
     eval_windows = object_windows(box_array, policy.context, aspect)
     if kind == "object" and training and policy.jitter > 0:
         x0, y0, x1, y1 = eval_windows.T
