@@ -35,8 +35,8 @@ def crop_grid(
     modes: Sequence[str] = ("train", "eval"),
     columns: int = 2,
 ) -> Figure:
-    """For each sample: the source with its box (green) and the train (red) / eval (yellow,
-    dashed) windows drawn, followed by the crops in each of ``modes``."""
+    """For each sample: the source with its box (green; none for box-free data) and the train
+    (red) / eval (yellow, dashed) windows drawn, followed by the crops in each of ``modes``."""
     from search.crops import cut
 
     index = np.arange(len(samples))
@@ -65,7 +65,8 @@ def crop_grid(
         h, w = samples.sizes[i]
         source = axes[row, col * per_sample]
         source.imshow(samples.images[i, :h, :w])
-        source.add_patch(_rect(samples.boxes[i], BOX_COLOR))
+        if samples.has_boxes:
+            source.add_patch(_rect(samples.boxes[i], BOX_COLOR))
         for mode in modes:
             color, style = (TRAIN_COLOR, "-") if mode == "train" else (EVAL_COLOR, "--")
             source.add_patch(_rect(windows[mode][i], color, style))
@@ -119,7 +120,8 @@ def importances(values: dict[str, float]) -> Figure:
 def policy_gallery(
     policies: dict[str, CropPolicy], samples: Samples, class_names: Sequence[str]
 ) -> Figure:
-    """Side by side: each sample with its box, then its eval-mode crop under every policy."""
+    """Side by side: each sample with its box (if any), then its eval-mode crop under every
+    policy."""
     from search.crops import crop_samples
 
     crops = {name: crop_samples(p, samples) for name, p in policies.items()}
@@ -134,7 +136,8 @@ def policy_gallery(
     for i in range(len(samples)):
         h, w = samples.sizes[i]
         axes[i, 0].imshow(samples.images[i, :h, :w])
-        axes[i, 0].add_patch(_rect(samples.boxes[i], BOX_COLOR))
+        if samples.has_boxes:
+            axes[i, 0].add_patch(_rect(samples.boxes[i], BOX_COLOR))
         axes[i, 0].set_title(class_names[int(samples.labels[i])], fontsize=7)
         for k, (name, image) in enumerate(crops.items(), start=1):
             axes[i, k].imshow(image[i])

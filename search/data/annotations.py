@@ -1,15 +1,18 @@
-"""User-annotated datasets (``csv``, ``voc``, ``coco``): one pipeline from records to a Dataset.
+"""User datasets (``csv``, ``voc``, ``coco``, ``tfrecord``, ``folder``): one pipeline from records
+to a Dataset.
 
 A format parser turns its files into :class:`Annotations` (images with their objects, in the
 file's stored pixel frame, as pixel edges ``(x_min, y_min, x_max, y_max)``); :func:`build_dataset`
-does the rest the same way for every format: checks, splits, decoding once, caching.
+does the rest the same way for every format: checks, splits, decoding once, caching. An image
+is a file under the dataset root, or encoded bytes a reader returns (TFRecord). An object
+without a box (``folder``: box-free data) stands for its whole image.
 
-Options shared by the three formats (default in brackets):
+Options shared by these formats (default in brackets):
 
 - ``classes=a|b|c`` [all]: keep only these classes; label indices follow this order. Without it,
   classes are sorted by name (COCO: by category id). Naming a class the data lacks is an error.
 - ``min_size=N`` [0]: drop objects whose box, clipped to the image, is under N pixels on its
-  shorter side, measured in the original image (before resizing).
+  shorter side, measured in the original image (before resizing); box-free: the image's.
 - ``max_side=N`` [256]: working resolution, the longest image side (never upscaled; 0 keeps
   the original size). Boxes are scaled with the image.
 - ``val=F``, ``test=F`` [0.15, 0.15]: fractions of *images* carved into val and test where the
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,20 +122,30 @@ class UserOptions:
 
 @dataclass
 class ObjectRecord:
-    """One annotated object as the annotation file states it."""
+    """One annotated object as the annotation file states it (``box`` None: the whole image)."""
 
     label: str
-    box: Box
+    box: Box | None
     where: str
 
 
 @dataclass
 class ImageRecord:
-    """One image and its objects; ``split`` is the dataset's own split, or None (carve it)."""
+    """One image and its objects; ``split`` is the dataset's own split, or None (carve it).
+
+    Attributes:
+        path: the image file, relative to the root; with ``reader``, only a name for reports.
+        objects: its objects.
+        split: the dataset's own split, or None.
+        reader: returns the encoded image, for formats that hold images inside their own files.
+        probe: the image's header, when the parser has already read it.
+    """
 
     path: str
     objects: list[ObjectRecord] = field(default_factory=list)
     split: int | None = None
+    reader: Callable[[], bytes] | None = None
+    probe: imaging.Probe | None = None
 
 
 @dataclass
@@ -145,6 +159,7 @@ class Annotations:
         report: per-sample faults found while parsing.
         class_order: default class order (e.g. COCO category ids), else names are sorted.
         carve: the splits carved from the images without a split of their own.
+        has_boxes: False for box-free data (every object is its whole image).
     """
 
     source: Path
@@ -153,6 +168,7 @@ class Annotations:
     report: DataReport
     class_order: list[str] | None = None
     carve: tuple[int, ...] = (VAL, TEST)
+    has_boxes: bool = True
 
 
 @dataclass
@@ -162,6 +178,10 @@ class _Image:
     objects: list[ObjectRecord]
     split: int | None
     probe: imaging.Probe | None = None
+    reader: Callable[[], bytes] | None = None
+
+    def source(self) -> imaging.Source:
+        return self.reader() if self.reader is not None else self.path
 
 
 def check_box(box: Box) -> str | None:
@@ -196,21 +216,37 @@ def build_dataset(
     ``key`` already holds the format, the options and the annotation files' bytes; the image
     files' paths, sizes and times are added here.
     """
-    images = _resolve(annotations)
-    _check_requested_classes(options, annotations, images)
-    images = _filter_objects(images, options, annotations.report)
+    images = _prepare(options, annotations)
     for image in images:
-        key.add_file_stat(image.path)
+        if image.reader is None:
+            key.add_file_stat(image.path)
     decoded = load_or_build(spec, key, lambda: _decode_all(spec, options, annotations, images))
     return assemble(spec, decoded, MEMORY_HINT)
+
+
+def decode_annotations(spec: DataSpec, options: UserOptions, annotations: Annotations) -> Decoded:
+    """Checks, splits and decoding without the cache: for a format whose cache key is known
+    before parsing (its images live inside its files), called from :func:`load_or_build`."""
+    return _decode_all(spec, options, annotations, _prepare(options, annotations))
+
+
+def _prepare(options: UserOptions, annotations: Annotations) -> list[_Image]:
+    images = _resolve(annotations)
+    _check_requested_classes(options, annotations, images)
+    return _filter_objects(images, options, annotations.report)
 
 
 def _resolve(annotations: Annotations) -> list[_Image]:
     """Image paths resolved inside the root; records of one file merged (decoded once)."""
     root = annotations.root.resolve()
     merged: dict[Path, _Image] = {}
+    held: list[_Image] = []
     for record in annotations.images:
         if not record.objects:
+            continue
+        if record.reader is not None:  # held in the annotation files: nothing to resolve
+            path, objects = Path(record.path), list(record.objects)
+            held.append(_Image(path, record.path, objects, record.split, record.probe, record.reader))
             continue
         candidate = Path(record.path)
         try:
@@ -226,7 +262,7 @@ def _resolve(annotations: Annotations) -> list[_Image]:
             merged[resolved] = _Image(resolved, record.path, list(record.objects), record.split)
         else:
             known.objects.extend(record.objects)
-    return list(merged.values())
+    return list(merged.values()) + held
 
 
 def _check_requested_classes(
@@ -254,7 +290,7 @@ def _filter_objects(images: list[_Image], options: UserOptions, report: DataRepo
             if options.classes is not None and obj.label not in options.classes:
                 report.skip(NOT_SELECTED, where=obj.where)
                 continue
-            reason = check_box(obj.box)
+            reason = None if obj.box is None else check_box(obj.box)
             if reason is not None:
                 report.skip(reason, where=obj.where)
                 continue
@@ -289,7 +325,7 @@ def _decode_all(
     for image, code in zip(probed, codes, strict=True):
         assert image.probe is not None
         try:
-            array, image.probe = imaging.decode(image.path, image.probe, options.max_side)
+            array, image.probe = imaging.decode(image.source(), image.probe, options.max_side)
         except imaging.ImageFault as fault:
             report.skip(fault.reason, len(image.objects), _where(image.name, fault.detail))
             continue
@@ -313,7 +349,7 @@ def _decode_all(
         )
     side = "original size" if options.max_side <= 0 else f"longest side <= {options.max_side}"
     report.notes.append(f"images: {len(pixels)} decoded, {resized} resized ({side})")
-    return Decoded.from_images(class_names, pixels, splits, report)
+    return Decoded.from_images(class_names, pixels, splits, report, annotations.has_boxes)
 
 
 def _where(name: str, detail: str) -> str:
@@ -322,14 +358,17 @@ def _where(name: str, detail: str) -> str:
 
 def _probe(image: _Image, options: UserOptions, report: DataReport) -> bool:
     """Read the header, then drop boxes wholly outside, clip the rest, apply min_size."""
-    try:
-        image.probe = imaging.probe(image.path)
-    except imaging.ImageFault as fault:
-        report.skip(fault.reason, len(image.objects), _where(image.name, fault.detail))
-        return False
+    if image.probe is None:
+        try:
+            image.probe = imaging.probe(image.source())
+        except imaging.ImageFault as fault:
+            report.skip(fault.reason, len(image.objects), _where(image.name, fault.detail))
+            return False
     width, height = image.probe.width, image.probe.height
     objects = []
     for obj in image.objects:
+        if obj.box is None:
+            obj = ObjectRecord(obj.label, (0.0, 0.0, float(width), float(height)), obj.where)
         x0, y0, x1, y1 = obj.box
         clipped = (max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height)))
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
@@ -350,7 +389,7 @@ def _working_boxes(image: _Image, width: int, height: int) -> np.ndarray:
     """The image's boxes, oriented like its pixels and scaled to ``width`` x ``height``."""
     assert image.probe is not None
     probe = image.probe
-    boxes = np.array([obj.box for obj in image.objects], dtype=np.float64)
+    boxes = np.array([obj.box for obj in image.objects], dtype=np.float64).reshape(-1, 4)
     oriented = imaging.orient_boxes(boxes, probe.width, probe.height, probe.orientation)
     full_width, full_height = probe.oriented_size
     scale = np.array([width / full_width, height / full_height] * 2)
@@ -411,9 +450,10 @@ def _assign_splits(
     codes[pool] = split_groups(first, val, test, rng)
     carved = [f"{name} {part:.0%}" for name, part in (("val", val), ("test", test)) if part]
     if pool and carved:
+        by = "the first object's class" if annotations.has_boxes else "class"
         annotations.report.notes.append(
             f"splits: {' and '.join(carved)} of {len(pool)} images carved by image, stratified by "
-            f"the first object's class (seed {options.seed})"
+            f"{by} (seed {options.seed})"
         )
     return codes
 

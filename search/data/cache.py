@@ -11,8 +11,8 @@ file therefore misses the cache and rebuilds it.
 
 Stored (uncompressed ``.npz``, no pickles): every kept image once, unpadded and back to back
 (one channel only when every pixel is gray, as for MNIST: a third of the bytes), its size, and
-per split each sample's image index, box and label, plus the class names and the
-:class:`DataReport` as JSON. ``cache=0`` in a spec bypasses the cache (no read, no write).
+per split each sample's image index, box and label, plus the class names, whether the data has
+boxes, and the :class:`DataReport` as JSON. ``cache=0`` in a spec bypasses the cache (no read, no write).
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ def write(path: Path, decoded: Decoded) -> None:
         "channels": 1 if gray else 3,
         "class_names": list(decoded.class_names),
         "report": decoded.report.to_dict(),
+        "boxes": decoded.has_boxes,
     }
     arrays: dict[str, np.ndarray] = {
         "meta": np.array(json.dumps(meta)),
@@ -157,6 +158,7 @@ def read(path: Path) -> Decoded | None:
                 stored["sizes"],
                 splits,
                 DataReport.from_dict(meta["report"]),
+                bool(meta.get("boxes", True)),
             )
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None

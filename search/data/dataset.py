@@ -24,12 +24,15 @@ class Samples:
         sizes: int (N, 2), each image's true (height, width).
         boxes: float (N, 4), the object box in pixels ``(x_min, y_min, x_max, y_max)``.
         labels: int (N,), indices into the dataset's ``class_names``.
+        has_boxes: False for box-free data (an image folder): each box is then the whole
+            image, so every kind that needs no object box works unchanged.
     """
 
     images: np.ndarray
     sizes: np.ndarray
     boxes: np.ndarray
     labels: np.ndarray
+    has_boxes: bool = True
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -41,7 +44,13 @@ class Samples:
 
     def take(self, index: np.ndarray | slice) -> Samples:
         """The samples at ``index`` (a copy-free view where numpy allows)."""
-        return Samples(self.images[index], self.sizes[index], self.boxes[index], self.labels[index])
+        return Samples(
+            self.images[index],
+            self.sizes[index],
+            self.boxes[index],
+            self.labels[index],
+            self.has_boxes,
+        )
 
 
 @dataclass
@@ -111,6 +120,11 @@ class Dataset:
         """Number of classes."""
         return len(self.class_names)
 
+    @property
+    def has_boxes(self) -> bool:
+        """Whether samples carry object boxes; box-free samples hold their whole image's box."""
+        return self.train.has_boxes
+
     @cached_property
     def fingerprint(self) -> str:
         """Short content hash of all splits: equal data gives an equal fingerprint."""
@@ -119,6 +133,8 @@ class Dataset:
             for array in (split.images, split.sizes, split.boxes, split.labels):
                 digest.update(np.ascontiguousarray(array).tobytes())
         digest.update("\n".join(self.class_names).encode())
+        if not self.has_boxes:
+            digest.update(b"\0no boxes")
         return digest.hexdigest()[:16]
 
     def summary(self) -> dict[str, dict[str, int]]:

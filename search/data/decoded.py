@@ -49,6 +49,7 @@ class Decoded:
         sizes: int (M, 2) image (height, width) at the working resolution.
         splits: ``{"train": SplitIndex, "val": ..., "test": ...}``.
         report: what loading kept and skipped.
+        has_boxes: False for box-free data, whose boxes are the whole images.
     """
 
     class_names: tuple[str, ...]
@@ -56,6 +57,7 @@ class Decoded:
     sizes: np.ndarray
     splits: dict[str, SplitIndex]
     report: DataReport
+    has_boxes: bool = True
 
     @classmethod
     def from_images(
@@ -64,12 +66,13 @@ class Decoded:
         images: list[np.ndarray],
         splits: dict[str, SplitIndex],
         report: DataReport,
+        has_boxes: bool = True,
     ) -> Decoded:
         """Build from a list of (h, w, 3) uint8 images."""
         sizes = np.array([image.shape[:2] for image in images], dtype=np.int64).reshape(-1, 2)
         flat = [image.reshape(-1) for image in images]
         pixels = np.concatenate(flat) if flat else np.zeros(0, dtype=np.uint8)
-        return cls(class_names, pixels, sizes, splits, report)
+        return cls(class_names, pixels, sizes, splits, report, has_boxes)
 
     @property
     def n_samples(self) -> int:
@@ -138,6 +141,7 @@ def assemble(spec: DataSpec, decoded: Decoded, hint: str) -> Dataset:
                 sizes[index].reshape(-1, 2),
                 np.asarray(split.boxes, dtype=np.float64).reshape(-1, 4),
                 np.asarray(split.labels, dtype=np.int64),
+                decoded.has_boxes,
             )
         )
     train, val, test = splits

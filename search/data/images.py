@@ -4,7 +4,8 @@ Two steps per file, both with Pillow: :func:`probe` reads the header only (size 
 orientation: enough to check boxes and estimate memory before any pixel is decoded), then
 :func:`decode` produces the pixels and says which orientation it applied (the one
 :func:`PIL.ImageOps.exif_transpose` found once the file was read, which can differ from the
-header's for a PNG whose EXIF chunk follows its pixel data). Problems with one file raise
+header's for a PNG whose EXIF chunk follows its pixel data). Either takes a file path or the
+encoded bytes themselves (an image held inside a TFRecord). Problems with one file raise
 :class:`ImageFault`, whose ``reason`` is one of the closed set below; the caller skips the
 file's samples and counts them.
 
@@ -19,8 +20,10 @@ transposition, and the resize scales them with the image.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -34,6 +37,9 @@ IMAGE_TOO_LARGE = "image too large"
 _ORIENTATION_TAG = 0x0112
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 _WITH_ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
+
+#: An image file, or its encoded bytes.
+Source = Path | bytes
 
 
 class ImageFault(Exception):
@@ -70,10 +76,14 @@ class Probe:
         return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def probe(path: Path) -> Probe:
-    """Read the header of ``path``; raise :class:`ImageFault` when it is not a usable image."""
+def _file(source: Source) -> Path | BinaryIO:
+    return io.BytesIO(source) if isinstance(source, bytes) else source
+
+
+def probe(source: Source) -> Probe:
+    """Read the header of ``source``; raise :class:`ImageFault` when it is not a usable image."""
     try:
-        with Image.open(path) as image:
+        with Image.open(_file(source)) as image:
             width, height = image.size
             # The base method reads only what opening found: PngImageFile.getexif would decode
             # the whole image to look for EXIF after the pixel data.
@@ -98,15 +108,15 @@ def _orientation(exif: Image.Exif) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def decode(path: Path, expected: Probe, max_side: int) -> tuple[np.ndarray, Probe]:
-    """Pixels of ``path`` as uint8 (h, w, 3): oriented, converted to RGB and resized so the
+def decode(source: Source, expected: Probe, max_side: int) -> tuple[np.ndarray, Probe]:
+    """Pixels of ``source`` as uint8 (h, w, 3): oriented, converted to RGB and resized so the
     longest side is at most ``max_side``; and the probe with the orientation applied.
 
     Raises :class:`ImageFault` on any decoding error.
     """
     planned = expected.target_size(max_side)
     try:
-        with Image.open(path) as image:
+        with Image.open(_file(source)) as image:
             if (image.width, image.height) != (expected.width, expected.height):
                 raise ImageFault(CORRUPT_IMAGE, "changed since it was probed")
             swaps = expected.orientation in (5, 6, 7, 8)

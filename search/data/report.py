@@ -15,8 +15,9 @@ TILE = 128
 
 
 def format_report(dataset: Dataset) -> str:
-    """Samples per class and split, box sizes, skipped samples with reasons, clipped boxes,
-    and how the data was read; one fact per line, ending in a newline."""
+    """Samples per class and split, box sizes (image sizes for box-free data), skipped samples
+    with reasons, clipped boxes, and how the data was read; one fact per line, ending in a
+    newline."""
     splits = {name: getattr(dataset, name) for name in SPLITS}
     lines = [f"data: {dataset.spec}", f"fingerprint: {dataset.fingerprint}"]
     totals = ", ".join(f"{name} {len(samples)}" for name, samples in splits.items())
@@ -24,14 +25,15 @@ def format_report(dataset: Dataset) -> str:
     height, width = dataset.train.images.shape[1:3]
     lines.append(f"canvas: {height}x{width} (images zero-padded to the largest)")
     lines += _class_table(dataset, splits)
-    lines += _box_lines(splits)
+    lines += _box_lines(splits, dataset.has_boxes)
     report = dataset.report
     lines.append(f"skipped: {report.n_skipped}")
     for reason, count in sorted(report.skipped.items(), key=lambda item: (-item[1], item[0])):
         examples = report.examples.get(reason, [])
         suffix = f"  e.g. {'; '.join(examples)}" if examples else ""
         lines.append(f"  {reason}: {count}{suffix}")
-    lines.append(f"clipped boxes: {report.clipped_boxes} (partly outside the image, clipped)")
+    if dataset.has_boxes:
+        lines.append(f"clipped boxes: {report.clipped_boxes} (partly outside the image, clipped)")
     lines += report.notes
     return "\n".join(lines) + "\n"
 
@@ -51,7 +53,7 @@ def _class_table(dataset: Dataset, splits: dict[str, Samples]) -> list[str]:
     return lines
 
 
-def _box_lines(splits: dict[str, Samples]) -> list[str]:
+def _box_lines(splits: dict[str, Samples], has_boxes: bool) -> list[str]:
     boxes = np.concatenate([samples.boxes for samples in splits.values()]).reshape(-1, 4)
     if len(boxes) == 0:
         return ["box sides: no boxes"]
@@ -60,7 +62,8 @@ def _box_lines(splits: dict[str, Samples]) -> list[str]:
         "height": boxes[:, 3] - boxes[:, 1],
     }
     sides["shorter side"] = np.minimum(sides["width"], sides["height"])
-    lines = ["box sides in canvas pixels (min / median / max):"]
+    title = "box sides" if has_boxes else "boxes: none (box-free data); image sides"
+    lines = [f"{title} in canvas pixels (min / median / max):"]
     for name, values in sides.items():
         low, mid, high = np.min(values), np.median(values), np.max(values)
         lines.append(f"  {name}: {low:.1f} / {mid:.1f} / {high:.1f}")
@@ -68,8 +71,8 @@ def _box_lines(splits: dict[str, Samples]) -> list[str]:
 
 
 def preview_grid(dataset: Dataset, path: str | Path, n: int = 16, split: str = "train") -> Path:
-    """Draw ``n`` samples of ``split`` (spread evenly over it) with their boxes and labels into
-    a PNG grid at ``path``; return the path."""
+    """Draw ``n`` samples of ``split`` (spread evenly over it) with their boxes (none for
+    box-free data) and labels into a PNG grid at ``path``; return the path."""
     samples: Samples = getattr(dataset, split)
     chosen = np.unique(np.linspace(0, len(samples) - 1, num=min(n, len(samples))).astype(int))
     columns = max(1, min(4, len(chosen)))
@@ -87,11 +90,12 @@ def preview_grid(dataset: Dataset, path: str | Path, n: int = 16, split: str = "
         )
         left, top = (slot % columns) * TILE, (slot // columns) * (TILE + caption)
         grid.paste(image, (left, top))
-        x0, y0, x1, y1 = (float(v) * scale for v in samples.boxes[i])
-        draw.rectangle(
-            (left + x0, top + y0, left + max(x0, x1 - 1), top + max(y0, y1 - 1)),
-            outline=BOX_COLOR,
-        )
+        if samples.has_boxes:
+            x0, y0, x1, y1 = (float(v) * scale for v in samples.boxes[i])
+            draw.rectangle(
+                (left + x0, top + y0, left + max(x0, x1 - 1), top + max(y0, y1 - 1)),
+                outline=BOX_COLOR,
+            )
         label = dataset.class_names[int(samples.labels[i])]
         draw.text((left + 2, top + TILE + 1), label[:20], fill=(255, 255, 255))
     out = Path(path)

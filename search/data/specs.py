@@ -8,9 +8,12 @@ Formats (options and defaults are documented in each loader's module):
 - ``shapes[,train=1500,val=400,test=400,canvas=96,distractors=4,seed=0]``: built-in benchmark.
 - ``mnist:DIR[,train=N,val=5000,test=N,canvas=60,distractors=4,seed=0]``: cluttered MNIST
   digits from the IDX files in DIR (:mod:`search.data.mnist`).
-- ``csv:FILE``, ``voc:DIR``, ``coco:FILE[,images=DIR]``: user annotations, all taking
-  ``classes=a|b|c,min_size=0,max_side=256,val=0.15,test=0.15,seed=0``
-  (:mod:`search.data.annotations`).
+- ``csv:FILE``, ``voc:DIR``, ``coco:FILE[,images=DIR]``, ``tfrecord:GLOB[,label_map=FILE]``
+  (TensorFlow Object Detection API records) and ``folder:DIR`` (class sub-folders, no boxes):
+  user data, all taking ``classes=a|b|c,min_size=0,max_side=256,val=0.15,test=0.15,seed=0``
+  (:mod:`search.data.annotations`, :mod:`search.data.tfrecord`, :mod:`search.data.folder`).
+
+The registry of formats is :mod:`search.data.loaders`.
 
 Every located format also takes ``max_memory=GIB`` (decoded-canvas limit, default 4, or the
 environment variable ``CROPSEARCH_MAX_MEMORY``) and ``cache=0`` (bypass the decode cache in
@@ -21,12 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 
 from search.data.dataset import DataError, Dataset
+from search.data.loaders import FORMATS
 
-#: Formats whose first argument is a file or folder.
-LOCATED_FORMATS = ("mnist", "csv", "voc", "coco")
+#: Formats whose first argument is a file, folder or glob.
+LOCATED_FORMATS = tuple(name for name, fmt in FORMATS.items() if fmt.located)
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,8 @@ class DataSpec:
 def parse_data_spec(text: str) -> DataSpec:
     """Parse ``FORMAT[:LOCATION][,KEY=VALUE...]``; raise :class:`DataError` naming the problem."""
     fmt, _, rest = text.strip().partition(":")
-    if fmt not in _LOADERS:
-        raise DataError(f"--data '{text}': unknown format '{fmt}' (known: {', '.join(_LOADERS)})")
+    if fmt not in FORMATS:
+        raise DataError(f"--data '{text}': unknown format '{fmt}' (known: {', '.join(FORMATS)})")
     items = [item for item in rest.split(",") if item] if rest else []
     location = None
     if fmt in LOCATED_FORMATS:
@@ -108,43 +113,6 @@ def check_options(spec: DataSpec, known: tuple[str, ...]) -> None:
 def load_dataset(spec: str | DataSpec) -> Dataset:
     """Load (or generate) the dataset a spec names."""
     parsed = parse_data_spec(spec) if isinstance(spec, str) else spec
-    return _LOADERS[parsed.format](parsed)
-
-
-def _load_shapes(spec: DataSpec) -> Dataset:
-    from search.data.shapes import load_shapes
-
-    return load_shapes(spec)
-
-
-def _load_mnist(spec: DataSpec) -> Dataset:
-    from search.data.mnist import load_mnist
-
-    return load_mnist(spec)
-
-
-def _load_csv(spec: DataSpec) -> Dataset:
-    from search.data.csvfile import load_csv
-
-    return load_csv(spec)
-
-
-def _load_voc(spec: DataSpec) -> Dataset:
-    from search.data.voc import load_voc
-
-    return load_voc(spec)
-
-
-def _load_coco(spec: DataSpec) -> Dataset:
-    from search.data.coco import load_coco
-
-    return load_coco(spec)
-
-
-_LOADERS: dict[str, Callable[[DataSpec], Dataset]] = {
-    "shapes": _load_shapes,
-    "mnist": _load_mnist,
-    "csv": _load_csv,
-    "voc": _load_voc,
-    "coco": _load_coco,
-}
+    fmt = FORMATS[parsed.format]
+    loader: Callable[[DataSpec], Dataset] = getattr(import_module(fmt.module), fmt.function)
+    return loader(parsed)
