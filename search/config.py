@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from search.strict import Integer, Number
+
 
 class TrainConfig(BaseModel):
     """How one trial trains; ``learning_rate``, ``width``, ``depth`` and ``batch_size`` may
@@ -11,12 +13,13 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    epochs: int = Field(4, ge=1, le=1000)
-    batch_size: int = Field(64, ge=1, le=4096)
-    learning_rate: float = Field(3e-3, gt=0.0, le=1.0)
-    width: int = Field(16, ge=4, le=256)
-    depth: int = Field(4, ge=1, le=6)
-    seed: int = 0
+    epochs: Integer = Field(4, ge=1, le=1000)
+    batch_size: Integer = Field(64, ge=1, le=4096)
+    learning_rate: Number = Field(3e-3, gt=0.0, le=1.0)
+    width: Integer = Field(16, ge=4, le=256)
+    depth: Integer = Field(4, ge=1, le=6)
+    #: numpy's and Optuna's samplers take seeds in [0, 2**32 - 1].
+    seed: Integer = Field(0, ge=0, le=2**32 - 1)
 
 
 #: Training fields a space may search or fix (epochs and seed are run options).

@@ -75,16 +75,16 @@ def write_policy_file(document: dict[str, Any], path: str | Path) -> Path:
 
 def load_policy(path: str | Path) -> CropPolicy:
     """Read a policy file (or a bare mapping of policy fields) and validate it."""
-    source = str(path)
+    from search.safe_yaml import YamlFileError, clip, load_yaml_file, shorten
+
+    source = clip(str(path))
     try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise PolicyFileError(f"{source}: no such policy file") from None
-    except yaml.YAMLError:
-        raise PolicyFileError(f"{source}: not valid YAML") from None
+        raw = load_yaml_file(path, "policy file")
+    except YamlFileError as error:
+        raise PolicyFileError(str(error)) from None
     if isinstance(raw, dict) and "format" in raw:
         if raw["format"] != FORMAT:
-            raise PolicyFileError(f"{source}: format '{raw['format']}' is not '{FORMAT}'")
+            raise PolicyFileError(f"{source}: format {shorten(raw['format'])} is not '{FORMAT}'")
         raw = raw.get("policy")
     try:
         return CropPolicy.from_dict(raw)

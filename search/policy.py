@@ -8,6 +8,9 @@ from typing import Any, Literal, get_args
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from search.safe_yaml import clip, shorten
+from search.strict import Integer, Number
+
 Kind = Literal["full", "center", "random", "random_resized", "object", "object_random"]
 Border = Literal["shift", "pad"]
 Fit = Literal["stretch", "letterbox"]
@@ -49,7 +52,8 @@ def _bounded(name: str, default: float) -> Any:
     return Field(default, ge=low, le=high)
 
 
-_SizeSide = int
+_SizeSide = Integer
+_SIDE_OUT_OF_RANGE = "each side must be in [{}, {}]".format(*BOUNDS["size"])
 
 
 class CropPolicy(BaseModel):
@@ -64,11 +68,11 @@ class CropPolicy(BaseModel):
 
     kind: Kind = "full"
     size: tuple[_SizeSide, _SizeSide] = (48, 48)
-    fraction: float = _bounded("fraction", 1.0)
-    aspect_ratio: float = _bounded("aspect_ratio", 1.0)
-    context: float = _bounded("context", 0.0)
-    jitter: float = _bounded("jitter", 0.0)
-    min_object_covered: float = _bounded("min_object_covered", 0.5)
+    fraction: Number = _bounded("fraction", 1.0)
+    aspect_ratio: Number = _bounded("aspect_ratio", 1.0)
+    context: Number = _bounded("context", 0.0)
+    jitter: Number = _bounded("jitter", 0.0)
+    min_object_covered: Number = _bounded("min_object_covered", 0.5)
     #: Train-time disturbance of the object box, as a detector's boxes are disturbed: the box
     #: centre moves by up to ``box_noise`` x its size and each side scales by up to
     #: ``exp(+-box_noise)`` (:func:`search.windows.disturb_boxes`). Measured mean IoU with the
@@ -98,7 +102,7 @@ class CropPolicy(BaseModel):
         low, high = BOUNDS["size"]
         for side in value:
             if not low <= side <= high:
-                raise ValueError(f"each side must be in [{low}, {high}]")
+                raise ValueError(_SIDE_OUT_OF_RANGE)
         return value
 
     # -- serialization -------------------------------------------------------------------
@@ -185,20 +189,24 @@ def describe_validation_error(error: ValidationError) -> str:
     for item in error.errors():
         field = str(item["loc"][0]) if item["loc"] else "policy"
         value = item.get("input")
-        out_of_range = item["type"] in _RANGE_ERRORS or (
-            field == "size" and item["type"] == "value_error"
-        )
+        out_of_range = item["type"] in _RANGE_ERRORS or _SIDE_OUT_OF_RANGE in item["msg"]
         if item["type"] == "extra_forbidden":
             known = ", ".join(CropPolicy.model_fields)
-            lines.append(f"unknown policy field '{field}' (known: {known})")
+            lines.append(f"unknown policy field '{clip(field)}' (known: {known})")
         elif field in BOUNDS and out_of_range:
             low, high = BOUNDS[field]
             lines.append(
-                f"policy field '{field}' = {value!r} is outside the allowed range [{low}, {high}]"
+                f"policy field '{field}' = {shorten(value)} is outside the allowed range "
+                f"[{low}, {high}]"
             )
         elif item["type"] == "literal_error":
             allowed = get_args(CropPolicy.model_fields[field].annotation)
-            lines.append(f"policy field '{field}' = {value!r} must be one of {', '.join(allowed)}")
+            lines.append(
+                f"policy field '{field}' = {shorten(value)} must be one of {', '.join(allowed)}"
+            )
         else:
-            lines.append(f"policy field '{field}' = {value!r}: {item['msg']}")
+            message = item["msg"].removeprefix("Value error, ")
+            lines.append(f"policy field '{clip(field)}' = {shorten(value)}: {message}")
+        if len(lines) == 3:  # enough to act on; the rest after fixing these
+            break
     return "; ".join(lines)

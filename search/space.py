@@ -22,11 +22,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from search.config import SEARCHABLE_TRAIN_FIELDS, TrainConfig
 from search.policy import CropPolicy, PolicyError
+from search.safe_yaml import YamlFileError, clip, load_yaml_file, shorten
+from search.strict import Integer, Number
 
 if TYPE_CHECKING:
     import optuna
@@ -52,20 +53,20 @@ class FloatParam(_Param):
     """``{type: float, low, high, log, step}``: a float in [low, high]."""
 
     type: Literal["float"]
-    low: float
-    high: float
-    log: bool = False
-    step: float | None = None
+    low: Number
+    high: Number
+    log: StrictBool = False
+    step: Number | None = None
 
 
 class IntParam(_Param):
     """``{type: int, low, high, log, step}``: an integer in [low, high]."""
 
     type: Literal["int"]
-    low: int
-    high: int
-    log: bool = False
-    step: int = 1
+    low: Integer
+    high: Integer
+    log: StrictBool = False
+    step: Integer = 1
 
 
 class CategoricalParam(_Param):
@@ -101,13 +102,36 @@ def _check_value(source: str, name: str, value: Any) -> None:
         try:
             TrainConfig(**{name: value})
         except ValidationError as error:
-            message = error.errors()[0]["msg"]
-            raise SpaceError(f"{source}: parameter '{name}' = {value!r}: {message}") from None
+            message = error.errors()[0]["msg"].removeprefix("Value error, ")
+            raise SpaceError(
+                f"{source}: parameter '{name}' = {shorten(value)}: {message}"
+            ) from None
         return
     try:
         CropPolicy(**{name: value})
     except PolicyError as error:
         raise SpaceError(f"{source}: parameter '{name}': {error}") from None
+
+
+#: Fields that take whole numbers: a ``type: float`` range would hand them fractions.
+INTEGER_FIELDS = ("size",) + tuple(
+    name for name in TRAIN_FIELDS if TrainConfig.model_fields[name].annotation is int
+)
+
+
+def _check_range(source: str, name: str, param: FloatParam | IntParam) -> None:
+    """Refuse what Optuna would refuse only when the first trial samples the parameter."""
+    import optuna
+
+    if isinstance(param, FloatParam) and name in INTEGER_FIELDS:
+        raise SpaceError(f"{source}: parameter '{name}' takes whole numbers: use type: int")
+    try:
+        if isinstance(param, FloatParam):
+            optuna.distributions.FloatDistribution(param.low, param.high, param.log, param.step)
+        else:
+            optuna.distributions.IntDistribution(param.low, param.high, param.log, param.step)
+    except ValueError as error:
+        raise SpaceError(f"{source}: parameter '{name}': {clip(str(error), 200)}") from None
 
 
 class Space:
@@ -119,12 +143,14 @@ class Space:
         seen: set[str] = set()
         for name, value in spec.fixed.items():
             if name not in known:
-                raise SpaceError(f"{source}: fixed '{name}' is not a policy or training field")
+                raise SpaceError(
+                    f"{source}: fixed '{clip(name)}' is not a policy or training field"
+                )
             _check_value(source, name, value)
         for name, param in spec.params.items():
             if name not in known:
                 raise SpaceError(
-                    f"{source}: parameter '{name}' is not a policy or training field "
+                    f"{source}: parameter '{clip(name)}' is not a policy or training field "
                     f"(known: {', '.join(known)})"
                 )
             if name in spec.fixed:
@@ -136,12 +162,14 @@ class Space:
                 raise SpaceError(
                     f"{source}: parameter '{name}': low={param.low} > high={param.high}"
                 )
+            if not isinstance(param, CategoricalParam):
+                _check_range(source, name, param)
             for value in values:
                 _check_value(source, name, value)
             for other, allowed in (param.when or {}).items():
                 if other not in seen and other not in spec.fixed:
                     raise SpaceError(
-                        f"{source}: parameter '{name}': 'when' names '{other}', which is not "
+                        f"{source}: parameter '{name}': 'when' names '{clip(other)}', which is not "
                         "a fixed value or a parameter listed before it"
                     )
                 for value in allowed:  # a typo here would silently never sample the parameter
@@ -151,23 +179,20 @@ class Space:
     @classmethod
     def load(cls, path: str | Path) -> Space:
         """Read and validate a space file; errors name the file and the parameter."""
-        source = str(path)
+        source = clip(str(path))
         try:
-            raw = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError:
-            raise SpaceError(f"{source}: no such space file") from None
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark is not None else ""
-            raise SpaceError(f"{source}: not valid YAML{where}") from None
+            raw = load_yaml_file(path, "space file")
+        except YamlFileError as error:
+            raise SpaceError(str(error)) from None
         if not isinstance(raw, dict):
             raise SpaceError(f"{source}: a space file must be a mapping with 'params'")
         try:
             spec = SpaceFile.model_validate(raw)
         except ValidationError as error:
             first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise SpaceError(f"{source}: {where}: {first['msg']}") from None
+            where = clip(".".join(str(part) for part in first["loc"]))
+            message = first["msg"].removeprefix("Value error, ")
+            raise SpaceError(f"{source}: {where}: {message}") from None
         return cls(spec, source)
 
     @property
@@ -200,6 +225,65 @@ class Space:
     def baseline(self) -> dict[str, Any]:
         """The comparison every study contains: the full image, with the space's fixed values."""
         return {**self.spec.fixed, "kind": "full"}
+
+    def conventions(self) -> list[dict[str, Any]]:
+        """One configuration per searched kind other than ``full``, at the setting users know
+        (:data:`CONVENTIONS`, else the field's default), moved into the space's range: the
+        anchors a search tries before its sampler explores."""
+        kind = self.spec.params.get("kind")
+        if not isinstance(kind, CategoricalParam):
+            return []
+        found = []
+        for choice in kind.choices:
+            if choice == "full":
+                continue
+            values: dict[str, Any] = {**self.spec.fixed, "kind": choice}
+            for name, param in self.spec.params.items():
+                if name == "kind" or (
+                    param.when
+                    and not all(values.get(k) in allowed for k, allowed in param.when.items())
+                ):
+                    continue
+                values[name] = _conventional(name, param, CONVENTIONS.get(str(choice), {}))
+            found.append({k: v for k, v in values.items() if k in self.spec.params})
+        return found
+
+
+#: Conventional settings per kind: timm's centre crop_pct 0.875; torchvision's RandomResizedCrop
+#: area range (0.08, 1); the object box with a moderate 20% context on each side, no jitter;
+#: Inception's ``sample_distorted_bounding_box`` (area from 0.05, min_object_covered 0.1).
+CONVENTIONS: dict[str, dict[str, Any]] = {
+    "center": {"fraction": 0.875, "aspect_ratio": 1.0},
+    "random": {"fraction": 0.875, "aspect_ratio": 1.0},
+    "random_resized": {"fraction": 0.08, "aspect_ratio": 1.0},
+    "object": {"context": 0.2, "aspect_ratio": 1.0, "jitter": 0.0, "box_noise": 0.0},
+    "object_random": {
+        "fraction": 0.05,
+        "min_object_covered": 0.1,
+        "context": 0.2,
+        "aspect_ratio": 1.0,
+        "box_noise": 0.0,
+    },
+}
+
+
+def _conventional(name: str, param: Any, conventions: dict[str, Any]) -> Any:
+    """The conventional (else default) value of ``name``, moved into ``param``'s range."""
+    if name in conventions:
+        value = conventions[name]
+    elif name in CropPolicy.model_fields:
+        value = CropPolicy.model_fields[name].default
+    else:
+        value = TrainConfig.model_fields[name].default
+    if isinstance(param, CategoricalParam):
+        options = _hashable(param.choices)
+        wanted = json.dumps(value) if isinstance(value, list | tuple) else value
+        return wanted if wanted in options else options[0]
+    value = min(max(value, param.low), param.high)
+    if param.step:
+        value = param.low + round((value - param.low) / param.step) * param.step
+        value = min(value, param.high)
+    return int(round(value)) if isinstance(param, IntParam) else float(value)
 
 
 def _hashable(choices: list[Any]) -> list[Any]:
