@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from search.config import SEARCHABLE_TRAIN_FIELDS, TrainConfig
-from search.policy import CropPolicy, PolicyError
+from search.policy import KINDS, OBJECT_KINDS, CropPolicy, PolicyError
 from search.safe_yaml import YamlFileError, clip, load_yaml_file, shorten
 from search.strict import Integer, Number
 
@@ -225,6 +225,18 @@ class Space:
     def baseline(self) -> dict[str, Any]:
         """The comparison every study contains: the full image, with the space's fixed values."""
         return {**self.spec.fixed, "kind": "full"}
+
+    def kinds(self) -> tuple[str, ...]:
+        """The crop kinds this space can produce, the baseline's ``full`` included."""
+        found = {"full", str(self.spec.fixed.get("kind", "full"))}
+        param = self.spec.params.get("kind")
+        if isinstance(param, CategoricalParam):
+            found.update(str(choice) for choice in param.choices)
+        return tuple(kind for kind in KINDS if kind in found)
+
+    def object_kinds(self) -> tuple[str, ...]:
+        """The kinds this space can produce that need object boxes (none on box-free data)."""
+        return tuple(kind for kind in self.kinds() if kind in OBJECT_KINDS)
 
     def conventions(self) -> list[dict[str, Any]]:
         """One configuration per searched kind other than ``full``, at the setting users know

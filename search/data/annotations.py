@@ -245,8 +245,9 @@ def _resolve(annotations: Annotations) -> list[_Image]:
         if not record.objects:
             continue
         if record.reader is not None:  # held in the annotation files: nothing to resolve
-            path, objects = Path(record.path), list(record.objects)
-            held.append(_Image(path, record.path, objects, record.split, record.probe, record.reader))
+            image = _Image(Path(record.path), record.path, list(record.objects), record.split)
+            image.probe, image.reader = record.probe, record.reader
+            held.append(image)
             continue
         candidate = Path(record.path)
         try:
@@ -367,9 +368,10 @@ def _probe(image: _Image, options: UserOptions, report: DataReport) -> bool:
     width, height = image.probe.width, image.probe.height
     objects = []
     for obj in image.objects:
+        whole = (0.0, 0.0, float(width), float(height))
         if obj.box is None:
-            obj = ObjectRecord(obj.label, (0.0, 0.0, float(width), float(height)), obj.where)
-        x0, y0, x1, y1 = obj.box
+            obj = ObjectRecord(obj.label, whole, obj.where)
+        x0, y0, x1, y1 = obj.box or whole
         clipped = (max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height)))
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
             report.skip(OUTSIDE_IMAGE, where=obj.where)

@@ -12,7 +12,8 @@ file therefore misses the cache and rebuilds it.
 Stored (uncompressed ``.npz``, no pickles): every kept image once, unpadded and back to back
 (one channel only when every pixel is gray, as for MNIST: a third of the bytes), its size, and
 per split each sample's image index, box and label, plus the class names, whether the data has
-boxes, and the :class:`DataReport` as JSON. ``cache=0`` in a spec bypasses the cache (no read, no write).
+boxes, and the :class:`DataReport` as JSON. ``cache=0`` in a spec bypasses the cache (no read,
+no write).
 """
 
 from __future__ import annotations
