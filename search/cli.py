@@ -6,10 +6,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from search.config import DEFAULT_STORAGE, DEFAULT_TRACKING
 from search.data import DataError
 from search.export import PolicyFileError
 from search.policy import PolicyError
@@ -17,6 +18,9 @@ from search.space import SpaceError
 
 if TYPE_CHECKING:
     import optuna
+
+    from search.confirm import Confirmation
+    from search.record import TrialRecord
 
 app = typer.Typer(
     help="Search the crop policy for a compact CNN: Optuna trials, tracked in MLflow.",
@@ -26,8 +30,6 @@ app = typer.Typer(
 )
 
 DEFAULT_SPACE = "spaces/default.yaml"
-DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
-DEFAULT_TRACKING = "sqlite:///mlruns/mlflow.db"
 DATA_SPEC_HELP = "Dataset spec: shapes, mnist:DIR, csv:FILE, voc:DIR or coco:FILE[,key=value...]"
 
 StorageOption = Annotated[str, typer.Option(help="Optuna storage URL (RDB or journal).")]
@@ -51,6 +53,14 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+TopOption = Annotated[
+    int, typer.Option(min=1, max=20, help="Policies to confirm besides the baseline.")
+]
+RepeatsOption = Annotated[
+    int, typer.Option(min=2, max=20, help="Training seeds per confirmed policy.")
+]
+
+
 @app.command()
 def search(
     data: Annotated[str, typer.Option(help=DATA_SPEC_HELP)] = "shapes",
@@ -61,23 +71,44 @@ def search(
         ),
     ] = None,
     trials: Annotated[
-        int, typer.Option(min=1, help="Trials to run (including the baseline).")
+        int, typer.Option(min=1, help="Screening trials to run (including the baseline).")
     ] = 10,
     timeout: Annotated[
-        float | None, typer.Option(min=1, help="Stop starting trials after this many seconds.")
+        float | None,
+        typer.Option(
+            min=1,
+            help="Wall-clock budget of the whole command in seconds, confirmation included: "
+            "screening stops early and confirmation trains on a share of the data to fit.",
+        ),
     ] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs per trial.")] = 4,
     seed: Annotated[
-        int, typer.Option(help="Seed of the sampler and of every trial's training.")
+        int,
+        typer.Option(help="Seed from which the sampler, training and confirmation seeds derive."),
     ] = 0,
+    screen: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            max=1.0,
+            help="Share of the training split each screening trial trains on "
+            "[default: all of it up to 5,000 samples].",
+            show_default=False,
+        ),
+    ] = None,
+    confirm: Annotated[
+        bool, typer.Option(help="Confirm the top policies over seeds after the search.")
+    ] = True,
+    top: TopOption = 3,
+    repeats: RepeatsOption = 3,
     study: StudyOption = None,
     storage: StorageOption = DEFAULT_STORAGE,
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING,
 ) -> None:
-    """Run a crop-policy search and print its leaderboard."""
+    """Screen crop policies, confirm the best over seeds, and print the results."""
     from search.data import load_dataset
+    from search.engines.optuna import OptunaSearch, SearchOptions, StudyError
     from search.space import Space
-    from search.study import Search, SearchOptions, StudyError
     from search.tracking import redact
 
     started = time.monotonic()
@@ -87,8 +118,20 @@ def search(
     typer.echo(f"loading data {data} ...")
     try:
         dataset = load_dataset(data)
-        options = SearchOptions(trials, timeout, epochs, seed, study, storage, tracking_uri)
-        run = Search(dataset, search_space, options, echo=typer.echo)
+        options = SearchOptions(
+            trials,
+            timeout,
+            epochs,
+            seed,
+            study,
+            storage,
+            tracking_uri,
+            screen,
+            confirm,
+            top,
+            repeats,
+        )
+        run = OptunaSearch(dataset, search_space, options, echo=typer.echo)
     except StudyError as error:
         raise UserError(str(error)) from None
     sizes = ", ".join(f"{k} {len(getattr(dataset, k))}" for k in ("train", "val", "test"))
@@ -97,18 +140,91 @@ def search(
         f"(ready in {time.monotonic() - started:.1f}s; fingerprint {dataset.fingerprint})"
     )
     typer.echo(f"study '{run.name}' in {redact(storage)}; MLflow: {redact(tracking_uri)}")
+    anchors = min(len(run.anchors), trials) - 1
     typer.echo(
         f"space {space}; {trials} trials x {epochs} epochs; trial 0 is the full-image baseline"
+        + (f", then each kind's conventional setting ({anchors})" if anchors > 0 else "")
     )
-    result = run.run()
-    _print_leaderboard(result)
+    confirmation = run.run()
+    records = run.records.search_records()
+    _print_leaderboard(records)
+    if confirmation is not None:
+        _print_confirmation(confirmation)
     typer.echo(f"done in {time.monotonic() - started:.0f}s")
     typer.echo(f"export the winner:  cropsearch export --study {run.name} -o best_policy.yaml")
     typer.echo("browse the runs:    cropsearch ui")
-    from search.study import best_trial
+    from search.report import best_record
 
-    if best_trial(result) is None:
+    if best_record(records) is None:
         raise typer.Exit(1)
+
+
+@app.command("confirm")
+def confirm_command(
+    study: Annotated[str, typer.Option(help="The study to confirm.")],
+    data: Annotated[
+        str | None, typer.Option(help="Dataset spec [default: the study's own].")
+    ] = None,
+    top: TopOption = 3,
+    repeats: RepeatsOption = 3,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the confirmation [default: the study's].")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Epochs per run [default: the study's].")
+    ] = None,
+    storage: StorageOption = DEFAULT_STORAGE,
+    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING,
+) -> None:
+    """Re-train a study's top policies and its baseline over seeds; finished repeats are
+    reused, so running it again resumes (or just reprints)."""
+    from search.confirm import ConfirmPlan
+    from search.confirm import confirm as run_confirmation
+    from search.data import load_dataset
+    from search.engines.optuna import OptunaRecords, param_importances, study_attrs
+    from search.tracking import Tracker
+    from search.views import log_study_views
+
+    loaded = _load_study(study, storage)
+    attrs = loaded.user_attrs
+    spec = data or attrs.get("data")
+    if spec is None:
+        raise UserError(f"study '{study}' does not record its data; pass --data")
+    _quiet_tensorflow()
+    dataset = load_dataset(spec)
+    if attrs.get("data_fingerprint") not in (None, dataset.fingerprint):
+        raise UserError(
+            f"--data '{spec}' is not the data study '{study}' ran on "
+            f"(fingerprint {dataset.fingerprint}, study {attrs.get('data_fingerprint')})"
+        )
+    records = OptunaRecords(loaded)
+    if not any(r.state == "complete" for r in records.search_records()):
+        raise UserError(f"study '{study}' has no completed trial to confirm")
+    tracker = Tracker(tracking_uri, study)
+    parent_id = tracker.start_parent(study, {}, attrs.get("mlflow_parent_run_id"))
+    plan = ConfirmPlan(
+        top,
+        repeats,
+        int(attrs.get("seed", 0)) if seed is None else seed,
+        int(attrs.get("epochs", 4)) if epochs is None else epochs,
+    )
+    confirmation = None
+    try:
+        confirmation = run_confirmation(
+            records, dataset, tracker, parent_id, plan, None, echo=typer.echo
+        )
+    finally:
+        log_study_views(
+            tracker,
+            parent_id,
+            records.search_records(),
+            dataset,
+            param_importances(loaded),
+            confirmation or records.confirmation(),
+            study_attrs(loaded),
+        )
+        tracker.end_run(parent_id, "complete")
+    _print_confirmation(confirmation)
 
 
 def _default_space() -> Path:
@@ -117,23 +233,64 @@ def _default_space() -> Path:
     return local if local.exists() else Path(__file__).resolve().parents[1] / DEFAULT_SPACE
 
 
-def _print_leaderboard(study: optuna.Study) -> None:
+def _console() -> Any:
     from rich.console import Console
-    from rich.table import Table
 
-    from search.study import OBJECTIVE, leaderboard, rows_as_table, summary_lines
-
-    table = Table(title="leaderboard (top 5 and the baseline)")
-    for column in ("rank", "trial", OBJECTIVE, "test_accuracy", "policy"):
-        table.add_column(column)
-    for cells in rows_as_table(leaderboard(study)):
-        table.add_row(*(str(c) for c in cells))
     console = Console()
     if not console.is_terminal:  # a log file: do not fold policy labels at 80 columns
-        console.width = 120
+        console.width = 140
+    return console
+
+
+def _print_leaderboard(records: list[TrialRecord]) -> None:
+    from rich.table import Table
+
+    from search.record import OBJECTIVE
+    from search.report import leaderboard, rows_as_table, summary_lines
+
+    table = Table(title="screening leaderboard (single runs; top 5 and the baseline)")
+    for column in ("rank", "trial", OBJECTIVE, "test_accuracy", "policy"):
+        table.add_column(column)
+    for cells in rows_as_table(leaderboard(records)):
+        table.add_row(*cells)
+    console = _console()
     console.print(table)
-    for line in summary_lines(study):
+    for line in summary_lines(records):
         console.print(line)
+
+
+def _print_confirmation(confirmation: Confirmation) -> None:
+    from rich.table import Table
+
+    from search.report import (
+        confirmation_table,
+        needs_exact_boxes,
+        robustness_header,
+        robustness_rows,
+    )
+
+    console = _console()
+    table = Table(
+        title=f"confirmation: {confirmation.summaries[0].val.n} seeds x {confirmation.epochs} "
+        f"epochs on {confirmation.train_fraction:.0%} of the training data (* = winner, "
+        "by validation mean)"
+    )
+    for column in ("trial", "policy", "val mean ± std", "test mean ± std", "test vs baseline"):
+        table.add_column(column)
+    table.add_column("n")
+    for cells in confirmation_table(confirmation):
+        table.add_row(*cells)
+    console.print(table)
+    robustness = Table(title="robustness: test accuracy with the boxes met in use")
+    for column in robustness_header(confirmation):
+        robustness.add_column(column)
+    for row in robustness_rows(confirmation):
+        robustness.add_row(*(str(c) for c in row))
+    console.print(robustness)
+    console.print(f"verdict: {confirmation.verdict}", highlight=False)
+    warning = needs_exact_boxes(confirmation)
+    if warning:
+        console.print(f"warning: {warning}", highlight=False)
 
 
 def _load_study(name: str | None, storage: str) -> optuna.Study:
@@ -168,19 +325,27 @@ def export(
     ] = None,
     storage: StorageOption = DEFAULT_STORAGE,
 ) -> None:
-    """Write the best trial's policy, with provenance, as a versioned YAML file."""
+    """Write the study's answer (the confirmed winner, else the best screening trial) with
+    provenance and the confirmation's numbers, as a versioned YAML file."""
+    from search.engines.optuna import OptunaRecords, study_attrs
     from search.export import policy_document, write_policy_file
-    from search.study import best_trial
+    from search.views import chosen_record
 
     loaded = _load_study(study, storage)
-    best = best_trial(loaded)
-    if best is None:
+    records = OptunaRecords(loaded)
+    confirmation = records.confirmation()
+    chosen = chosen_record(records.search_records(), confirmation)
+    if chosen is None:
         raise UserError(f"study '{loaded.study_name}' has no completed trial yet")
-    path = write_policy_file(policy_document(loaded, best), output)
+    document = policy_document(chosen, study_attrs(loaded), confirmation)
+    path = write_policy_file(document, output)
+    how = "confirmed winner" if confirmation is not None else "best single screening run"
     typer.echo(
-        f"wrote {path}: trial {best.number} of study '{loaded.study_name}' "
-        f"(val_accuracy {best.value:.4f})"
+        f"wrote {path}: trial {chosen.number} of study '{loaded.study_name}' ({how}; "
+        f"val_accuracy {chosen.val_accuracy:.4f})"
     )
+    if confirmation is not None:
+        typer.echo(f"verdict: {confirmation.verdict}")
 
 
 @app.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from search.strict import Integer, Number
@@ -24,3 +26,16 @@ class TrainConfig(BaseModel):
 
 #: Training fields a space may search or fix (epochs and seed are run options).
 SEARCHABLE_TRAIN_FIELDS = ("learning_rate", "width", "depth", "batch_size")
+
+
+def derive_seed(seed: int, purpose: str, index: int = 0) -> int:
+    """A seed for one ``purpose`` (``"sampler"``, ``"train"``, ``"confirm"``, ``"boxes"``, ...),
+    derived from the run's ``--seed``: the streams stay apart, and the same ``--seed`` gives
+    the same seeds on every machine."""
+    digest = hashlib.sha256(f"{seed}/{purpose}/{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") >> 1
+
+
+#: The default local stores (relative to the working directory): see DESIGN.md "Defaults".
+DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
+DEFAULT_TRACKING = "sqlite:///mlruns/mlflow.db"

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
+from search.confirm import LEVEL, Confirmation, Estimate, Interval
 from search.policy import CropPolicy, PolicyError
-
-if TYPE_CHECKING:
-    import optuna
+from search.record import TrialRecord
 
 FORMAT = "cropsearch.policy/v1"
 _VERSIONED = ("cropsearch", "optuna", "mlflow", "keras", "tensorflow-cpu", "tensorflow", "numpy")
@@ -35,28 +35,95 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def policy_document(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """The policy file's content for ``trial`` of ``study``."""
-    attrs = study.user_attrs
-    return {
+def policy_document(
+    record: TrialRecord,
+    attrs: Mapping[str, Any],
+    confirmation: Confirmation | None = None,
+) -> dict[str, Any]:
+    """The policy file's content for the trial ``record`` of the study described by ``attrs``
+    (its name and settings); with the study's ``confirmation`` when ``record`` is its winner."""
+    document: dict[str, Any] = {
         "format": FORMAT,
-        "policy": CropPolicy.from_dict(trial.user_attrs["policy"]).to_dict(),
+        "policy": record.crop_policy.to_dict(),
         "provenance": {
-            "study": study.study_name,
-            "trial": trial.number,
+            "study": attrs.get("study"),
+            "trial": record.number,
             "metric": attrs.get("objective", "val_accuracy"),
-            "value": trial.value,
-            "test_accuracy": trial.user_attrs.get("test_accuracy"),
-            "baseline": bool(trial.user_attrs.get("baseline")),
-            "training": trial.user_attrs.get("train"),
-            "mlflow_run_id": trial.user_attrs.get("mlflow_run_id"),
+            "value": record.val_accuracy,
+            "test_accuracy": record.test_accuracy,
+            "baseline": record.baseline,
+            "training": record.train.model_dump(),
+            "train_fraction": record.train_fraction,
+            "engine": record.engine,
+            "mlflow_run_id": record.run_id,
             "mlflow_parent_run_id": attrs.get("mlflow_parent_run_id"),
             "data": attrs.get("data"),
             "dataset_fingerprint": attrs.get("data_fingerprint"),
             "space": attrs.get("space"),
+            "seeds": {k: attrs.get(k) for k in ("seed", "train_seed") if k in attrs},
             "exported": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": package_versions(),
         },
+    }
+    if confirmation is not None and confirmation.winner == record.number:
+        document["confirmation"] = confirmation_document(confirmation)
+    return document
+
+
+def _estimate(value: Estimate | None) -> dict[str, float] | None:
+    if value is None:
+        return None
+    return {"mean": round(value.mean, 6), "std": round(value.std, 6), "n": value.n}
+
+
+def _interval(value: Interval | None) -> dict[str, float] | None:
+    if value is None:
+        return None
+    return {
+        "mean": round(value.mean, 6),
+        "low": round(value.low, 6),
+        "high": round(value.high, 6),
+        "level": LEVEL,
+        "n": value.n,
+    }
+
+
+def confirmation_document(confirmation: Confirmation) -> dict[str, Any]:
+    """The confirmed result as plain data: winner and baseline over seeds, the interval between
+    them, the verdict in words and the robustness table."""
+    from search.report import needs_exact_boxes
+
+    win, base = confirmation.winner_summary, confirmation.baseline_summary
+    robustness = {}
+    for level, described in confirmation.box_levels.items():
+        robustness[level] = {
+            "mean_iou": described.get("mean_iou"),
+            "winner_test_accuracy": _estimate(win.robustness.get(level)),
+            "baseline_test_accuracy": _estimate(base.robustness.get(level)) if base else None,
+        }
+    return {
+        "verdict": confirmation.verdict,
+        "distinguishable_from_full_image": confirmation.distinguishable,
+        "winner": {
+            "trial": win.number,
+            "policy": win.label,
+            "val_accuracy": _estimate(win.val),
+            "test_accuracy": _estimate(win.test),
+            "val_vs_baseline": _interval(win.val_vs_baseline),
+            "test_vs_baseline": _interval(win.test_vs_baseline),
+        },
+        "baseline": None
+        if base is None
+        else {
+            "trial": base.number,
+            "val_accuracy": _estimate(base.val),
+            "test_accuracy": _estimate(base.test),
+        },
+        "seeds": confirmation.seeds,
+        "epochs": confirmation.epochs,
+        "train_fraction": confirmation.train_fraction,
+        "robustness": robustness,
+        "warning": needs_exact_boxes(confirmation),
     }
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from search.confirm import Confirmation
 from search.data import Samples
 from search.policy import CropPolicy
 
@@ -143,5 +144,40 @@ def policy_gallery(
             axes[i, k].imshow(image[i])
             if i == 0:
                 axes[i, k].set_title(f"{name}\n{policies[name].label()}", fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def confirmation_plot(confirmation: Confirmation) -> Figure:
+    """Each confirmed policy's seed-paired validation and test difference from the baseline:
+    the mean (dot) and its 95% interval; the winner is marked with a star."""
+    shown = [s for s in confirmation.summaries if not s.baseline]
+    fig, ax = plt.subplots(figsize=(7, 0.7 * max(len(shown), 1) + 1.4))
+    ax.axvline(0.0, color="gray", linestyle="--", linewidth=1)
+    for row, s in enumerate(shown):
+        for offset, diff, color, name in (
+            (-0.12, s.val_vs_baseline, "C0", "validation"),
+            (0.12, s.test_vs_baseline, "C1", "test"),
+        ):
+            if diff is None:
+                continue
+            low = diff.low if np.isfinite(diff.low) else diff.mean
+            high = diff.high if np.isfinite(diff.high) else diff.mean
+            ax.errorbar(
+                100 * diff.mean,
+                row + offset,
+                xerr=[[100 * (diff.mean - low)], [100 * (high - diff.mean)]],
+                fmt="o",
+                color=color,
+                capsize=3,
+                label=name if row == 0 else None,
+            )
+    labels = [("* " if s.number == confirmation.winner else "") + s.label for s in shown]
+    ax.set_yticks(range(len(shown)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("accuracy minus the full-image baseline (points; mean, 95% interval)")
+    ax.set_title(confirmation.verdict, fontsize=7, wrap=True)
+    if shown:
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig

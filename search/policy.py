@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal, get_args
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from search.safe_yaml import clip, shorten
 from search.strict import Integer, Number
+
+if TYPE_CHECKING:
+    from search.tf_policy import PolicyCrop
 
 Kind = Literal["full", "center", "random", "random_resized", "object", "object_random"]
 Border = Literal["shift", "pad"]
@@ -78,7 +81,7 @@ class CropPolicy(BaseModel):
     #: ``exp(+-box_noise)`` (:func:`search.windows.disturb_boxes`). Measured mean IoU with the
     #: true box: 0.05 -> 0.90, 0.14 -> 0.75, 0.35 -> 0.50. Object kinds only; eval never
     #: disturbs the box.
-    box_noise: float = _bounded("box_noise", 0.0)
+    box_noise: Number = _bounded("box_noise", 0.0)
     border: Border = "shift"
     fit: Fit = "stretch"
     interpolation: Interpolation = "bilinear"
@@ -173,6 +176,36 @@ class CropPolicy(BaseModel):
         from search.crops import apply_policy
 
         return apply_policy(self, images, boxes, training=training, seed=seed, epoch=epoch)
+
+    def as_layer(
+        self,
+        box_format: Literal["xyxy", "rel_yxyx"] = "xyxy",
+        train_crops: bool = False,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> PolicyCrop:
+        """This policy as a Keras layer ``(images, boxes) -> crops``, saved with its model.
+
+        Eval windows at inference; with ``train_crops`` train-mode windows while the model
+        trains. ``box_format``: ``xyxy`` pixels or ``rel_yxyx`` (TF's normalized
+        ``[y_min, x_min, y_max, x_max]``). See :class:`search.tf_policy.PolicyCrop`.
+        """
+        from search.tf_policy import as_layer
+
+        return as_layer(self, box_format, train_crops, seed, **kwargs)
+
+    def tf_map(
+        self,
+        box_format: Literal["xyxy", "rel_yxyx"] = "xyxy",
+        training: bool = False,
+        seed: int | None = None,
+        epoch: Any = 0,
+    ) -> Callable[..., Any]:
+        """A ``tf.data.Dataset.map`` function ``(image, box, label) -> (crop, label)``,
+        batched or not; see :func:`search.tf_policy.tf_map`."""
+        from search.tf_policy import tf_map
+
+        return tf_map(self, box_format, training, seed, epoch)
 
 
 def _short(value: Any) -> str:

@@ -294,8 +294,8 @@ def _conventional(name: str, param: Any, conventions: dict[str, Any]) -> Any:
     value = min(max(value, param.low), param.high)
     if param.step:
         value = param.low + round((value - param.low) / param.step) * param.step
-        value = min(value, param.high)
-    return int(round(value)) if isinstance(param, IntParam) else float(value)
+        value = min(round(value, 10), param.high)
+    return round(value) if isinstance(param, IntParam) else float(value)
 
 
 def _hashable(choices: list[Any]) -> list[Any]:

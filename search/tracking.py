@@ -89,11 +89,12 @@ class Tracker:
         label: str,
         params: Mapping[str, Any],
         tags: Mapping[str, str],
+        run_name: str | None = None,
     ) -> str:
         """A child run for one trial, with its parameters."""
         run = self.client.create_run(
             self.experiment_id,
-            run_name=f"trial {number}: {label}",
+            run_name=run_name or f"trial {number}: {label}",
             tags={
                 "mlflow.parentRunId": parent_id,
                 "cropsearch.role": "trial",
@@ -136,6 +137,10 @@ class Tracker:
                 if not artifact.is_dir:
                     local = self.client.download_artifacts(source_id, artifact.path, folder)
                     self.client.log_artifact(target_id, local)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set several tags in one call."""
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
 
     def end_run(self, run_id: str, state: str, tags: Mapping[str, str] | None = None) -> None:
         """Mark a run complete, pruned or failed."""

@@ -1,0 +1,398 @@
+"""The Optuna engine: asks the space for configurations, calls the trial function, reports to
+its pruner, and keeps each trial's :class:`TrialRecord` in the Optuna storage."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from search.config import DEFAULT_STORAGE, DEFAULT_TRACKING, TrainConfig, derive_seed
+from search.confirm import Confirmation, ConfirmPlan, confirm
+from search.data import Dataset
+from search.record import OBJECTIVE, TrialRecord
+from search.report import clock, progress_line
+from search.space import Space, split_values
+from search.tracking import Tracker, prepare_sqlite, redact
+from search.trial import TrialSetup, reuse_trial, run_trial
+from search.views import Printer, log_study_views
+
+ENGINE = "optuna"
+#: A screening trial trains on at most this many training samples (``--screen auto``):
+#: on cluttered MNIST, ranks at 5,000 samples matched ranks at the full budget (README).
+SCREEN_SAMPLES = 5000
+#: Share of a ``--timeout`` budget kept for the confirmation stage.
+CONFIRM_SHARE = 0.5
+#: Record key in a trial's ``user_attrs``.
+RECORD = "record"
+
+
+class StudyError(ValueError):
+    """A study cannot be started or resumed as asked."""
+
+
+class TrialFailed(RuntimeError):
+    """A trial's training raised; its record says why (Optuna marks the trial FAIL)."""
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Everything a search run needs besides the data and the space.
+
+    Attributes:
+        timeout: wall-clock budget of the whole command in seconds, confirmation included.
+        screen: share of the training split each screening trial trains on; None: automatic
+            (all of it up to :data:`SCREEN_SAMPLES` samples).
+    """
+
+    trials: int | None = 10
+    timeout: float | None = None
+    epochs: int = 4
+    seed: int = 0
+    study: str | None = None
+    storage: str = DEFAULT_STORAGE
+    tracking_uri: str = DEFAULT_TRACKING
+    screen: float | None = None
+    confirm: bool = True
+    top: int = 3
+    repeats: int = 3
+
+
+def default_study_name(data: Dataset, space: Space) -> str:
+    """A new, readable study name: data format, space and start time."""
+    return f"{data.spec.split(':')[0]}-{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def screen_fraction(n_train: int, screen: float | None) -> float:
+    """The share of the training split a screening trial uses."""
+    if screen is not None:
+        return screen
+    return min(1.0, SCREEN_SAMPLES / max(n_train, 1))
+
+
+def screen_index(n_train: int, fraction: float, seed: int) -> np.ndarray | None:
+    """The screening subset (the same for every trial, so trials compare fairly), sorted; None
+    when it is the whole split."""
+    count = max(1, round(n_train * fraction))
+    if count >= n_train:
+        return None
+    order = np.random.default_rng(derive_seed(seed, "screen")).permutation(n_train)
+    return np.sort(order[:count])
+
+
+def _sampler(seed: int) -> optuna.samplers.BaseSampler:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=5, multivariate=True, group=True
+        )
+
+
+def open_study(name: str, storage: str, seed: int, n_anchors: int, epochs: int) -> optuna.Study:
+    """Create the study, or load it (resume by name). The sampler's seed is derived from
+    ``seed`` and the number of trials already run, so a resumed study samples new points."""
+    prepare_sqlite(storage)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="maximize",
+        sampler=_sampler(derive_seed(seed, "sampler")),
+        # Anchor trials (baseline and one per kind) are never pruned; cosine-decay runs are
+        # noisy early, so a trial is compared only from the second half of its epochs.
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=n_anchors, n_warmup_steps=max(1, epochs // 2)
+        ),
+        load_if_exists=True,
+    )
+    study.sampler = _sampler(sampler_seed(seed, len(study.trials)))
+    return study
+
+
+def sampler_seed(seed: int, n_done: int) -> int:
+    """The sampler's seed for a run that starts after ``n_done`` trials."""
+    return derive_seed(seed, "sampler", n_done)
+
+
+class OptunaRecords:
+    """A study's records in its Optuna storage (implements ``confirm.RecordStore``)."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+
+    def search_records(self) -> list[TrialRecord]:
+        """Records of every finished trial (a trial killed before it finished has none)."""
+        return [
+            TrialRecord.from_json(t.user_attrs[RECORD])
+            for t in self.study.get_trials(deepcopy=False)
+            if RECORD in t.user_attrs and t.state != TrialState.RUNNING
+        ]
+
+    def confirm_records(self) -> list[TrialRecord]:
+        """Every finished confirmation run."""
+        return [
+            TrialRecord.from_json(value)
+            for key, value in self.study.user_attrs.items()
+            if key.startswith("confirm:")
+        ]
+
+    def save_confirm(self, key: str, record: TrialRecord) -> None:
+        """Keep a confirmation run (resumable: a later ``confirm`` skips it)."""
+        self.study.set_user_attr(key, record.to_json())
+
+    def save_confirmation(self, confirmation: Confirmation) -> None:
+        """Keep the confirmation outcome with the study."""
+        self.study.set_user_attr("confirmation", confirmation.to_json())
+
+    def confirmation(self) -> Confirmation | None:
+        """The latest confirmation outcome, if any."""
+        data = self.study.user_attrs.get("confirmation")
+        return Confirmation.from_json(data) if data else None
+
+
+class OptunaSearch:
+    """One search run: screening trials over ``space`` on ``data``, then confirmation."""
+
+    def __init__(
+        self, data: Dataset, space: Space, options: SearchOptions, echo: Printer = print
+    ) -> None:
+        self.data, self.space, self.options, self.echo = data, space, options, echo
+        self.name = options.study or default_study_name(data, space)
+        self.anchors = [space.baseline(), *space.conventions()]
+        self.study = open_study(
+            self.name, options.storage, options.seed, len(self.anchors), options.epochs
+        )
+        self.records = OptunaRecords(self.study)
+        self._check_resume()
+        self.fraction = screen_fraction(len(data.train), options.screen)
+        self.train_index = screen_index(len(data.train), self.fraction, options.seed)
+        self.train_seed = derive_seed(options.seed, "train")
+        self.tracker = Tracker(options.tracking_uri, self.name)
+        params = {
+            "data": data.spec,
+            "data_fingerprint": data.fingerprint,
+            "space": space.source,
+            "epochs": options.epochs,
+            "seed": options.seed,
+            "sampler_seed": sampler_seed(options.seed, len(self.study.trials)),
+            "train_seed": self.train_seed,
+            "screen_fraction": round(self.fraction, 6),
+            "storage": redact(options.storage),
+            "objective": OBJECTIVE,
+            "engine": ENGINE,
+        }
+        self.parent_id = self.tracker.start_parent(
+            self.name, params, self.study.user_attrs.get("mlflow_parent_run_id")
+        )
+        for key, value in {**params, "mlflow_parent_run_id": self.parent_id}.items():
+            if key != "sampler_seed":
+                self.study.set_user_attr(key, value)
+        self._started = time.monotonic()
+        self._finished = 0
+        self._deadline: float | None = None
+
+    def _check_resume(self) -> None:
+        known = self.study.user_attrs.get("data_fingerprint")
+        if known is not None and known != self.data.fingerprint:
+            raise StudyError(
+                f"study '{self.name}' was run on other data ({self.study.user_attrs.get('data')}, "
+                f"fingerprint {known}); resume it with the same --data or start a new --study"
+            )
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self) -> Confirmation | None:
+        """Anchor trials first (the baseline, then each kind's conventional setting), then the
+        sampler; then confirm the top policies. Study views are written whatever happens."""
+        if not self.study.trials:
+            self.study.enqueue_trial({}, user_attrs={"baseline": True})
+            for values in self.anchors[1:]:
+                self.study.enqueue_trial(values, skip_if_exists=True)
+        self.tracker.log_text(self.parent_id, _data_report(self.data), "data_report.txt")
+        confirmation = None
+        try:
+            total = self.options.trials
+            self._optimize(1 if total is None else min(1, total), None)
+            plan = self._plan()
+            left = None if total is None else total - 1
+            if left is None or left > 0:
+                timeout = None if self._deadline is None else self._deadline - self._elapsed()
+                if timeout is None or timeout > 0:
+                    self._optimize(left, timeout)
+            if self.options.confirm:
+                self.views(None)  # the screening results are safe before confirmation
+                confirmation = confirm(
+                    self.records,
+                    self.data,
+                    self.tracker,
+                    self.parent_id,
+                    plan,
+                    self._confirm_index(plan.train_fraction),
+                    self.echo,
+                )
+        finally:
+            self.views(confirmation or self.records.confirmation(), close=True)
+        return confirmation
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def _optimize(self, n_trials: int | None, timeout: float | None) -> None:
+        self.study.optimize(
+            self.objective,
+            n_trials=n_trials,
+            timeout=timeout,
+            callbacks=[self._progress],
+            catch=(TrialFailed,),
+        )
+
+    def _confirm_index(self, fraction: float) -> np.ndarray | None:
+        return screen_index(len(self.data.train), fraction, self.options.seed)
+
+    def _plan(self) -> ConfirmPlan:
+        """After the first trial: measured time per trial, what the trials and the timeout
+        allow, and the share of the training data the confirmation can afford."""
+        o = self.options
+        done = [r for r in self.records.search_records() if r.seconds > 0]
+        per_trial = max((r.seconds for r in done), default=0.0) or 1.0
+        n_confirm = (o.top + 1) * o.repeats if o.confirm else 0
+        confirm_fraction = 1.0
+        if o.timeout is not None and n_confirm:
+            budget = CONFIRM_SHARE * max(o.timeout - self._elapsed(), 0.0)
+            affordable = budget / n_confirm / per_trial * self.fraction
+            confirm_fraction = float(min(1.0, max(self.fraction, affordable)))
+        confirm_seconds = n_confirm * per_trial * confirm_fraction / self.fraction
+        n_screen = len(self.data.train) if self.train_index is None else len(self.train_index)
+        lines = [
+            f"time per trial: {per_trial:.0f}s ({o.epochs} epochs on {n_screen:,} of "
+            f"{len(self.data.train):,} training samples)"
+        ]
+        if o.trials:
+            lines.append(f"{o.trials} trials need ~{clock(o.trials * per_trial)}")
+        if o.timeout is not None:
+            self._deadline = o.timeout - confirm_seconds
+            fits = max(int((self._deadline - self._elapsed()) // per_trial), 0)
+            lines.append(f"the {o.timeout:.0f}s budget allows ~{fits} more screening trials")
+        if n_confirm:
+            n_confirm_train = round(confirm_fraction * len(self.data.train))
+            lines.append(
+                f"then confirmation: {n_confirm} trainings on {n_confirm_train:,} samples "
+                f"(~{clock(confirm_seconds)})"
+            )
+        self.echo("; ".join(lines))
+        return ConfirmPlan(o.top, o.repeats, o.seed, o.epochs, confirm_fraction)
+
+    def objective(self, trial: optuna.Trial) -> float:
+        """Train one configuration; report each epoch to the pruner; keep its record."""
+        baseline = bool(trial.user_attrs.get("baseline"))
+        values = self.space.baseline() if baseline else self.space.sample(trial)
+        base = TrainConfig(epochs=self.options.epochs, seed=self.train_seed)
+        policy, config = split_values(values, base)
+        setup = TrialSetup(
+            study=self.name,
+            number=trial.number,
+            policy=policy,
+            train=config,
+            engine=ENGINE,
+            baseline=baseline,
+            train_index=self.train_index,
+        )
+        twin = self._completed_twin(setup)
+        if twin is not None:
+            record = reuse_trial(setup, twin, self.data, self.tracker, self.parent_id)
+        else:
+
+            def prune(epoch: int, metrics: dict[str, float]) -> bool:
+                trial.report(metrics[OBJECTIVE], epoch)
+                return not baseline and trial.should_prune()
+
+            record = run_trial(setup, self.data, self.tracker, self.parent_id, prune)
+        trial.set_user_attr(RECORD, record.to_json())
+        if record.state == "pruned":
+            raise optuna.TrialPruned(f"pruned after epoch {len(record.history)}")
+        if record.state == "failed":
+            raise TrialFailed(record.error)
+        return float(record.val_accuracy or 0.0)
+
+    def _completed_twin(self, setup: TrialSetup) -> TrialRecord | None:
+        """A complete trial that trained the same policy with the same settings and seed."""
+        probe = setup.record(len(self.data.train))
+        for record in self.records.search_records():
+            if (
+                record.state == "complete"
+                and record.configuration() == probe.configuration()
+                and record.train.seed == probe.train.seed
+                and abs(record.train_fraction - probe.train_fraction) < 1e-9
+            ):
+                return record
+        return None
+
+    # -- reporting -------------------------------------------------------------------------
+    def _progress(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if RECORD not in trial.user_attrs:
+            return
+        record = TrialRecord.from_json(trial.user_attrs[RECORD])
+        self._finished += 1
+        done = self._finished
+        elapsed = self._elapsed()
+        estimates = []
+        if self.options.trials and done:
+            estimates.append(elapsed / done * (self.options.trials - done))
+        if self._deadline is not None:
+            estimates.append(max(self._deadline - elapsed, 0.0))
+        left = min(estimates) if estimates else None
+        records = self.records.search_records()
+        self.echo(progress_line(record, records, done, self.options.trials, elapsed, left))
+
+    def views(self, confirmation: Confirmation | None, close: bool = False) -> None:
+        """Write the study-level views to the parent run (and mark it finished)."""
+        records = self.records.search_records()
+        log_study_views(
+            self.tracker,
+            self.parent_id,
+            records,
+            self.data,
+            param_importances(self.study),
+            confirmation,
+            study_attrs(self.study),
+        )
+        if close:
+            self.tracker.end_run(
+                self.parent_id, "complete", {"n_trials": str(len(self.study.trials))}
+            )
+
+
+def study_attrs(study: optuna.Study) -> dict[str, Any]:
+    """The study's name and settings, for provenance."""
+    return {
+        "study": study.study_name,
+        **{k: v for k, v in study.user_attrs.items() if not k.startswith("confirm")},
+    }
+
+
+def param_importances(study: optuna.Study) -> dict[str, float]:
+    """Optuna's default parameter importances over the sampled trials; empty when too few."""
+    searched = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.params
+    ]
+    if len(searched) < 4:
+        return {}
+    searched_only = optuna.create_study(direction="maximize")
+    searched_only.add_trials(searched)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "few trials in some regimes": expected here
+            return dict(optuna.importance.get_param_importances(searched_only))
+    except (RuntimeError, ValueError):
+        return {}
+
+
+def _data_report(data: Dataset) -> str:
+    from search.data.report import format_report
+
+    return format_report(data)

@@ -1,0 +1,272 @@
+"""What people read: progress lines, the leaderboard, confirmation and robustness tables, all
+built from :class:`TrialRecord` and :class:`Confirmation` values (no engine, no MLflow)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from search.confirm import BOX_LEVELS, Confirmation
+from search.record import OBJECTIVE, TrialRecord
+
+
+def clock(seconds: float) -> str:
+    """``m:ss``."""
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def best_record(records: Sequence[TrialRecord]) -> TrialRecord | None:
+    """The complete search trial with the highest objective (the earliest on a tie)."""
+    complete = [r for r in records if r.state == "complete" and r.val_accuracy is not None]
+    return max(complete, key=lambda r: (r.val_accuracy, -r.number)) if complete else None
+
+
+def baseline_record(records: Sequence[TrialRecord]) -> TrialRecord | None:
+    """The completed full-image baseline, if any."""
+    return next((r for r in records if r.baseline and r.state == "complete"), None)
+
+
+def outcome(record: TrialRecord) -> str:
+    """How a trial ended, in words."""
+    if record.state == "complete":
+        text = f"{OBJECTIVE} {record.val_accuracy:.4f}"
+        if record.duplicate_of is not None:
+            text += f" (same as trial {record.duplicate_of}, not retrained)"
+        return text
+    if record.state == "pruned":
+        return f"pruned at epoch {len(record.history)}"
+    return f"FAILED: {record.error or 'see log'}"
+
+
+def progress_line(
+    record: TrialRecord,
+    records: Sequence[TrialRecord],
+    done: int,
+    total: int | None,
+    elapsed: float,
+    left: float | None,
+) -> str:
+    """One line per finished trial: outcome, best so far, time."""
+    best = best_record(records)
+    best_text = f"best {best.val_accuracy:.4f} (#{best.number})" if best else "best -"
+    count = f"{done}/{total}" if total else f"{done}"
+    left_text = f", ~{clock(left)} left" if left is not None else ""
+    return (
+        f"[{count}] trial {record.number} {'(baseline) ' if record.baseline else ''}"
+        f"{record.label}: {outcome(record)} | {best_text} | {clock(elapsed)} elapsed{left_text}"
+    )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One leaderboard line."""
+
+    rank: int
+    number: int
+    value: float
+    test_accuracy: float | None
+    policy: str
+    baseline: bool
+
+
+def leaderboard(records: Sequence[TrialRecord], top: int = 5) -> list[Row]:
+    """The ``top`` complete search trials by objective, plus the baseline when not among them."""
+    complete = sorted(
+        (r for r in records if r.state == "complete" and r.val_accuracy is not None),
+        key=lambda r: (-(r.val_accuracy or 0.0), r.number),
+    )
+    rows = [
+        Row(rank, r.number, r.val_accuracy or 0.0, r.test_accuracy, r.label, r.baseline)
+        for rank, r in enumerate(complete, start=1)
+    ]
+    return [r for r in rows if r.rank <= top or r.baseline]
+
+
+def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+def leaderboard_csv(rows: Sequence[Row], confirmation: Confirmation | None = None) -> str:
+    """The leaderboard as CSV text; with a confirmation, its verdict as a last comment line."""
+    text = _csv(
+        ["rank", "trial", OBJECTIVE, "test_accuracy", "policy", "baseline"],
+        [
+            [r.rank, r.number, f"{r.value:.4f}", _num(r.test_accuracy), r.policy, r.baseline]
+            for r in rows
+        ],
+    )
+    if confirmation is not None:
+        text += f"# confirmed: {confirmation.verdict}\n"
+    return text
+
+
+def rows_as_table(rows: Sequence[Row]) -> list[list[str]]:
+    """Leaderboard rows as printable cells."""
+    return [
+        [
+            str(r.rank),
+            str(r.number),
+            f"{r.value:.4f}",
+            _num(r.test_accuracy) or "-",
+            r.policy + ("  (baseline)" if r.baseline else ""),
+        ]
+        for r in rows
+    ]
+
+
+def summary_lines(records: Sequence[TrialRecord]) -> list[str]:
+    """Counts by state and the single-run best-minus-baseline difference."""
+    states = Counter(r.state for r in records)
+    lines = ["trials: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))]
+    best, base = best_record(records), baseline_record(records)
+    if best is not None and base is not None:
+        b, f = best.val_accuracy or 0.0, base.val_accuracy or 0.0
+        lines.append(
+            f"best - baseline (single screening runs): {b:.4f} - {f:.4f} = "
+            f"{100 * (b - f):+.2f} points of {OBJECTIVE}"
+        )
+    return lines
+
+
+CONFIRMATION_HEADER = [
+    "trial",
+    "policy",
+    "baseline",
+    "winner",
+    "n",
+    "val_mean",
+    "val_std",
+    "test_mean",
+    "test_std",
+    "val_diff",
+    "val_diff_low",
+    "val_diff_high",
+    "test_diff",
+    "test_diff_low",
+    "test_diff_high",
+]
+
+
+def confirmation_rows(confirmation: Confirmation) -> list[list[Any]]:
+    """One row per confirmed policy (CSV cells), the winner first."""
+    ordered = sorted(
+        confirmation.summaries, key=lambda s: (s.number != confirmation.winner, -s.val.mean)
+    )
+    rows = []
+    for s in ordered:
+        cells: list[Any] = [
+            s.number,
+            s.label,
+            s.baseline,
+            s.number == confirmation.winner,
+            s.val.n,
+            _num(s.val.mean),
+            _num(s.val.std),
+            _num(s.test.mean),
+            _num(s.test.std),
+        ]
+        for diff in (s.val_vs_baseline, s.test_vs_baseline):
+            cells += ["", "", ""] if diff is None else [_num(diff.mean), diff.low, diff.high]
+        rows.append(cells)
+    return rows
+
+
+def confirmation_csv(confirmation: Confirmation) -> str:
+    """``confirmation.csv``: per policy mean ± std and the paired intervals vs the baseline."""
+    rows = [
+        [_num(c) if isinstance(c, float) else c for c in row]
+        for row in confirmation_rows(confirmation)
+    ]
+    return _csv(CONFIRMATION_HEADER, rows) + f"# {confirmation.verdict}\n"
+
+
+def confirmation_table(confirmation: Confirmation) -> list[list[str]]:
+    """Printable cells: policy, val and test mean ± std, test difference vs the baseline."""
+    table = []
+    for s in sorted(confirmation.summaries, key=lambda s: -s.val.mean):
+        mark = " *" if s.number == confirmation.winner else ""
+        diff = s.test_vs_baseline
+        table.append(
+            [
+                f"{s.number}{mark}",
+                s.label + ("  (baseline)" if s.baseline else ""),
+                f"{s.val.mean:.4f} ± {s.val.std:.4f}",
+                f"{s.test.mean:.4f} ± {s.test.std:.4f}",
+                "-" if diff is None else str(diff),
+                str(s.val.n),
+            ]
+        )
+    return table
+
+
+ROBUSTNESS_LEVELS = ("exact", *BOX_LEVELS)
+
+
+def robustness_rows(confirmation: Confirmation) -> list[list[Any]]:
+    """Winner and baseline: test accuracy (mean ± std over the seeds) per box level."""
+    shown = [confirmation.winner_summary]
+    base = confirmation.baseline_summary
+    if base is not None and base.number != confirmation.winner:
+        shown.append(base)
+    rows = []
+    for level in ROBUSTNESS_LEVELS:
+        described = confirmation.box_levels.get(level, {})
+        iou = described.get("mean_iou")
+        row: list[Any] = [level, "none (full image)" if level == "none" else _num(iou)]
+        for s in shown:
+            est = s.robustness.get(level)
+            row += ["", ""] if est is None else [_num(est.mean), _num(est.std)]
+        rows.append(row)
+    return rows
+
+
+def robustness_header(confirmation: Confirmation) -> list[str]:
+    """Column names of :func:`robustness_rows`."""
+    header = ["boxes", "mean_iou"]
+    names = ["winner"]
+    base = confirmation.baseline_summary
+    if base is not None and base.number != confirmation.winner:
+        names.append("baseline")
+    for name in names:
+        header += [f"{name}_test_mean", f"{name}_test_std"]
+    return header
+
+
+def robustness_csv(confirmation: Confirmation) -> str:
+    """``robustness.csv``."""
+    return _csv(robustness_header(confirmation), robustness_rows(confirmation))
+
+
+def needs_exact_boxes(confirmation: Confirmation, drop: float = 0.02) -> str | None:
+    """A plain warning when the winner loses more than ``drop`` test accuracy with boxes of
+    mean IoU 0.75, or falls below the baseline there."""
+    win, base = confirmation.winner_summary, confirmation.baseline_summary
+    exact, noisy = win.robustness.get("exact"), win.robustness.get("iou0.75")
+    if exact is None or noisy is None:
+        return None
+    base_mean = base.test.mean if base is not None else None
+    if base_mean is not None and noisy.mean < base_mean:
+        return (
+            f"the winner needs exact boxes: with detector-like boxes (mean IoU 0.75) its test "
+            f"accuracy {noisy.mean:.4f} is below the full image's {base_mean:.4f}"
+        )
+    if exact.mean - noisy.mean > drop:
+        return (
+            f"the winner is sensitive to the boxes: test accuracy {exact.mean:.4f} with exact "
+            f"boxes, {noisy.mean:.4f} with boxes of mean IoU 0.75"
+        )
+    return None

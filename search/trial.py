@@ -1,0 +1,178 @@
+"""One trial, no engine: a configuration -> train -> MLflow child run -> a :class:`TrialRecord`.
+
+The Optuna engine and the confirmation stage both call :func:`run_trial`; an engine only
+decides which configuration to try and whether to stop it early (``on_epoch``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from search.config import TrainConfig
+from search.data import Dataset
+from search.policy import CropPolicy
+from search.record import Stage, TrialRecord
+from search.tracking import Tracker, flat_params
+
+#: Samples drawn in each trial's crop-sample grid.
+GRID_SAMPLES = 8
+
+#: Called after each epoch with (epoch, metrics); True stops the trial (pruned).
+StopRule = Callable[[int, dict[str, float]], bool]
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What to train and how to label it.
+
+    Attributes:
+        train_index: the screening subset of the training split (None: all of it).
+        test_boxes: extra test-time boxes by level name (None for "no box").
+    """
+
+    study: str
+    number: int
+    policy: CropPolicy
+    train: TrainConfig
+    stage: Stage = "search"
+    engine: str = "optuna"
+    baseline: bool = False
+    train_index: np.ndarray | None = None
+    test_boxes: Mapping[str, np.ndarray | None] | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def record(self, n_train: int, **values: object) -> TrialRecord:
+        """A record of this setup with ``values`` filled in."""
+        fraction = 1.0 if self.train_index is None else len(self.train_index) / max(n_train, 1)
+        return TrialRecord.model_validate(
+            {
+                "study": self.study,
+                "number": self.number,
+                "stage": self.stage,
+                "engine": self.engine,
+                "baseline": self.baseline,
+                "policy": self.policy.to_dict(),
+                "train": self.train,
+                "train_fraction": min(1.0, fraction),
+                **values,
+            }
+        )
+
+    def run_name(self) -> str:
+        """The MLflow run name: the trial, or the confirmed policy and seed."""
+        label = ("baseline " if self.baseline else "") + self.policy.label()
+        if self.stage == "confirm":
+            return f"confirm #{self.number} seed {self.train.seed}: {label}"
+        return f"trial {self.number}: {label}"
+
+
+def _start_run(setup: TrialSetup, data: Dataset, tracker: Tracker, parent_id: str) -> str:
+    params = {
+        **flat_params("", setup.policy.to_dict()),
+        **flat_params("train.", setup.train.model_dump()),
+        "train_samples": len(data.train) if setup.train_index is None else len(setup.train_index),
+    }
+    tags = {
+        "kind": setup.policy.kind,
+        "baseline": str(setup.baseline).lower(),
+        "data_fingerprint": data.fingerprint,
+        "study": setup.study,
+        "stage": setup.stage,
+        "engine": setup.engine,
+        "seed": str(setup.train.seed),
+        **setup.tags,
+    }
+    return tracker.start_trial(
+        parent_id, setup.number, setup.policy.label(), params, tags, run_name=setup.run_name()
+    )
+
+
+def run_trial(
+    setup: TrialSetup,
+    data: Dataset,
+    tracker: Tracker,
+    parent_id: str,
+    on_epoch: StopRule | None = None,
+    crop_samples: bool = True,
+) -> TrialRecord:
+    """Train ``setup`` and log it as a child run of ``parent_id``; return its record.
+
+    An exception inside training ends the run as failed and returns a failed record; an
+    interrupt (``KeyboardInterrupt``, ``SystemExit``) ends it as failed and propagates.
+    """
+    run_id = _start_run(setup, data, tracker, parent_id)
+    n_train = len(data.train)
+    try:
+        if crop_samples:
+            from search.figures import crop_grid
+
+            grid = crop_grid(
+                setup.policy,
+                data.val.take(slice(0, GRID_SAMPLES)),
+                data.class_names,
+                seed=setup.train.seed,
+            )
+            tracker.log_figure(run_id, grid, "crop_samples.png")
+
+        def after_epoch(epoch: int, metrics: dict[str, float]) -> bool:
+            tracker.log_metrics(run_id, metrics, epoch)
+            return bool(on_epoch is not None and on_epoch(epoch, metrics))
+
+        from search.train import train_policy
+
+        result = train_policy(
+            setup.policy, data, setup.train, after_epoch, setup.train_index, setup.test_boxes
+        )
+    except BaseException as error:  # an interrupt too: the run must not stay RUNNING
+        message = f"{type(error).__name__}: {error}"
+        tracker.end_run(run_id, "failed", {"error": message})
+        if not isinstance(error, Exception):
+            raise
+        return setup.record(n_train, state="failed", error=message, run_id=run_id)
+    values = {
+        "history": result.history,
+        "val_accuracy": result.val_accuracy,
+        "seconds": result.seconds,
+        "run_id": run_id,
+    }
+    if result.stopped:
+        tracker.end_run(run_id, "pruned")
+        return setup.record(n_train, state="pruned", **values)
+    final = {
+        "final_val_accuracy": result.val_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "train_seconds": result.seconds,
+        "n_params": result.n_params,
+        **{f"test_accuracy.{name}": value for name, value in result.robustness.items()},
+    }
+    tracker.log_metrics(run_id, final, max(len(result.history) - 1, 0))
+    tracker.end_run(run_id, "complete")
+    return setup.record(
+        n_train,
+        state="complete",
+        test_accuracy=result.test_accuracy,
+        robustness=result.robustness,
+        **values,
+    )
+
+
+def reuse_trial(
+    setup: TrialSetup, twin: TrialRecord, data: Dataset, tracker: Tracker, parent_id: str
+) -> TrialRecord:
+    """Record ``setup`` as a repeat of the completed ``twin`` (same policy, training and seed):
+    its own child run gets the twin's metrics and artifacts, tagged ``duplicate_of``."""
+    run_id = _start_run(setup, data, tracker, parent_id)
+    if twin.run_id is not None:
+        tracker.copy_results(twin.run_id, run_id)
+    tracker.end_run(run_id, "complete", {"duplicate_of": str(twin.number)})
+    return twin.model_copy(
+        update={
+            "number": setup.number,
+            "baseline": setup.baseline,
+            "run_id": run_id,
+            "duplicate_of": twin.number,
+        }
+    )

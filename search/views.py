@@ -1,0 +1,109 @@
+"""The study-level views on the parent run: leaderboard, history, importances, best policy,
+gallery, and the confirmation's table, plot and robustness table. Engine-agnostic: built from
+records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from search.confirm import Confirmation
+from search.data import Dataset
+from search.record import TrialRecord
+from search.report import (
+    baseline_record,
+    best_record,
+    confirmation_csv,
+    leaderboard,
+    leaderboard_csv,
+    needs_exact_boxes,
+    robustness_csv,
+)
+from search.tracking import Tracker
+
+Printer = Callable[[str], None]
+#: Validation samples shown in the best-vs-baseline gallery.
+GALLERY_SAMPLES = 8
+
+
+def chosen_record(
+    records: Sequence[TrialRecord], confirmation: Confirmation | None
+) -> TrialRecord | None:
+    """The study's answer: the confirmed winner when there is a confirmation, else the best
+    single screening run."""
+    if confirmation is not None:
+        return next((r for r in records if r.number == confirmation.winner), None)
+    return best_record(records)
+
+
+def log_study_views(
+    tracker: Tracker,
+    parent_id: str,
+    records: Sequence[TrialRecord],
+    data: Dataset,
+    importances: Mapping[str, float],
+    confirmation: Confirmation | None,
+    attrs: Mapping[str, Any],
+) -> None:
+    """Write (or overwrite) every study-level artifact and metric of the parent run."""
+    from search.export import policy_document, policy_yaml
+    from search.figures import (
+        confirmation_plot,
+        optimization_history,
+        policy_gallery,
+    )
+    from search.figures import (
+        importances as importances_figure,
+    )
+
+    board = leaderboard(records)
+    tracker.log_text(parent_id, leaderboard_csv(board, confirmation), "leaderboard.csv")
+    searched = sorted((r for r in records if r.stage == "search"), key=lambda r: r.number)
+    values: list[float | None] = [None] * (max((r.number for r in searched), default=-1) + 1)
+    for r in searched:
+        if r.state == "complete":
+            values[r.number] = r.val_accuracy
+    base = baseline_record(records)
+    if any(v is not None for v in values):
+        figure = optimization_history(values, base.val_accuracy if base else None)
+        tracker.log_figure(parent_id, figure, "optimization_history.png")
+    if importances:
+        tracker.log_figure(
+            parent_id, importances_figure(dict(importances)), "param_importances.png"
+        )
+    chosen = chosen_record(records, confirmation)
+    metrics: dict[str, float] = {}
+    if chosen is not None:
+        document = policy_yaml(policy_document(chosen, attrs, confirmation))
+        tracker.log_text(parent_id, document, "best_policy.yaml")
+        if base is not None:
+            shown = {"baseline": base.crop_policy, "best": chosen.crop_policy}
+            gallery = policy_gallery(
+                shown, data.val.take(slice(0, GALLERY_SAMPLES)), data.class_names
+            )
+            tracker.log_figure(parent_id, gallery, "best_vs_baseline.png")
+        metrics["best_val_accuracy"] = chosen.val_accuracy or 0.0
+        if base is not None:
+            metrics["baseline_val_accuracy"] = base.val_accuracy or 0.0
+    tags: dict[str, str] = {}
+    if confirmation is not None:
+        tracker.log_text(parent_id, confirmation_csv(confirmation), "confirmation.csv")
+        tracker.log_text(parent_id, robustness_csv(confirmation), "robustness.csv")
+        tracker.log_figure(parent_id, confirmation_plot(confirmation), "confirmation.png")
+        warning = needs_exact_boxes(confirmation)
+        summary = confirmation.verdict + (f"\n{warning}" if warning else "")
+        tracker.log_text(parent_id, summary + "\n", "verdict.txt")
+        win = confirmation.winner_summary
+        metrics["confirmed_val_mean"] = win.val.mean
+        metrics["confirmed_test_mean"] = win.test.mean
+        if win.test_vs_baseline is not None:
+            metrics["confirmed_test_diff_vs_baseline"] = win.test_vs_baseline.mean
+        tags = {
+            "confirmed_winner": str(confirmation.winner),
+            "verdict": confirmation.verdict[:5000],
+            "mlflow.note.content": summary,
+        }
+    if metrics:
+        tracker.log_metrics(parent_id, metrics, len(records))
+    if tags:
+        tracker.set_tags(parent_id, tags)
