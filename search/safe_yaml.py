@@ -115,7 +115,7 @@ def load_yaml_text(text: str, source: str) -> Any:
     """
     where = clip(source)
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
     except _TooBig as error:
         raise YamlFileError(f"{where}: {error}") from None
     except yaml.YAMLError as error:

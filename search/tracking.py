@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+
+from search.names import check_study_name
+from search.stores import created_once
+from search.uris import redact, sqlite_path
 
 # MLflow narrates database creation and migrations at INFO, and draws a progress bar for
 # every artifact it copies; a search prints its own progress.
@@ -22,22 +24,6 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 #: Trial state -> MLflow run status, so the UI shows pruned and failed trials as such.
 RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
-
-_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+):[^@\s]*@")
-
-
-def redact(url: str) -> str:
-    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
-    return _PASSWORD.sub(r"\g<scheme>:***@", url)
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file behind a ``sqlite:///`` URL (relative to the working directory), else None."""
-    if not url.startswith("sqlite:///"):
-        return None
-    path = unquote(url[len("sqlite:///") :].split("?", 1)[0])
-    return None if path in ("", ":memory:") else Path(path)
-
 
 def prepare_sqlite(url: str) -> None:
     """Create the folder of a sqlite database so the first connection can create the file."""
@@ -58,18 +44,18 @@ class Tracker:
     global active-run state."""
 
     def __init__(self, tracking_uri: str, experiment: str) -> None:
-        prepare_sqlite(tracking_uri)
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri)
-        found = self.client.get_experiment_by_name(experiment)
-        if found is not None:
-            self.experiment_id = found.experiment_id
-        else:
-            root = artifact_root(tracking_uri)
-            location = f"{root}/{experiment}" if root else None
-            self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=location
-            )
+        with created_once(tracking_uri):  # one process creates a fresh store, the others wait
+            self.client = MlflowClient(tracking_uri)
+            found = self.client.get_experiment_by_name(experiment)
+            if found is not None:
+                self.experiment_id = found.experiment_id
+            else:
+                root = artifact_root(tracking_uri)  # the name is a folder name: stays inside
+                location = f"{root}/{check_study_name(experiment)}" if root else None
+                self.experiment_id = self.client.create_experiment(
+                    experiment, artifact_location=location
+                )
 
     def start_parent(self, name: str, params: Mapping[str, Any], run_id: str | None = None) -> str:
         """The study's parent run: resumed when ``run_id`` names one, else created."""

@@ -1,0 +1,74 @@
+"""Create each store once, even when several processes start on a fresh folder together.
+
+A brand-new sqlite file opened by two processes at once races: both see no tables, both run
+the migrations, one crashes ("table ... already exists") or leaves the database half-migrated.
+:func:`created_once` serializes the creation with an exclusive ``flock`` on ``<db>.lock``
+beside the database: the first process creates the store, the others wait, then find it
+created and only open it. Use it around the first open of a store::
+
+    with created_once(storage):
+        study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
+
+Network databases (PostgreSQL, MySQL) and tracking servers are left to their own locking:
+the lock only applies to sqlite files (other URLs pass straight through).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from search.uris import redact, sqlite_path
+
+#: Longest wait for another process to finish creating a store, in seconds.
+LOCK_TIMEOUT = 300.0
+_POLL = 0.05
+
+
+class StoreLockError(RuntimeError):
+    """Another process held a store's creation lock for longer than :data:`LOCK_TIMEOUT`."""
+
+
+def lock_path(url: str) -> Path | None:
+    """``<db>.lock`` beside the sqlite file of ``url``; None for other stores."""
+    path = sqlite_path(url)
+    return None if path is None else path.with_name(path.name + ".lock")
+
+
+@contextlib.contextmanager
+def created_once(url: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the creation lock of the store at ``url`` (a sqlite Optuna storage or MLflow
+    tracking URI) while the block creates or opens it; create the database's folder first.
+
+    Raises:
+        StoreLockError: the lock stayed taken for ``timeout`` seconds.
+    """
+    lock = lock_path(url)
+    if lock is None:
+        yield
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StoreLockError(
+                        f"{redact(url)}: another process has been creating this store for "
+                        f"{timeout:.0f}s (lock {lock}); is it stuck?"
+                    ) from None
+                time.sleep(_POLL)
+        try:
+            yield
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)
