@@ -67,7 +67,7 @@ def load_mnist(spec: DataSpec) -> Dataset:
         "test": option(spec, "test", None, int, low=1),
         "canvas": option(spec, "canvas", 60, int, low=PATCH, high=4096),
         "distractors": option(spec, "distractors", 4, int, low=0, high=100),
-        "seed": option(spec, "seed", 0, int),
+        "seed": option(spec, "seed", 0, int, low=0, high=2**32 - 1),
     }
     key = CacheKey("mnist", settings)
     for path in files.values():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from search.data.dataset import Dataset, Samples
+from search.data.decoded import check_memory
 from search.data.specs import DataSpec, check_options, option
 
 SHAPES = ("circle", "square", "triangle")
@@ -26,7 +27,10 @@ CUES = ("white", "black")
 CLASS_NAMES = tuple(f"{shape}-{cue}" for shape in SHAPES for cue in CUES)
 _CUE_COLORS = np.array([[255, 255, 255], [0, 0, 0]], dtype=np.float32)
 GAP, BAR, CLEAR = 0.10, 0.14, 0.6
-OPTIONS = ("train", "val", "test", "canvas", "distractors", "seed")
+OPTIONS = ("train", "val", "test", "canvas", "distractors", "seed", "max_memory")
+#: Option bounds, checked before anything is drawn. Below 24 pixels a shape can vanish.
+MAX_SAMPLES, CANVAS, MAX_DISTRACTORS, MAX_SEED = 1_000_000, (32, 1024), 50, 2**32 - 1
+MEMORY_HINT = "lower train=/val=/test= or canvas="
 _PALETTE = np.array(
     [
         [230, 60, 50],
@@ -142,15 +146,19 @@ def load_shapes(spec: DataSpec) -> Dataset:
     """Generate the benchmark a ``shapes[:KEY=VALUE,...]`` spec describes.
 
     Keys: ``train``, ``val``, ``test`` (canvases; default 1500/400/400), ``canvas`` (side in
-    pixels, 96), ``distractors`` (4), ``seed`` (0).
+    pixels, 96, in [32, 1024]), ``distractors`` (4), ``seed`` (0), ``max_memory`` (GiB, see
+    :func:`search.data.decoded.memory_limit`). Sizes are checked against the memory limit
+    before anything is drawn.
     """
     check_options(spec, OPTIONS)
-    canvas = option(spec, "canvas", 96)
-    distractors = option(spec, "distractors", 4)
-    seed = option(spec, "seed", 0)
+    canvas = option(spec, "canvas", 96, int, *CANVAS)
+    distractors = option(spec, "distractors", 4, int, 0, MAX_DISTRACTORS)
+    seed = option(spec, "seed", 0, int, 0, MAX_SEED)
+    defaults = {"train": 1500, "val": 400, "test": 400}
+    counts = {name: option(spec, name, n, int, 1, MAX_SAMPLES) for name, n in defaults.items()}
+    check_memory(spec, sum(counts.values()), canvas, canvas, MEMORY_HINT)
     splits = []
-    for number, (name, default) in enumerate((("train", 1500), ("val", 400), ("test", 400))):
-        n = option(spec, name, default)
+    for number, n in enumerate(counts.values()):
         rng = np.random.default_rng([seed, number])
         images, boxes, labels = render(rng, n, canvas, distractors)
         sizes = np.tile(np.array([[canvas, canvas]]), (n, 1))

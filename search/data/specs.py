@@ -29,6 +29,10 @@ from typing import Any
 
 from search.data.dataset import DataError, Dataset
 from search.data.loaders import FORMATS
+from search.safe_yaml import clip, shorten
+
+#: Longest ``--data`` text quoted in a message.
+_SHOWN = 120
 
 #: Formats whose first argument is a file, folder or glob.
 LOCATED_FORMATS = tuple(name for name, fmt in FORMATS.items() if fmt.located)
@@ -50,20 +54,25 @@ class DataSpec:
 
 def parse_data_spec(text: str) -> DataSpec:
     """Parse ``FORMAT[:LOCATION][,KEY=VALUE...]``; raise :class:`DataError` naming the problem."""
+    shown = clip(text, _SHOWN)
     fmt, _, rest = text.strip().partition(":")
     if fmt not in FORMATS:
-        raise DataError(f"--data '{text}': unknown format '{fmt}' (known: {', '.join(FORMATS)})")
+        raise DataError(
+            f"--data '{shown}': unknown format '{clip(fmt)}' (known: {', '.join(FORMATS)})"
+        )
     items = [item for item in rest.split(",") if item] if rest else []
     location = None
     if fmt in LOCATED_FORMATS:
         if not items or "=" in items[0]:
-            raise DataError(f"--data '{text}': format '{fmt}' needs a location, as {fmt}:PATH")
+            raise DataError(f"--data '{shown}': format '{fmt}' needs a location, as {fmt}:PATH")
         location = items.pop(0)
     options: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise DataError(f"--data '{text}': option '{item}' is not KEY=VALUE")
+        if not sep or not key.strip():
+            raise DataError(f"--data '{shown}': option '{clip(item)}' is not KEY=VALUE")
+        if key.strip() in options:
+            raise DataError(f"--data '{shown}': option '{clip(key.strip())}' is given twice")
         options[key.strip()] = value.strip()
     return DataSpec(fmt, location, options)
 
@@ -88,15 +97,17 @@ def option(
     """
     if key not in spec.options:
         return default
+    shown = clip(str(spec), _SHOWN)
     try:
         value = kind(spec.options[key])
-    except ValueError:
+    except (ValueError, OverflowError):
         raise DataError(
-            f"--data '{spec}': option {key}={spec.options[key]!r} is not a valid {kind.__name__}"
+            f"--data '{shown}': option {key}={shorten(spec.options[key])} is not a valid "
+            f"{kind.__name__}"
         ) from None
     if (low is not None and not value >= low) or (high is not None and not value <= high):
         bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
-        raise DataError(f"--data '{spec}': option {key}={value} is outside {bounds}")
+        raise DataError(f"--data '{shown}': option {key}={shorten(value)} is outside {bounds}")
     return value
 
 
@@ -105,8 +116,8 @@ def check_options(spec: DataSpec, known: tuple[str, ...]) -> None:
     unknown = sorted(set(spec.options) - set(known))
     if unknown:
         raise DataError(
-            f"--data '{spec}': unknown option(s) {', '.join(unknown)} for format '{spec.format}' "
-            f"(known: {', '.join(known)})"
+            f"--data '{clip(str(spec), _SHOWN)}': unknown option(s) "
+            f"{clip(', '.join(unknown))} for format '{spec.format}' (known: {', '.join(known)})"
         )
 
 
