@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from search.config import DEFAULT_STORAGE, DEFAULT_TRACKING
-from search.data import DataError
+from search.data import DataError, Dataset
 from search.export import PolicyFileError
-from search.policy import PolicyError
-from search.space import SpaceError
+from search.policy import KINDS, OBJECT_KINDS, PolicyError
+from search.space import Space, SpaceError
 
 if TYPE_CHECKING:
     import optuna
@@ -30,7 +30,12 @@ app = typer.Typer(
 )
 
 DEFAULT_SPACE = "spaces/default.yaml"
-DATA_SPEC_HELP = "Dataset spec: shapes, mnist:DIR, csv:FILE, voc:DIR or coco:FILE[,key=value...]"
+DATA_SPEC_HELP = (
+    "Dataset spec: shapes, mnist:DIR, csv:FILE, voc:DIR, coco:FILE, tfrecord:GLOB "
+    "or folder:DIR[,key=value...]"
+)
+#: The space a search on box-free data (``folder:DIR``) uses when --space is not given.
+BOX_FREE_SPACE = "spaces/classic.yaml"
 
 StorageOption = Annotated[str, typer.Option(help="Optuna storage URL (RDB or journal).")]
 StudyOption = Annotated[str | None, typer.Option(help="Study name; an existing study is resumed.")]
@@ -112,12 +117,15 @@ def search(
     from search.tracking import redact
 
     started = time.monotonic()
-    space = space or _default_space()
-    search_space = Space.load(space)
+    search_space = Space.load(space) if space is not None else None
     _quiet_tensorflow()
     typer.echo(f"loading data {data} ...")
     try:
         dataset = load_dataset(data)
+        if space is None or search_space is None:
+            space = _default_space(DEFAULT_SPACE if dataset.has_boxes else BOX_FREE_SPACE)
+            search_space = Space.load(space)
+        _check_kinds(search_space, dataset, data)
         options = SearchOptions(
             trials,
             timeout,
@@ -227,10 +235,21 @@ def confirm_command(
     _print_confirmation(confirmation)
 
 
-def _default_space() -> Path:
-    """``spaces/default.yaml`` of the working directory, else the one beside the package."""
-    local = Path(DEFAULT_SPACE)
-    return local if local.exists() else Path(__file__).resolve().parents[1] / DEFAULT_SPACE
+def _default_space(name: str = DEFAULT_SPACE) -> Path:
+    """``name`` (``spaces/default.yaml``) in the working directory, else beside the package."""
+    local = Path(name)
+    return local if local.exists() else Path(__file__).resolve().parents[1] / name
+
+
+def _check_kinds(space: Space, dataset: Dataset, data: str) -> None:
+    """Refuse a space that can produce object kinds when the data has no boxes."""
+    needing = space.object_kinds()
+    if needing and not dataset.has_boxes:
+        usable = ", ".join(kind for kind in KINDS if kind not in OBJECT_KINDS)
+        raise UserError(
+            f"--data '{data}' has no boxes, but {space.source} can sample {', '.join(needing)}; "
+            f"box-free data can use {usable}: --space {BOX_FREE_SPACE} (the default for it)"
+        )
 
 
 def _console() -> Any:
@@ -473,6 +492,9 @@ def preview(
     dataset = load_dataset(data)
     if len(dataset.val) == 0:
         raise UserError(f"--data '{data}' has no validation samples to show")
+    if chosen.kind in OBJECT_KINDS and not dataset.has_boxes:
+        usable = ", ".join(kind for kind in KINDS if kind not in OBJECT_KINDS)
+        raise UserError(f"--data '{data}' has no boxes for kind {chosen.kind}; use {usable}")
     samples = dataset.val.take(slice(0, n))
     figure = crop_grid(chosen, samples, dataset.class_names, seed=seed, modes=shown)
     try:
