@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -10,11 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from search.config import DEFAULT_STORAGE, DEFAULT_TRACKING
+from search.config import DEFAULT_STORAGE, DEFAULT_TRACKING, TrainConfig
 from search.data import DataError, Dataset
 from search.export import PolicyFileError
+from search.names import StudyNameError
 from search.policy import KINDS, OBJECT_KINDS, PolicyError
+from search.safe_yaml import MESSAGE_CHARS, YamlFileError, clip
 from search.space import Space, SpaceError
+from search.strict import bounds
+from search.uris import UriError, redact
 
 if TYPE_CHECKING:
     import optuna
@@ -51,11 +56,66 @@ _USER_ERRORS: tuple[type[Exception], ...] = (
     PolicyError,
     PolicyFileError,
     DataError,
+    YamlFileError,
+    UriError,
+    StudyNameError,
 )
 
+#: CLI bounds are the model's bounds (TrainConfig), never a second copy.
+EPOCHS = bounds(TrainConfig, "epochs")
+SEEDS = bounds(TrainConfig, "seed")
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", help="Also show TensorFlow's start-up log lines.")
+]
 
-def _quiet_tensorflow() -> None:
+
+def _finite(value: float | None) -> float | None:
+    """Typer callback: ``nan`` and ``inf`` pass click's range checks; refuse them."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def _check_stores(study: str | None, storage: str | None, tracking_uri: str | None) -> None:
+    """Refuse a bad study name or store URI before anything is created (each within seconds)."""
+    from search.names import check_study_name
+    from search.uris import check_storage_uri, check_tracking_uri
+
+    if study is not None:
+        check_study_name(study)
+    if storage is not None:
+        check_storage_uri(storage)
+    if tracking_uri is not None:
+        check_tracking_uri(tracking_uri)
+
+
+def _quiet_tensorflow(verbose: bool = False) -> None:
+    """Import TensorFlow without its start-up lines on the terminal, unless ``verbose``.
+
+    Its C++ side writes absl's "All log messages before absl::InitializeLog()" warning and the
+    oneDNN notice to file descriptor 2 during the import, even with TF_CPP_MIN_LOG_LEVEL=2
+    (measured: four lines per process). They go to a temporary file instead, shown only if
+    the import fails.
+    """
+    import tempfile
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if verbose or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 TopOption = Annotated[
@@ -82,20 +142,28 @@ def search(
         float | None,
         typer.Option(
             min=1,
+            callback=_finite,
             help="Wall-clock budget of the whole command in seconds, confirmation included: "
             "screening stops early and confirmation trains on a share of the data to fit.",
         ),
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs per trial.")] = 4,
+    epochs: Annotated[
+        int, typer.Option(min=EPOCHS[0], max=EPOCHS[1], help="Training epochs per trial.")
+    ] = 4,
     seed: Annotated[
         int,
-        typer.Option(help="Seed from which the sampler, training and confirmation seeds derive."),
+        typer.Option(
+            min=SEEDS[0],
+            max=SEEDS[1],
+            help="Seed from which the sampler, training and confirmation seeds derive.",
+        ),
     ] = 0,
     screen: Annotated[
         float | None,
         typer.Option(
             min=0.001,
             max=1.0,
+            callback=_finite,
             help="Share of the training split each screening trial trains on "
             "[default: all of it up to 5,000 samples].",
             show_default=False,
@@ -109,16 +177,17 @@ def search(
     study: StudyOption = None,
     storage: StorageOption = DEFAULT_STORAGE,
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING,
+    verbose: VerboseOption = False,
 ) -> None:
     """Screen crop policies, confirm the best over seeds, and print the results."""
     from search.data import load_dataset
     from search.engines.optuna import OptunaSearch, SearchOptions, StudyError
     from search.space import Space
-    from search.tracking import redact
 
     started = time.monotonic()
+    _check_stores(study, storage, tracking_uri)
     search_space = Space.load(space) if space is not None else None
-    _quiet_tensorflow()
+    _quiet_tensorflow(verbose)
     typer.echo(f"loading data {data} ...")
     try:
         dataset = load_dataset(data)
@@ -176,13 +245,18 @@ def confirm_command(
     top: TopOption = 3,
     repeats: RepeatsOption = 3,
     seed: Annotated[
-        int | None, typer.Option(help="Seed of the confirmation [default: the study's].")
+        int | None,
+        typer.Option(
+            min=SEEDS[0], max=SEEDS[1], help="Seed of the confirmation [default: the study's]."
+        ),
     ] = None,
     epochs: Annotated[
-        int | None, typer.Option(min=1, help="Epochs per run [default: the study's].")
+        int | None,
+        typer.Option(min=EPOCHS[0], max=EPOCHS[1], help="Epochs per run [default: the study's]."),
     ] = None,
     storage: StorageOption = DEFAULT_STORAGE,
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING,
+    verbose: VerboseOption = False,
 ) -> None:
     """Re-train a study's top policies and its baseline over seeds; finished repeats are
     reused, so running it again resumes (or just reprints)."""
@@ -193,12 +267,13 @@ def confirm_command(
     from search.tracking import Tracker
     from search.views import log_study_views
 
+    _check_stores(study, None, tracking_uri)
     loaded = _load_study(study, storage)
     attrs = loaded.user_attrs
     spec = data or attrs.get("data")
     if spec is None:
         raise UserError(f"study '{study}' does not record its data; pass --data")
-    _quiet_tensorflow()
+    _quiet_tensorflow(verbose)
     dataset = load_dataset(spec)
     if attrs.get("data_fingerprint") not in (None, dataset.fingerprint):
         raise UserError(
@@ -315,13 +390,15 @@ def _print_confirmation(confirmation: Confirmation) -> None:
 def _load_study(name: str | None, storage: str) -> optuna.Study:
     import optuna
 
-    from search.tracking import redact, sqlite_path
+    from search.uris import check_storage_uri, sqlite_path
 
     path = sqlite_path(storage)
     if path is not None and not path.exists():
         raise UserError(
-            f"no study storage at {path} (run 'cropsearch search' first or pass --storage)"
+            f"no study storage at {clip(str(path))} (run 'cropsearch search' first or pass "
+            "--storage)"
         )
+    check_storage_uri(storage)
     names = [
         s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
     ]
@@ -330,7 +407,9 @@ def _load_study(name: str | None, storage: str) -> optuna.Study:
     if name is None:
         return optuna.load_study(study_name=names[-1], storage=storage)
     if name not in names:
-        raise UserError(f"no study '{name}' in {redact(storage)} (known: {', '.join(names[-5:])})")
+        raise UserError(
+            f"no study '{clip(name)}' in {redact(storage)} (known: {', '.join(names[-5:])})"
+        )
     return optuna.load_study(study_name=name, storage=storage)
 
 
@@ -357,7 +436,10 @@ def export(
     if chosen is None:
         raise UserError(f"study '{loaded.study_name}' has no completed trial yet")
     document = policy_document(chosen, study_attrs(loaded), confirmation)
-    path = write_policy_file(document, output)
+    try:
+        path = write_policy_file(document, output)
+    except OSError as error:
+        raise UserError(f"cannot write {clip(str(output))}: {error.strerror}") from None
     how = "confirmed winner" if confirmation is not None else "best single screening run"
     typer.echo(
         f"wrote {path}: trial {chosen.number} of study '{loaded.study_name}' ({how}; "
@@ -373,15 +455,16 @@ def ui(
     host: Annotated[
         str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it local.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 5000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 5000,
     study: Annotated[str | None, typer.Option(help="Print the runs link of this study.")] = None,
 ) -> None:
     """Start the MLflow UI on the search's store and print its URL (Ctrl-C stops it)."""
-    from search.tracking import artifact_root, redact, sqlite_path
+    from search.tracking import artifact_root, sqlite_path
 
     path = sqlite_path(tracking_uri)
     if path is not None and not path.exists():
-        raise UserError(f"no MLflow store at {path} (run 'cropsearch search' first)")
+        raise UserError(f"no MLflow store at {clip(str(path))} (run 'cropsearch search' first)")
+    _check_stores(None, None, tracking_uri)
     command = [
         sys.executable,
         "-m",
@@ -456,37 +539,37 @@ def preview(
     train: Annotated[bool, typer.Option("--train", help="Only train-mode crops.")] = False,
     eval_: Annotated[bool, typer.Option("--eval", help="Only eval-mode crops.")] = False,
     n: Annotated[int, typer.Option("--n", min=1, max=64, help="Validation samples shown.")] = 16,
-    seed: Annotated[int, typer.Option(help="Seed of the train-mode randomness.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=SEEDS[0], max=SEEDS[1], help="Seed of the train-mode randomness.")
+    ] = 0,
+    verbose: VerboseOption = False,
 ) -> None:
     """Draw a policy's crops of the first validation samples into a PNG, without training.
 
     Fields: defaults, then --policy, then each --set. Neither --train nor --eval: both modes.
     """
-    import yaml
-
     from search.data import load_dataset
     from search.export import load_policy
     from search.policy import CropPolicy
+    from search.safe_yaml import load_yaml_text
 
     fields = load_policy(policy).to_dict() if policy is not None else {}
     for item in set_ or []:
         name, sep, text = (part.strip() for part in item.partition("="))
         if not sep or not name:
-            raise UserError(f"--set '{item}': expected FIELD=VALUE, e.g. --set context=0.3")
+            raise UserError(f"--set '{clip(item)}': expected FIELD=VALUE, e.g. --set context=0.3")
+        value = load_yaml_text(text, f"--set '{item}'")
         try:
-            value = yaml.safe_load(text)
             CropPolicy(**{name: value})  # check this field alone, to name the flag at fault
-        except yaml.YAMLError:
-            raise UserError(f"--set '{item}': the value is not valid YAML") from None
         except PolicyError as error:
-            raise PolicyError(f"--set '{item}': {error}") from None
+            raise PolicyError(f"--set '{clip(item)}': {error}") from None
         fields[name] = value
     chosen = CropPolicy.from_dict(fields)
     shown: tuple[str, ...] = ("train", "eval")
     if train != eval_:
         shown = ("train",) if train else ("eval",)
 
-    _quiet_tensorflow()
+    _quiet_tensorflow(verbose)
     from search.figures import crop_grid, save
 
     dataset = load_dataset(data)
@@ -518,18 +601,28 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         ctx = getattr(error, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        typer.echo(f"error: {error.format_message()}{hint}", err=True)
+        typer.echo(f"error: {_one_line(error.format_message())}{hint}", err=True)
         return error.exit_code
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
     except _USER_ERRORS as error:
-        typer.echo(f"error: {error}", err=True)
+        typer.echo(f"error: {_one_line(str(error))}", err=True)
         return 2
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
+    except Exception:  # a bug: its traceback, with any URI's secrets redacted
+        import traceback
+
+        sys.stderr.write(redact(traceback.format_exc()))
+        return 1
     return result if isinstance(result, int) else 0
+
+
+def _one_line(message: str) -> str:
+    """A user-facing message as one bounded line, secrets redacted."""
+    return clip(redact(message), MESSAGE_CHARS)
 
 
 if __name__ == "__main__":
