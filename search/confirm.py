@@ -98,7 +98,7 @@ def paired_interval(a: Sequence[float], b: Sequence[float], level: float = LEVEL
     est = estimate(diffs)
     if est.n < 2:
         return Interval(est.mean, -math.inf, math.inf, est.n)
-    half = stats.t.ppf(0.5 + level / 2, est.n - 1) * est.std / math.sqrt(est.n)
+    half = float(stats.t.ppf(0.5 + level / 2, est.n - 1)) * est.std / math.sqrt(est.n)
     return Interval(est.mean, est.mean - half, est.mean + half, est.n)
 
 

@@ -29,12 +29,16 @@ class SearchRun:
     output: str
 
 
-def search_args(folder: Path, study: str, space: Path | None = None, trials: int = 2) -> list[str]:
-    """`cropsearch search` arguments for a 1-epoch search on tiny data with stores in ``folder``."""
+def search_args(
+    folder: Path, study: str, space: Path | None = None, trials: int = 2, confirm: bool = False
+) -> list[str]:
+    """`cropsearch search` arguments for a 1-epoch search on tiny data with stores in ``folder``;
+    with ``confirm``, a 2-seed confirmation of the top policy and the baseline."""
     return [
         "search", "--data", TINY_DATA, "--space", str(space or REPO / "spaces" / "default.yaml"),
         "--trials", str(trials), "--epochs", "1", "--study", study,
         "--storage", f"sqlite:///{folder}/optuna.db", "--tracking-uri", f"sqlite:///{folder}/mlflow.db",
+        *(["--top", "1", "--repeats", "2"] if confirm else ["--no-confirm"]),
     ]  # fmt: skip
 
 
@@ -55,7 +59,7 @@ def tiny_search(tmp_path_factory: pytest.TempPathFactory) -> SearchRun:
     folder = tmp_path_factory.mktemp("search")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(search_args(folder, "tiny"))
+        code = main(search_args(folder, "tiny", confirm=True))
     return SearchRun(
         folder, f"sqlite:///{folder}/optuna.db", f"sqlite:///{folder}/mlflow.db", "tiny", code,
         out.getvalue(),
