@@ -46,7 +46,7 @@ import glob
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -171,9 +171,12 @@ def parse_label_map(text: str, source: Path) -> LabelMap:
         return DataError(f"{source}: not a label map ({problem})")
 
     while i < len(tokens):
-        if tokens[i : i + 2] not in (["item", "{"],) and tokens[i : i + 3] != ["item", ":", "{"]:
+        if tokens[i : i + 2] == ["item", "{"]:
+            i += 2
+        elif tokens[i : i + 3] == ["item", ":", "{"]:
+            i += 3
+        else:
             raise fail(f"expected 'item {{', found {tokens[i]!r}")
-        i += 2 if tokens[i + 1] == "{" else 3
         fields: dict[str, str] = {}
         while True:
             if i >= len(tokens):
@@ -184,7 +187,7 @@ def parse_label_map(text: str, source: Path) -> LabelMap:
             ahead = tokens[i + 1 : i + 3]
             if ahead[:1] == ["{"] or ahead == [":", "{"]:  # a nested message: not needed
                 i = _skip_block(tokens, i + (2 if ahead[0] == "{" else 3), fail)
-            elif len(ahead) == 2 and ahead[0] == ":" and ahead[1] not in "{}":
+            elif len(ahead) == 2 and ahead[0] == ":" and ahead[1] not in ("{", "}"):
                 fields.setdefault(tokens[i], _unquote(ahead[1]))
                 i += 3
             else:
@@ -200,13 +203,14 @@ def parse_label_map(text: str, source: Path) -> LabelMap:
             raise fail(f"id {label} appears twice")
         names[label] = name
         for alias in (fields.get("name", "").strip(), name):
-            aliases.setdefault(alias, label)
+            if alias:
+                aliases.setdefault(alias, label)
     if not names:
         raise fail("no items")
     return map_
 
 
-def _skip_block(tokens: list[str], i: int, fail: Any) -> int:
+def _skip_block(tokens: list[str], i: int, fail: Callable[[str], DataError]) -> int:
     """The index after the ``}`` closing a block whose ``{`` is just before ``i``."""
     depth = 1
     while i < len(tokens):
