@@ -430,6 +430,9 @@ def pixel_boxes(boxes: tf.Tensor, sizes: tf.Tensor, box_format: str) -> tf.Tenso
     return tf.stack([boxes[:, 1] * w, boxes[:, 0] * h, boxes[:, 3] * w, boxes[:, 2] * h], axis=1)
 
 
+# Plain ops without Python control flow on tensors: autograph would only slow tracing (4.5 s
+# for a tf.data map, 0.3 s without it).
+@tf.autograph.experimental.do_not_convert
 def crop_batch(
     policy: CropPolicy,
     images: tf.Tensor | tf.RaggedTensor,
@@ -599,6 +602,7 @@ def tf_map(
     if box_format not in BOX_FORMATS:
         raise ValueError(f"box_format '{box_format}' must be one of {', '.join(BOX_FORMATS)}")
 
+    @tf.autograph.experimental.do_not_convert
     def crop_element(*element: Any) -> tuple[tf.Tensor, tf.Tensor]:
         index = None
         if len(element) == 2 and isinstance(element[1], tuple):
