@@ -553,7 +553,7 @@ def test_coco_malformed_json_is_a_data_error(tmp_path: Path) -> None:
         load_dataset(f"coco:{path}")
 
 
-@pytest.mark.parametrize("fmt", ["mnist", "csv", "voc", "coco"])
+@pytest.mark.parametrize("fmt", ["mnist", "csv", "voc", "coco", "tfrecord", "folder"])
 def test_located_formats_need_a_location(fmt: str) -> None:
     with pytest.raises(DataError, match=f"format '{fmt}' needs a location, as {fmt}:PATH"):
         load_dataset(f"{fmt}:seed=1")
