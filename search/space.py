@@ -114,8 +114,9 @@ def _check_value(source: str, name: str, value: Any) -> None:
 
 
 #: Fields that take whole numbers: a ``type: float`` range would hand them fractions.
-INTEGER_FIELDS = ("size",) + tuple(
-    name for name in TRAIN_FIELDS if TrainConfig.model_fields[name].annotation is int
+INTEGER_FIELDS = (
+    "size",
+    *(name for name in TRAIN_FIELDS if TrainConfig.model_fields[name].annotation is int),
 )
 
 

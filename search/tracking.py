@@ -25,6 +25,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 #: Trial state -> MLflow run status, so the UI shows pruned and failed trials as such.
 RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 
+
 def prepare_sqlite(url: str) -> None:
     """Create the folder of a sqlite database so the first connection can create the file."""
     path = sqlite_path(url)
