@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -422,9 +422,17 @@ def export(
         str | None, typer.Option(help="Study name (default: the latest study).")
     ] = None,
     storage: StorageOption = DEFAULT_STORAGE,
+    file_format: Annotated[
+        Literal["yaml", "json"] | None,
+        typer.Option(
+            "--format",
+            help="File format [default: json for a .json output, else yaml].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Write the study's answer (the confirmed winner, else the best screening trial) with
-    provenance and the confirmation's numbers, as a versioned YAML file."""
+    provenance and the confirmation's numbers, as a versioned YAML or JSON file."""
     from search.engines.optuna import OptunaRecords, study_attrs
     from search.export import policy_document, write_policy_file
     from search.views import chosen_record
@@ -437,7 +445,7 @@ def export(
         raise UserError(f"study '{loaded.study_name}' has no completed trial yet")
     document = policy_document(chosen, study_attrs(loaded), confirmation)
     try:
-        path = write_policy_file(document, output)
+        path = write_policy_file(document, output, file_format)
     except OSError as error:
         raise UserError(f"cannot write {clip(str(output))}: {error.strerror}") from None
     how = "confirmed winner" if confirmation is not None else "best single screening run"

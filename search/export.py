@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import platform
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -16,6 +17,10 @@ from search.policy import CropPolicy, PolicyError
 from search.record import TrialRecord
 
 FORMAT = "cropsearch.policy/v1"
+#: Sections of a policy file: required, then optional.
+REQUIRED_SECTIONS = ("format", "policy")
+OPTIONAL_SECTIONS = ("provenance", "confirmation")
+FileFormat = Literal["yaml", "json"]
 _VERSIONED = ("cropsearch", "optuna", "mlflow", "keras", "tensorflow-cpu", "tensorflow", "numpy")
 
 
@@ -132,28 +137,98 @@ def policy_yaml(document: dict[str, Any]) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def write_policy_file(document: dict[str, Any], path: str | Path) -> Path:
-    """Write a policy document as YAML."""
+def policy_text(document: dict[str, Any], file_format: FileFormat = "yaml") -> str:
+    """A policy document as YAML or JSON text, fields in file order."""
+    if file_format == "json":
+        return json.dumps(document, indent=2) + "\n"
+    return policy_yaml(document)
+
+
+def format_of(path: str | Path) -> FileFormat:
+    """The file format a path's suffix names: ``.json`` is JSON, anything else YAML."""
+    return "json" if Path(path).suffix.lower() == ".json" else "yaml"
+
+
+def write_policy_file(
+    document: dict[str, Any], path: str | Path, file_format: FileFormat | None = None
+) -> Path:
+    """Write a policy document as YAML or JSON (default: as the path's suffix says)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(policy_yaml(document))
+    path.write_text(policy_text(document, file_format or format_of(path)))
     return path
 
 
 def load_policy(path: str | Path) -> CropPolicy:
-    """Read a policy file (or a bare mapping of policy fields) and validate it."""
-    from search.safe_yaml import YamlFileError, clip, load_yaml_file, shorten
+    """Read a policy file, YAML or JSON (``.json``), and validate it.
+
+    A file with ``format`` is read strictly: the format version must be known, its sections
+    are ``format``, ``policy`` and optionally ``provenance`` and ``confirmation``, and the
+    policy lists every field, each within its bounds. A bare mapping of policy fields (no
+    ``format``, as written by hand for ``preview --policy``) takes the defaults for the rest.
+
+    Raises:
+        PolicyFileError: one line naming the file and the field at fault.
+    """
+    from search.safe_yaml import YamlFileError, clip, load_yaml_file, read_text_file
 
     source = clip(str(path))
     try:
-        raw = load_yaml_file(path, "policy file")
+        if format_of(path) == "json":
+            raw = _parse_json(read_text_file(path, "policy file"), source)
+        else:
+            raw = load_yaml_file(path, "policy file")
     except YamlFileError as error:
         raise PolicyFileError(str(error)) from None
     if isinstance(raw, dict) and "format" in raw:
-        if raw["format"] != FORMAT:
-            raise PolicyFileError(f"{source}: format {shorten(raw['format'])} is not '{FORMAT}'")
-        raw = raw.get("policy")
+        raw = _checked_document(raw, source)["policy"]
     try:
         return CropPolicy.from_dict(raw)
     except PolicyError as error:
         raise PolicyFileError(f"{source}: {error}") from None
+
+
+def _parse_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PolicyFileError(
+            f"{source}: not valid JSON ({error.msg}, line {error.lineno} column {error.colno})"
+        ) from None
+    except RecursionError:
+        raise PolicyFileError(f"{source}: not valid JSON (nested too deeply)") from None
+
+
+def _checked_document(raw: dict[Any, Any], source: str) -> dict[Any, Any]:
+    """``raw`` if it is a complete, known-version policy document; else PolicyFileError."""
+    from search.safe_yaml import shorten
+
+    if raw["format"] != FORMAT:
+        raise PolicyFileError(
+            f"{source}: unknown format {shorten(raw['format'])} (this cropsearch reads '{FORMAT}')"
+        )
+    known = (*REQUIRED_SECTIONS, *OPTIONAL_SECTIONS)
+    problems = [
+        f"unknown field {shorten(key)} (known: {', '.join(known)})"
+        for key in raw
+        if key not in known
+    ]
+    problems += [f"missing field '{key}'" for key in REQUIRED_SECTIONS if key not in raw]
+    for key in ("policy", *OPTIONAL_SECTIONS):
+        if key in raw and not isinstance(raw[key], dict):
+            problems.append(f"field '{key}' must be a mapping, got {type(raw[key]).__name__}")
+    if not problems:
+        fields = raw["policy"]
+        problems += [
+            f"unknown policy field {shorten(key)} (known: {', '.join(CropPolicy.model_fields)})"
+            for key in fields
+            if key not in CropPolicy.model_fields
+        ]
+        problems += [
+            f"missing policy field '{name}' ({FORMAT} lists every field)"
+            for name in CropPolicy.model_fields
+            if name not in fields
+        ]
+    if problems:
+        raise PolicyFileError(f"{source}: {'; '.join(problems)}")
+    return raw

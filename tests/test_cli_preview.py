@@ -9,6 +9,7 @@ from PIL import Image
 
 from search.cli import main
 from search.export import FORMAT, write_policy_file
+from search.policy import CropPolicy
 
 DATA = "shapes:train=4,val=8,test=4"
 
@@ -50,7 +51,10 @@ def test_preview_writes_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def test_preview_reads_a_policy_file_and_one_mode(tmp_path: Path) -> None:
     policy_file = write_policy_file(
-        {"format": FORMAT, "policy": {"kind": "random_resized", "fraction": 0.3, "size": 32}},
+        {
+            "format": FORMAT,  # a versioned file lists every field
+            "policy": CropPolicy(kind="random_resized", fraction=0.3, size=32).to_dict(),
+        },
         tmp_path / "best_policy.yaml",
     )
     both, eval_only = tmp_path / "both.png", tmp_path / "eval.png"

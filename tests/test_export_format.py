@@ -1,0 +1,132 @@
+"""Policy files: YAML or JSON, read back strictly (version, sections, every policy field)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import SearchRun
+
+from search.cli import main
+from search.export import FORMAT, PolicyFileError, load_policy, write_policy_file
+from search.policy import CropPolicy
+
+POLICY = CropPolicy(kind="object", context=0.3, size=(40, 48), box_noise=0.1)
+
+
+def _document(**changes: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "format": FORMAT,
+        "policy": POLICY.to_dict(),
+        "provenance": {"study": "s", "trial": 3, "anything": [1, 2]},
+    }
+    document.update(changes)
+    return {k: v for k, v in document.items() if v is not None}
+
+
+@pytest.mark.parametrize("name", ["best.yaml", "best.yml", "best.json", "BEST.JSON"])
+def test_round_trip_in_the_suffix_format(tmp_path: Path, name: str) -> None:
+    path = write_policy_file(_document(), tmp_path / name)
+    text = path.read_text()
+    if name.lower().endswith(".json"):
+        assert json.loads(text)["format"] == FORMAT
+    else:
+        assert text.startswith("format: cropsearch.policy/v1\npolicy:\n")
+    assert load_policy(path) == POLICY
+
+
+def test_format_given_overrides_the_suffix(tmp_path: Path) -> None:
+    path = write_policy_file(_document(), tmp_path / "policy.txt", "json")
+    assert json.loads(path.read_text())["policy"]["kind"] == "object"
+    # a JSON document in a .yaml file is read too (JSON is YAML)
+    path = write_policy_file(_document(), tmp_path / "policy.yaml", "json")
+    assert load_policy(path) == POLICY
+
+
+def _policy_with(**fields: Any) -> dict[str, Any]:
+    policy = {**POLICY.to_dict(), **fields}
+    return {k: v for k, v in policy.items() if v is not None}
+
+
+RANGE = r"'context' = 2\.5 is outside the allowed range \[-0\.25, 2\.0\]"
+STRICT_ERRORS = [
+    ("version", _document(format="cropsearch.policy/v2"), r"unknown format '\S+/v2'"),
+    ("no-policy", _document(policy=None), r"missing field 'policy'"),
+    ("extra-section", _document(comment="hi"), r"unknown field 'comment' \(known: format"),
+    ("policy-list", _document(policy=[1, 2]), r"field 'policy' must be a mapping, got list"),
+    ("provenance-text", _document(provenance="x"), r"field 'provenance' must be a mapping"),
+    ("missing", _document(policy=_policy_with(context=None)), r"missing policy field 'context'"),
+    ("extra", _document(policy=_policy_with(colour="red")), r"unknown policy field 'colour'"),
+    ("range", _document(policy=_policy_with(context=2.5)), RANGE),
+    ("size", _document(policy=_policy_with(size=[4, 48])), r"'size'"),
+    ("literal", _document(policy=_policy_with(kind="objekt")), r"'kind' = 'objekt' must be one"),
+]
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+@pytest.mark.parametrize(
+    ("document", "message"), [r[1:] for r in STRICT_ERRORS], ids=[r[0] for r in STRICT_ERRORS]
+)
+def test_strict_loading_names_the_field(
+    tmp_path: Path, suffix: str, document: dict[str, Any], message: str
+) -> None:
+    path = tmp_path / f"bad{suffix}"
+    path.write_text(json.dumps(document) if suffix == ".json" else yaml.safe_dump(document))
+    with pytest.raises(PolicyFileError, match=message) as error:
+        load_policy(path)
+    assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
+
+
+def test_both_faults_are_named_together(tmp_path: Path) -> None:
+    # a typo is an unknown field and a missing one: one line says both
+    document = _document(policy=_policy_with(context=None, contxt=0.3))
+    path = write_policy_file(document, tmp_path / "typo.yaml")
+    with pytest.raises(
+        PolicyFileError, match=r"unknown policy field 'contxt'.*missing policy field 'context'"
+    ):
+        load_policy(path)
+
+
+def test_a_bare_mapping_of_fields_takes_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "fields.yaml"
+    path.write_text("kind: center\nfraction: 0.5\n")
+    assert load_policy(path) == CropPolicy(kind="center", fraction=0.5)
+    path.write_text("kind: center\nfractoin: 0.5\n")
+    with pytest.raises(PolicyFileError, match="unknown policy field 'fractoin'"):
+        load_policy(path)
+
+
+def test_bad_json_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{"format": "cropsearch.policy/v1",\n "policy": {,}}')
+    with pytest.raises(PolicyFileError, match=r"not valid JSON \(.*line 2 column"):
+        load_policy(path)
+    path.write_text("[" * 100_000)
+    with pytest.raises(PolicyFileError, match="not valid JSON"):
+        load_policy(path)
+
+
+def test_cli_reports_a_bad_policy_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_policy_file(_document(format="cropsearch.policy/v9"), tmp_path / "p.json")
+    assert main(["preview", "--policy", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown format 'cropsearch.policy/v9'" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_export_writes_json_and_yaml(tiny_search: SearchRun, tmp_path: Path) -> None:
+    common = ["export", "--study", tiny_search.study, "--storage", tiny_search.storage]
+    assert main([*common, "-o", str(tmp_path / "best.json")]) == 0
+    assert main([*common, "-o", str(tmp_path / "best.txt"), "--format", "json"]) == 0
+    assert main([*common, "-o", str(tmp_path / "best.yaml")]) == 0
+    as_json = json.loads((tmp_path / "best.json").read_text())
+    assert json.loads((tmp_path / "best.txt").read_text())["policy"] == as_json["policy"]
+    assert yaml.safe_load((tmp_path / "best.yaml").read_text())["policy"] == as_json["policy"]
+    assert load_policy(tmp_path / "best.json") == load_policy(tmp_path / "best.yaml")
+    assert main([*common, "-o", str(tmp_path / "x"), "--format", "xml"]) == 2
