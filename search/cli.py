@@ -90,32 +90,14 @@ def _check_stores(study: str | None, storage: str | None, tracking_uri: str | No
 
 
 def _quiet_tensorflow(verbose: bool = False) -> None:
-    """Import TensorFlow without its start-up lines on the terminal, unless ``verbose``.
-
-    Its C++ side writes absl's "All log messages before absl::InitializeLog()" warning and the
-    oneDNN notice to file descriptor 2 during the import, even with TF_CPP_MIN_LOG_LEVEL=2
-    (measured: four lines per process). They go to a temporary file instead, shown only if
-    the import fails.
-    """
-    import tempfile
+    """Keep TensorFlow's start-up lines (absl, oneDNN: written by C++ to file descriptor 2 even
+    with TF_CPP_MIN_LOG_LEVEL=2) off the terminal unless ``verbose``; TensorFlow is still
+    imported only where it is needed (:mod:`search.quiet`)."""
+    from search.quiet import silence_first_import
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if verbose or "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    if not verbose:
+        silence_first_import("tensorflow")
 
 
 TopOption = Annotated[
@@ -517,6 +499,7 @@ def data(
     from search.data import load_dataset
     from search.data.report import format_report, preview_grid
 
+    _quiet_tensorflow()  # tfrecord:... reads with TensorFlow
     dataset = load_dataset(spec)
     typer.echo(format_report(dataset), nl=False)
     if preview is not None:

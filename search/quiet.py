@@ -1,0 +1,77 @@
+"""Keep a library's start-up lines off the terminal, without importing it before it is needed.
+
+TensorFlow's C++ side writes absl's "All log messages before absl::InitializeLog()" warning and
+the oneDNN notice to file descriptor 2 while ``import tensorflow`` runs, even with
+``TF_CPP_MIN_LOG_LEVEL=2`` (measured: four lines per process). Python's ``sys.stderr`` never
+sees them, so :func:`silence_first_import` redirects the descriptor itself around that one
+import, wherever it happens (a loader, Keras, a figure), and shows the lines only if the import
+fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import tempfile
+import types
+from collections.abc import Iterator, Sequence
+
+
+@contextlib.contextmanager
+def stderr_to_file() -> Iterator[None]:
+    """Send file descriptor 2 to a temporary file for the block; replay it if the block raises."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class _SilentFirstImport(importlib.abc.MetaPathFinder):
+    """Finds ``name`` once, through the normal finders, and runs its module code silenced."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)  # one shot; also keeps find_spec below from recursing
+        spec = importlib.util.find_spec(fullname)
+        loader = spec.loader if spec is not None else None
+        if loader is not None and hasattr(loader, "exec_module"):
+            run = loader.exec_module
+
+            def exec_module(module: types.ModuleType) -> None:
+                with stderr_to_file():
+                    run(module)
+
+            loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def silence_first_import(name: str) -> None:
+    """Silence file descriptor 2 while module ``name`` is first imported (no-op once loaded)."""
+    if name in sys.modules or any(
+        isinstance(finder, _SilentFirstImport) and finder.name == name for finder in sys.meta_path
+    ):
+        return
+    sys.meta_path.insert(0, _SilentFirstImport(name))
