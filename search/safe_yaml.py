@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 #: Largest file read (space and policy files are a few hundred bytes).
-MAX_FILE_BYTES = 1 << 20
+MAX_FILE_BYTES = 256 * 1024
 #: Most values a document may hold once its aliases are expanded.
 MAX_VALUES = 10_000
 #: Deepest nesting of mappings and sequences.
@@ -93,7 +93,7 @@ def _check_expansion(root: yaml.Node) -> None:
             open_nodes.discard(key)
             sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
             if sizes[key] > MAX_VALUES:
-                raise _TooBig(f"YAML aliases expand to more than {MAX_VALUES} values")
+                raise _TooBig(f"more than {MAX_VALUES} values once YAML aliases expand")
             continue
         if key in sizes:
             continue

@@ -95,10 +95,13 @@ SEEDS_LOW, SEEDS_HIGH = bounds(TrainConfig, "seed")
 
 CASES: dict[str, Case] = {
     # -- space files ---------------------------------------------------------------------
-    "space-alias-bomb": space_case(BOMB, "expand to more than"),
+    "space-alias-bomb": space_case(BOMB, "once YAML aliases expand"),
     "space-alias-bomb-under-fixed": space_case(
         "fixed:\n" + "".join(f"  {line}\n" for line in BOMB.splitlines()) + "params: {}\n",
-        "expand to more than",
+        "once YAML aliases expand",
+    ),
+    "space-20000-values": space_case(
+        "fixed: {size: [" + ", ".join(["48"] * 20000) + "]}\nparams: {}\n", "more than 10000 values"
     ),
     "space-recursive-alias": space_case("params: &p {kind: *p}\n", "refers to the node"),
     "space-deep-nesting": space_case("params: " + "[" * 200 + "]" * 200 + "\n", "nested deeper"),
@@ -178,7 +181,7 @@ CASES: dict[str, Case] = {
         _space("  fraction: {type: float, lo: 0.1, high: 1.0}\n"), "params.fraction"
     ),
     # -- policy files and --set ----------------------------------------------------------
-    "policy-alias-bomb": policy_case(BOMB, "expand to more than"),
+    "policy-alias-bomb": policy_case(BOMB, "once YAML aliases expand"),
     "policy-is-a-folder": Case(("preview", "--policy", "{inputs}"), "is a folder"),
     "policy-binary": policy_case(bytes(range(256)) * 4, "binary"),
     "policy-boolean-context": policy_case(
