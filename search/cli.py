@@ -509,6 +509,41 @@ def data(
             raise UserError(f"cannot write the preview {preview}: {error}") from None
 
 
+@app.command("apply")
+def apply_command(
+    policy: Annotated[
+        Path, typer.Option(help="Policy file, as 'cropsearch export' writes it (YAML or JSON).")
+    ],
+    out: Annotated[Path, typer.Option(help="New or empty folder for the crops and manifest.")],
+    data: Annotated[str, typer.Option(help=DATA_SPEC_HELP)] = "shapes",
+    split: Annotated[Literal["train", "val", "test"], typer.Option(help="Split to crop.")] = "val",
+    train: Annotated[
+        bool, typer.Option("--train", help="Train-mode (random) windows instead of eval.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the train-mode randomness.")] = 0,
+    epoch: Annotated[int, typer.Option(min=0, help="Epoch of the train-mode randomness.")] = 0,
+) -> None:
+    """Crop a dataset split with a policy file: PNGs in OUT/<class>/ and OUT/manifest.csv
+    (source, label, box, window). Samples the data loader rejects are skipped and counted."""
+    from search.apply import ApplyError, skipped_summary, write_crops
+    from search.data import load_dataset
+    from search.export import load_policy
+
+    chosen = load_policy(policy)
+    _quiet_tensorflow()
+    dataset = load_dataset(data)
+    typer.echo(f"data {data}: {skipped_summary(dataset.report)}")
+    mode = f"train mode, seed {seed}, epoch {epoch}" if train else "eval mode"
+    typer.echo(
+        f"policy {chosen.label()} ({mode}) on {len(getattr(dataset, split))} {split} samples"
+    )
+    try:
+        applied = write_crops(chosen, dataset, out, split, train, seed, epoch)
+    except ApplyError as error:
+        raise UserError(str(error)) from None
+    typer.echo(f"wrote {applied.written} crops to {applied.folder}; manifest {applied.manifest}")
+
+
 @app.command()
 def preview(
     policy: Annotated[
