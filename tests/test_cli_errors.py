@@ -97,3 +97,27 @@ def test_export_unknown_study(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     capsys.readouterr()
     assert main(["export", "--study", "other", "--storage", storage]) == 2
     assert "no study 'other'" in _one_line_error(capsys)
+
+
+def test_a_bug_keeps_its_traceback_but_not_its_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import search.cli
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("cannot open postgresql://u:hunter2@db/x?token=hunter2")
+
+    monkeypatch.setattr(search.cli, "_check_stores", broken)
+    assert main(["search"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError" in err
+    assert "hunter2" not in err and "postgresql://u:***@db/x?token=***" in err
+
+
+def test_a_long_multi_line_message_is_one_bounded_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = tmp_path / ("deep\n" * 50 + ".yaml")
+    assert main(["search", "--space", str(space)]) == 2
+    line = _one_line_error(capsys)
+    assert len(line) < 500 and "\\n" in line
