@@ -79,7 +79,9 @@ def run_grid(data: Any, epochs: int, repeats: int) -> list[dict[str, Any]]:
                 "epochs": epochs * repeats,
             }
         )
-        print(f"grid {i}/{len(grid_policies())}: {policy.label()}: val {val}, test {test}")
+        print(
+            f"grid {i}/{len(grid_policies())}: {policy.label()}: val {val}, test {test}", flush=True
+        )
     return rows
 
 
@@ -139,7 +141,8 @@ def main() -> None:
             print(
                 f"seed {seed}: {row['winner']} in_region={row['in_region']} "
                 f"test {row['test_mean']:.4f} ± {row['test_std']:.4f}, {row['epochs']} epochs, "
-                f"{row['seconds']:.0f}s"
+                f"{row['seconds']:.0f}s",
+                flush=True,
             )
             args.out.write_text(json.dumps(results, indent=1))
     results["grid"] = run_grid(data, args.epochs, args.repeats)

@@ -17,6 +17,7 @@ from search.export import PolicyFileError
 from search.names import StudyNameError
 from search.policy import KINDS, OBJECT_KINDS, PolicyError
 from search.safe_yaml import MESSAGE_CHARS, YamlFileError, clip
+from search.signals import Interrupted
 from search.space import Space, SpaceError
 from search.strict import bounds
 from search.uris import UriError, redact
@@ -204,7 +205,10 @@ def search(
         f"space {space}; {trials} trials x {epochs} epochs; trial 0 is the full-image baseline"
         + (f", then each kind's conventional setting ({anchors})" if anchors > 0 else "")
     )
-    confirmation = run.run()
+    from search.signals import handled
+
+    with handled():
+        confirmation = run.run()
     records = run.records.search_records()
     _print_leaderboard(records)
     if confirmation is not None:
@@ -273,11 +277,14 @@ def confirm_command(
         int(attrs.get("seed", 0)) if seed is None else seed,
         int(attrs.get("epochs", 4)) if epochs is None else epochs,
     )
+    from search.signals import handled
+
     confirmation = None
     try:
-        confirmation = run_confirmation(
-            records, dataset, tracker, parent_id, plan, None, echo=typer.echo
-        )
+        with handled():
+            confirmation = run_confirmation(
+                records, dataset, tracker, parent_id, plan, None, echo=typer.echo
+            )
     finally:
         log_study_views(
             tracker,
@@ -480,7 +487,10 @@ def ui(
         experiments = MlflowClient(tracking_uri).search_experiments(order_by=["creation_time DESC"])
         chosen = [e for e in experiments if study is None or e.name == study]
         if chosen:
-            link = f"{url}/#/experiments/{chosen[0].experiment_id}/runs"
+            # The UI takes its mode from this query inside the hash route (else from the
+            # browser's storage); without it a study opens in the GenAI overview.
+            query = "workflowType=machine_learning"
+            link = f"{url}/#/experiments/{chosen[0].experiment_id}/runs?{query}"
     typer.echo(f"MLflow UI for {redact(tracking_uri)} at {url}")
     typer.echo(f"runs of the latest study: {link}")
     sys.stdout.flush()
@@ -618,9 +628,14 @@ def preview(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes print one line on stderr and exit 2, with no traceback."""
+    from search.signals import received
+
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="cropsearch", standalone_mode=False)
+        interrupt = received()  # Typer turns an interrupt into a plain exit code 130
+        if interrupt is not None:
+            raise interrupt
     except typer.TyperException as error:  # Typer's click errors: bad flag, bad value, ...
         if type(error).__name__ == "NoArgsIsHelpError":
             typer.echo(error.format_message(), err=True)
@@ -635,6 +650,9 @@ def main(argv: list[str] | None = None) -> int:
     except _USER_ERRORS as error:
         typer.echo(f"error: {_one_line(str(error))}", err=True)
         return 2
+    except Interrupted as error:
+        typer.echo(f"interrupted ({error}): the running trial is marked failed", err=True)
+        return error.exit_code
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130

@@ -125,6 +125,13 @@ class Tracker:
                     local = self.client.download_artifacts(source_id, artifact.path, folder)
                     self.client.log_artifact(target_id, local)
 
+    def run_status(self, run_id: str) -> str | None:
+        """MLflow's status of a run (``RUNNING``, ``FINISHED``, ...), None when unknown."""
+        try:
+            return str(self.client.get_run(run_id).info.status)
+        except Exception:  # a run deleted or never created
+            return None
+
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set several tags in one call."""
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])

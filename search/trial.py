@@ -97,13 +97,18 @@ def run_trial(
     parent_id: str,
     on_epoch: StopRule | None = None,
     crop_samples: bool = True,
+    on_start: Callable[[str], None] | None = None,
 ) -> TrialRecord:
     """Train ``setup`` and log it as a child run of ``parent_id``; return its record.
 
     An exception inside training ends the run as failed and returns a failed record; an
     interrupt (``KeyboardInterrupt``, ``SystemExit``) ends it as failed and propagates.
+    ``on_start(run_id)`` lets the engine note the run before training starts (a trial whose
+    process dies can then have its run closed by the next process).
     """
     run_id = _start_run(setup, data, tracker, parent_id)
+    if on_start is not None:
+        on_start(run_id)
     n_train = len(data.train)
     try:
         if crop_samples:
@@ -127,10 +132,13 @@ def run_trial(
             setup.policy, data, setup.train, after_epoch, setup.train_index, setup.test_boxes
         )
     except BaseException as error:  # an interrupt too: the run must not stay RUNNING
+        from search.signals import raise_if_received
+
         message = f"{type(error).__name__}: {error}"
         tracker.end_run(run_id, "failed", {"error": message})
         if not isinstance(error, Exception):
             raise
+        raise_if_received()  # an interrupt that TensorFlow turned into another exception
         return setup.record(n_train, state="failed", error=message, run_id=run_id)
     values = {
         "history": result.history,

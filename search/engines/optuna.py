@@ -3,6 +3,8 @@ its pruner, and keeps each trial's :class:`TrialRecord` in the Optuna storage.""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import warnings
 from dataclasses import dataclass
@@ -31,6 +33,11 @@ SCREEN_SAMPLES = 5000
 CONFIRM_SHARE = 0.5
 #: Record key in a trial's ``user_attrs``.
 RECORD = "record"
+#: Keys of what a running trial notes before it trains: its MLflow run, its process.
+RUN_ID, OWNER = "mlflow_run_id", "owner"
+#: Optuna heartbeat: a trial whose process has not beaten for GRACE seconds is failed by the
+#: next process that opens the study (a dead process on this machine is found at once).
+HEARTBEAT_SECONDS, GRACE_SECONDS = 10, 30
 
 
 class StudyError(ValueError):
@@ -98,10 +105,11 @@ def open_study(name: str, storage: str, seed: int, n_anchors: int, epochs: int) 
     """Create the study, or load it (resume by name). The sampler's seed is derived from
     ``seed`` and the number of trials already run, so a resumed study samples new points."""
     prepare_sqlite(storage)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna logs each failed trial with its traceback; the search prints its own line.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(
         study_name=name,
-        storage=storage,
+        storage=_with_heartbeat(storage),
         direction="maximize",
         sampler=_sampler(derive_seed(seed, "sampler")),
         # Anchor trials (baseline and one per kind) are never pruned; cosine-decay runs are
@@ -113,6 +121,56 @@ def open_study(name: str, storage: str, seed: int, n_anchors: int, epochs: int) 
     )
     study.sampler = _sampler(sampler_seed(seed, len(study.trials)))
     return study
+
+
+def _with_heartbeat(storage: str) -> str | optuna.storages.BaseStorage:
+    """An RDB storage with Optuna's heartbeat, so a dead worker's trial gets failed."""
+    if not storage.startswith(("sqlite:", "postgresql", "mysql")):
+        return storage
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS
+        )
+
+
+def owner() -> str:
+    """This process, as noted on the trials it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _dead_here(trial: optuna.trial.FrozenTrial) -> bool:
+    """A running trial owned by a process of this machine that no longer exists."""
+    host, _, pid = str(trial.user_attrs.get(OWNER, "")).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def repair_stale_trials(study: optuna.Study, tracker: Tracker) -> list[int]:
+    """Mark trials whose process died (here, or silent past the heartbeat's grace) failed,
+    and close their MLflow runs as failed; returns their numbers."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # a no-op without a heartbeat
+    repaired = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state == TrialState.RUNNING and _dead_here(trial):
+            # Optuna has no public call to fail another process's trial.
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        elif trial.state != TrialState.FAIL or RECORD in trial.user_attrs:
+            continue
+        run_id = trial.user_attrs.get(RUN_ID)
+        if run_id and tracker.run_status(run_id) == "RUNNING":
+            tracker.end_run(run_id, "failed", {"error": "its process died during the trial"})
+        repaired.append(trial.number)
+    return repaired
 
 
 def sampler_seed(seed: int, n_done: int) -> int:
@@ -190,6 +248,9 @@ class OptunaSearch:
         self.parent_id = self.tracker.start_parent(
             self.name, params, self.study.user_attrs.get("mlflow_parent_run_id")
         )
+        stale = repair_stale_trials(self.study, self.tracker)
+        if stale:
+            echo(f"marked failed: trial(s) {', '.join(map(str, stale))} (their process died)")
         for key, value in {**params, "mlflow_parent_run_id": self.parent_id}.items():
             if key != "sampler_seed":
                 self.study.set_user_attr(key, value)
@@ -289,6 +350,7 @@ class OptunaSearch:
 
     def objective(self, trial: optuna.Trial) -> float:
         """Train one configuration; report each epoch to the pruner; keep its record."""
+        trial.set_user_attr(OWNER, owner())
         baseline = bool(trial.user_attrs.get("baseline"))
         values = self.space.baseline() if baseline else self.space.sample(trial)
         base = TrainConfig(epochs=self.options.epochs, seed=self.train_seed)
@@ -311,7 +373,14 @@ class OptunaSearch:
                 trial.report(metrics[OBJECTIVE], epoch)
                 return not baseline and trial.should_prune()
 
-            record = run_trial(setup, self.data, self.tracker, self.parent_id, prune)
+            record = run_trial(
+                setup,
+                self.data,
+                self.tracker,
+                self.parent_id,
+                prune,
+                on_start=lambda run_id: trial.set_user_attr(RUN_ID, run_id),
+            )
         trial.set_user_attr(RECORD, record.to_json())
         if record.state == "pruned":
             raise optuna.TrialPruned(f"pruned after epoch {len(record.history)}")

@@ -1,0 +1,64 @@
+"""SIGINT and SIGTERM end a search cleanly: the running trial is marked failed (Optuna and
+MLflow), the parent run is closed, one line is printed, and the exit code is 130 or 143.
+
+TensorFlow can turn a ``KeyboardInterrupt`` raised inside its ops into a ``RuntimeError``,
+which a trial's error handling would record as an ordinary failed trial and go on; so the
+handler also remembers the signal, and :func:`raise_if_received` re-raises it after any
+exception.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+
+class Interrupted(KeyboardInterrupt):
+    """The process received SIGINT or SIGTERM."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as shells report it (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + self.signum
+
+
+_received: int | None = None
+
+
+def _handle(signum: int, frame: FrameType | None) -> None:
+    global _received
+    _received = signum
+    raise Interrupted(signum)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` (main thread only);
+    the previous handlers come back afterwards."""
+    global _received
+    _received = None
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum in previous:
+        signal.signal(signum, _handle)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def received() -> Interrupted | None:
+    """The interrupt of the last :func:`handled` block, if a signal arrived in it."""
+    return None if _received is None else Interrupted(_received)
+
+
+def raise_if_received() -> None:
+    """Raise :class:`Interrupted` when a signal arrived (whatever exception it became)."""
+    if _received is not None:
+        raise Interrupted(_received)

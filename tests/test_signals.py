@@ -1,0 +1,102 @@
+"""Signals and dead processes, through the real CLI in a subprocess: SIGTERM and SIGINT end the
+running trial as failed in Optuna and MLflow, close the parent run, print one line and exit
+143/130; after ``kill -9``, the next run on the study marks the dead trial failed first."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import REPO
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+#: Big enough that a trial lasts several seconds, so a signal lands inside one.
+DATA = "shapes:train=800,val=48,test=48"
+
+
+def start_search(folder: Path, study: str, trials: int = 3) -> subprocess.Popen[str]:
+    args = [
+        sys.executable, "-m", "search.cli", "search", "--data", DATA, "--trials", str(trials),
+        "--epochs", "6", "--study", study, "--no-confirm",
+        "--storage", f"sqlite:///{folder}/optuna.db", "--tracking-uri", f"sqlite:///{folder}/mlflow.db",
+    ]  # fmt: skip
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen(
+        args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def wait_for_running_trial(folder: Path, study: str, number: int, timeout: float = 120) -> None:
+    """Until trial ``number`` is training (its MLflow run noted), then a moment more."""
+    deadline = time.monotonic() + timeout
+    storage = f"sqlite:///{folder}/optuna.db"
+    while time.monotonic() < deadline:
+        try:
+            trials = optuna.load_study(study_name=study, storage=storage).trials
+        except Exception:  # the study is not created yet
+            trials = []
+        started = len(trials) > number and "mlflow_run_id" in trials[number].user_attrs
+        if started and trials[number].state == optuna.trial.TrialState.RUNNING:
+            time.sleep(1.5)  # inside an epoch
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"trial {number} never started")
+
+
+def runs(folder: Path, study: str) -> list[Run]:
+    client = MlflowClient(f"sqlite:///{folder}/mlflow.db")
+    experiment = client.get_experiment_by_name(study)
+    assert experiment is not None
+    return list(client.search_runs([experiment.experiment_id]))
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_fails_the_running_trial_and_exits(
+    tmp_path: Path, signum: signal.Signals, code: int
+) -> None:
+    process = start_search(tmp_path, "signalled")
+    wait_for_running_trial(tmp_path, "signalled", 1)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("interrupted")]
+    assert len(lines) == 1, stderr
+    study = optuna.load_study(study_name="signalled", storage=f"sqlite:///{tmp_path}/optuna.db")
+    states = [t.state for t in study.trials]
+    assert states[:2] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
+    assert optuna.trial.TrialState.RUNNING not in states
+    all_runs = runs(tmp_path, "signalled")
+    statuses = {r.data.tags.get("trial", "parent"): r.info.status for r in all_runs}
+    assert statuses["0"] == "FINISHED" and statuses["1"] == "FAILED"
+    assert "RUNNING" not in statuses.values()
+
+
+def test_after_kill_9_the_next_run_fails_the_dead_trial_first(tmp_path: Path) -> None:
+    process = start_search(tmp_path, "killed")
+    wait_for_running_trial(tmp_path, "killed", 1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    dead = optuna.load_study(study_name="killed", storage=storage).trials[1]
+    assert dead.state == optuna.trial.TrialState.RUNNING  # as kill -9 left it
+    resumed = start_search(tmp_path, "killed", trials=1)
+    stdout, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+    assert "marked failed: trial(s) 1" in stdout
+    trials = optuna.load_study(study_name="killed", storage=storage).trials
+    assert trials[1].state == optuna.trial.TrialState.FAIL
+    assert optuna.trial.TrialState.RUNNING not in [t.state for t in trials]
+    dead_run = [r for r in runs(tmp_path, "killed") if r.data.tags.get("trial") == "1"]
+    assert [r.info.status for r in dead_run] == ["FAILED"]
+    assert "trials: " in stdout and "1 failed" not in stdout.split("trials: ")[1].split("\n")[0]
