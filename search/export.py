@@ -78,16 +78,16 @@ def policy_document(
 def _estimate(value: Estimate | None) -> dict[str, float] | None:
     if value is None:
         return None
-    return {"mean": round(value.mean, 6), "std": round(value.std, 6), "n": value.n}
+    return {"mean": round(float(value.mean), 6), "std": round(float(value.std), 6), "n": value.n}
 
 
 def _interval(value: Interval | None) -> dict[str, float] | None:
     if value is None:
         return None
     return {
-        "mean": round(value.mean, 6),
-        "low": round(value.low, 6),
-        "high": round(value.high, 6),
+        "mean": round(float(value.mean), 6),
+        "low": round(float(value.low), 6),
+        "high": round(float(value.high), 6),
         "level": LEVEL,
         "n": value.n,
     }
