@@ -223,8 +223,8 @@ def robustness_rows(confirmation: Confirmation) -> list[list[Any]]:
     if base is not None and base.number != confirmation.winner:
         shown.append(base)
     rows = []
-    for level in ROBUSTNESS_LEVELS:
-        described = confirmation.box_levels.get(level, {})
+    for level in (name for name in ROBUSTNESS_LEVELS if name in confirmation.box_levels):
+        described = confirmation.box_levels[level]
         iou = described.get("mean_iou")
         row: list[Any] = [level, "none (full image)" if level == "none" else _num(iou)]
         for s in shown:
