@@ -151,9 +151,7 @@ def disturb_boxes(
     return moved
 
 
-def noisy_boxes(
-    boxes: np.ndarray, image_sizes: np.ndarray, noise: float, seed: int
-) -> np.ndarray:
+def noisy_boxes(boxes: np.ndarray, image_sizes: np.ndarray, noise: float, seed: int) -> np.ndarray:
     """:func:`disturb_boxes` keyed by (``seed``, sample index): the same boxes every call."""
     ids = np.arange(len(np.asarray(boxes).reshape(-1, 4)))
     return disturb_boxes(boxes, image_sizes, noise, _Draws(seed, 0, ids))

@@ -135,11 +135,13 @@ def test_a_winner_that_needs_exact_boxes_is_flagged() -> None:
         r.model_copy(update={"robustness": {"iou0.75": 0.5 if r.number else 0.6, "none": 0.4}})
         for r in runs
     ]
-    result = summarize([record(0, "full"), record(1)], runs, seeds, 4, 1.0, levels())
+    described = {**levels(), "iou0.75": {"mean_iou": 0.75}, "none": {"mean_iou": None}}
+    result = summarize([record(0, "full"), record(1)], runs, seeds, 4, 1.0, described)
     warning = needs_exact_boxes(result)
     assert warning is not None and "needs exact boxes" in warning
     rows = {row[0]: row for row in robustness_rows(result)}
     assert rows["iou0.75"][2] == "0.5000" and rows["iou0.75"][4] == "0.6000"
+    assert "iou0.5" not in rows  # only the levels that were measured
 
 
 def test_seeds_are_derived_apart_and_repeatable() -> None:

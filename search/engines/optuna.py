@@ -18,11 +18,14 @@ from optuna.trial import TrialState
 from search.config import DEFAULT_STORAGE, DEFAULT_TRACKING, TrainConfig, derive_seed
 from search.confirm import Confirmation, ConfirmPlan, confirm
 from search.data import Dataset
+from search.names import check_study_name, safe_name
 from search.record import OBJECTIVE, TrialRecord
 from search.report import clock, progress_line
 from search.space import Space, split_values
-from search.tracking import Tracker, prepare_sqlite, redact
+from search.stores import created_once
+from search.tracking import Tracker
 from search.trial import TrialSetup, reuse_trial, run_trial
+from search.uris import redact
 from search.views import Printer, log_study_views
 
 ENGINE = "optuna"
@@ -73,7 +76,7 @@ class SearchOptions:
 
 def default_study_name(data: Dataset, space: Space) -> str:
     """A new, readable study name: data format, space and start time."""
-    return f"{data.spec.split(':')[0]}-{space.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    return safe_name(f"{data.spec.split(':')[0]}-{space.name}-{datetime.now():%Y%m%d-%H%M%S}")
 
 
 def screen_fraction(n_train: int, screen: float | None) -> float:
@@ -104,21 +107,22 @@ def _sampler(seed: int) -> optuna.samplers.BaseSampler:
 def open_study(name: str, storage: str, seed: int, n_anchors: int, epochs: int) -> optuna.Study:
     """Create the study, or load it (resume by name). The sampler's seed is derived from
     ``seed`` and the number of trials already run, so a resumed study samples new points."""
-    prepare_sqlite(storage)
+    check_study_name(name)
     # Optuna logs each failed trial with its traceback; the search prints its own line.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(
-        study_name=name,
-        storage=_with_heartbeat(storage),
-        direction="maximize",
-        sampler=_sampler(derive_seed(seed, "sampler")),
-        # Anchor trials (baseline and one per kind) are never pruned; cosine-decay runs are
-        # noisy early, so a trial is compared only from the second half of its epochs.
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=n_anchors, n_warmup_steps=max(1, epochs // 2)
-        ),
-        load_if_exists=True,
-    )
+    with created_once(storage):  # a fresh sqlite file is created by one process only
+        study = optuna.create_study(
+            study_name=name,
+            storage=_with_heartbeat(storage),
+            direction="maximize",
+            sampler=_sampler(derive_seed(seed, "sampler")),
+            # Anchor trials (baseline and one per kind) are never pruned; cosine-decay runs
+            # are noisy early, so a trial is compared only from the second half of its epochs.
+            pruner=optuna.pruners.MedianPruner(
+                n_startup_trials=n_anchors, n_warmup_steps=max(1, epochs // 2)
+            ),
+            load_if_exists=True,
+        )
     study.sampler = _sampler(sampler_seed(seed, len(study.trials)))
     return study
 
