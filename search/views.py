@@ -100,6 +100,7 @@ def log_study_views(
             metrics["confirmed_test_diff_vs_baseline"] = win.test_vs_baseline.mean
         tags = {
             "confirmed_winner": str(confirmation.winner),
+            "confirm_seeds": ",".join(str(seed) for seed in confirmation.seeds),
             "verdict": confirmation.verdict[:5000],
             "mlflow.note.content": summary,
         }
