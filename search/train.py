@@ -12,10 +12,12 @@ import numpy as np
 import tensorflow as tf
 
 from search.config import TrainConfig
+from search.continuation import Continuation, load_state, save_state
 from search.crops import crop_samples
 from search.data import Dataset, Samples
-from search.model import build_model
+from search.model import compiled_network
 from search.policy import OBJECT_KINDS, CropPolicy
+from search.reuse import compiled_model
 
 #: Called after each epoch with (epoch, metrics); returning True stops training (pruned).
 EpochCallback = Callable[[int, dict[str, float]], bool | None]
@@ -41,6 +43,8 @@ def train_policy(
     on_epoch: EpochCallback | None = None,
     train_index: np.ndarray | None = None,
     test_boxes: Mapping[str, np.ndarray | None] | None = None,
+    reuse_model: bool = True,
+    resume: Continuation | None = None,
 ) -> TrainResult:
     """Train a fresh model on ``policy``'s crops of ``data.train``; score on ``data.val``/``test``.
 
@@ -52,23 +56,37 @@ def train_policy(
         train_index: train on these samples of ``data.train`` only (a screening subset).
         test_boxes: extra test scores, by name, with other test-time boxes (a detector's);
             ``None`` for a name means no box at all: the policy falls back to the full image.
+        reuse_model: reset and reuse a compiled model of the same shape from an earlier
+            call (identical results, no new trace); False builds and compiles a new one.
+        resume: continue a checkpoint from its epoch, with the decay spanning more epochs
+            (keras-tuner's Hyperband; :mod:`search.continuation`).
     """
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     train = data.train if train_index is None else data.train.take(np.sort(train_index))
     train_canvas = tf.convert_to_tensor(train.images)
     val_x = crop_samples(policy, data.val)
-    model = build_model((*policy.size, 3), data.n_classes, config.width, config.depth)
-    steps = config.epochs * math.ceil(len(train) / config.batch_size)
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            learning_rate=keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
-        ),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    span = config.epochs if resume is None else max(resume.schedule_epochs, config.epochs)
+    steps = span * math.ceil(len(train) / config.batch_size)
+    if config.model is not None:  # a user's network (search.model): built and compiled anew
+        model = compiled_network(config, (*policy.size, 3), data.n_classes, steps)
+    else:
+        # Same initial weights and optimizer state as a newly built model; traced functions kept.
+        model = compiled_model(
+            (*policy.size, 3),
+            data.n_classes,
+            config.width,
+            config.depth,
+            config.learning_rate,
+            steps,
+            reuse=reuse_model,
+        )
     result = TrainResult(n_params=model.count_params())
-    for epoch in range(config.epochs):
+    first = 0
+    if resume is not None and resume.load_from is not None:
+        load_state(model, resume.load_from)
+        first, result.history = resume.initial_epoch, list(resume.history)
+    for epoch in range(first, config.epochs):
         train_x = crop_samples(policy, train, True, config.seed, epoch, train_canvas)
         fit = model.fit(
             train_x,
@@ -91,6 +109,8 @@ def train_policy(
         if on_epoch is not None and on_epoch(epoch, metrics):
             result.stopped = True
             break
+    if resume is not None and resume.save_to is not None:
+        save_state(model, result.history, resume.save_to)
     if not result.stopped:
         result.test_accuracy = _accuracy(model, policy, data.test)
         for name, boxes in (test_boxes or {}).items():

@@ -1,0 +1,84 @@
+"""A compiled model reused across trials trains exactly like a newly built one."""
+
+from __future__ import annotations
+
+import keras
+import pytest
+
+from search import reuse
+from search.config import TrainConfig
+from search.data import load_dataset
+from search.model import build_model
+from search.policy import CropPolicy
+from search.train import TrainResult, train_policy
+
+DATA = "shapes:train=96,val=48,test=48"
+POLICY = CropPolicy(kind="random_resized", fraction=0.4, size=(24, 24))
+OTHER = CropPolicy(kind="object", context=0.3, jitter=0.1, size=(24, 24))
+
+
+def _before_reuse(
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+    width: int,
+    depth: int,
+    learning_rate: float,
+    decay_steps: int,
+    reuse: bool = True,
+) -> keras.Model:
+    """The model every trial built before reuse: new, compiled with Keras' CosineDecay."""
+    model = build_model(input_shape, n_classes, width, depth)
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            learning_rate=keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
+        ),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _same(a: TrainResult, b: TrainResult) -> None:
+    assert a.history == b.history
+    assert (a.val_accuracy, a.test_accuracy, a.n_params) == (
+        b.val_accuracy,
+        b.test_accuracy,
+        b.n_params,
+    )
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_reused_model_trains_like_a_new_one(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = load_dataset(DATA)
+    config = TrainConfig(epochs=2, batch_size=32, width=8, depth=3, seed=seed)
+    reuse.clear()
+    with monkeypatch.context() as patch:
+        patch.setattr("search.train.compiled_model", _before_reuse)
+        before = train_policy(POLICY, data, config)
+    fresh = train_policy(POLICY, data, config, reuse_model=False)
+    # A trial of the same shape with other settings first: weights, optimizer moments, step
+    # count and learning-rate schedule all move; the reset must undo every one of them.
+    other = config.model_copy(update={"seed": seed + 1, "learning_rate": 0.01, "epochs": 1})
+    train_policy(OTHER, data, other)
+    traced = reuse._CACHE[((24, 24, 3), data.n_classes, 8, 3)].model.train_function
+    reused = train_policy(POLICY, data, config)
+    assert reuse._CACHE[((24, 24, 3), data.n_classes, 8, 3)].model.train_function is traced
+    assert len(before.history) == 2 and before.history[0] != before.history[1]
+    _same(before, fresh)
+    _same(before, reused)
+    reuse.clear()
+
+
+def test_shapes_are_kept_apart() -> None:
+    data = load_dataset(DATA)
+    reuse.clear()
+    config = TrainConfig(epochs=1, batch_size=32, width=8, depth=2, seed=0)
+    train_policy(POLICY, data, config)
+    train_policy(POLICY, data, config.model_copy(update={"width": 4}))
+    train_policy(POLICY.model_copy(update={"size": (16, 16)}), data, config)
+    assert sorted(reuse._CACHE) == [
+        ((16, 16, 3), data.n_classes, 8, 2),
+        ((24, 24, 3), data.n_classes, 4, 2),
+        ((24, 24, 3), data.n_classes, 8, 2),
+    ]
+    reuse.clear()
