@@ -22,6 +22,9 @@ class TrainConfig(BaseModel):
     depth: Integer = Field(4, ge=1, le=6)
     #: numpy's and Optuna's samplers take seeds in [0, 2**32 - 1].
     seed: Integer = Field(0, ge=0, le=2**32 - 1)
+    #: The network: None for the built-in compact CNN, else a user's ``module:attr``
+    #: (a keras-tuner HyperModel or ``build(hp)`` callable; ``search.model``).
+    model: str | None = Field(None, max_length=200)
 
 
 #: Training fields a space may search or fix (epochs and seed are run options).

@@ -1,9 +1,16 @@
-"""The compact CNN family every trial trains."""
+"""The compact CNN family every trial trains, as a keras-tuner ``HyperModel``; a user's
+HyperModel (or ``build(hp)`` callable) plugs in by ``--model module:attr``."""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import keras
+import keras_tuner
 from keras import layers
+
+from search.config import TrainConfig
 
 
 def build_model(
@@ -29,3 +36,113 @@ def build_model(
     x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Dense(n_classes, activation="softmax")(x)
     return keras.Model(inputs, outputs, name=f"compact_cnn_w{width}_d{depth}")
+
+
+class ModelError(ValueError):
+    """A ``--model`` that cannot be found, built, or does not fit the policy's input."""
+
+
+class CompactCNN(keras_tuner.HyperModel):
+    """The compact CNN family as a keras-tuner ``HyperModel``.
+
+    ``build(hp)`` declares its searchable settings with defaults equal to
+    :class:`search.config.TrainConfig`'s, so an empty ``HyperParameters`` builds the default
+    network. ``learning_rate`` is declared for tuners; the trial's optimizer reads it.
+    """
+
+    def __init__(self, input_shape: tuple[int, int, int], classes: int) -> None:
+        super().__init__(name="compact_cnn")
+        self.input_shape, self.classes = tuple(input_shape), classes
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        """The network for ``hp``'s ``width`` and ``depth``."""
+        defaults = TrainConfig.model_fields
+        width = hp.Int("width", 8, 64, step=8, default=defaults["width"].default)
+        depth = hp.Int("depth", 2, 5, default=defaults["depth"].default)
+        hp.Choice("learning_rate", [1e-3, 3e-3, 1e-2], default=defaults["learning_rate"].default)
+        return build_model(self.input_shape, self.classes, width, depth)  # type: ignore[arg-type]
+
+
+def load_hypermodel(spec: str) -> Any:
+    """The object ``spec`` (``module:attr``) names on the Python path: a ``HyperModel``
+    subclass or instance, or a ``build(hp)`` callable."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ModelError(f"--model '{spec}': expected module:attr, e.g. mymodels:MyHyperModel")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ModelError(f"--model '{spec}': cannot import {module_name}: {error}") from None
+    found: Any = module
+    for part in attr.split("."):
+        if not hasattr(found, part):
+            raise ModelError(f"--model '{spec}': {module_name} has no attribute '{attr}'")
+        found = getattr(found, part)
+    is_class = isinstance(found, type) and issubclass(found, keras_tuner.HyperModel)
+    if not (is_class or isinstance(found, keras_tuner.HyperModel) or callable(found)):
+        raise ModelError(f"--model '{spec}' is not a HyperModel or a build(hp) callable")
+    return found
+
+
+def hyperparameters(config: TrainConfig) -> keras_tuner.HyperParameters:
+    """``HyperParameters`` holding the trial's training settings as fixed values, so a
+    model's ``hp.Int("width", ...)`` returns the trial's width."""
+    hp = keras_tuner.HyperParameters()
+    for name in ("width", "depth", "learning_rate"):
+        hp.Fixed(name, getattr(config, name))
+    return hp
+
+
+def build_network(
+    spec: str | None,
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+    hp: keras_tuner.HyperParameters,
+) -> keras.Model:
+    """Build the built-in CNN (``spec`` None) or the user's model ``spec`` for one input shape;
+    a model whose input or output does not fit raises :class:`ModelError` naming it."""
+    if spec is None:
+        return CompactCNN(input_shape, n_classes).build(hp)
+    found = load_hypermodel(spec)
+    if isinstance(found, type):  # keras-tuner's applications take these two arguments
+        found = found(input_shape=input_shape, classes=n_classes)
+    model = found.build(hp) if isinstance(found, keras_tuner.HyperModel) else found(hp)
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"--model '{spec}' built {type(model).__name__}, not a keras.Model")
+    check_fit(spec, model, input_shape, n_classes)
+    return model
+
+
+def check_fit(
+    spec: str, model: keras.Model, input_shape: tuple[int, int, int], n_classes: int
+) -> None:
+    """Raise :class:`ModelError` unless ``model`` takes ``input_shape`` images (a ``None``
+    dimension fits any size) and outputs ``n_classes`` scores."""
+    inputs = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else ()
+    fits = len(inputs) == 3 and all(
+        want is None or want == have for want, have in zip(inputs, input_shape, strict=True)
+    )
+    if not fits:
+        raise ModelError(
+            f"--model '{spec}' takes input {inputs}, but the crop policy gives "
+            f"{tuple(input_shape)} (height, width, channels): build it for the policy's size"
+        )
+    outputs = model.output_shape[-1] if not isinstance(model.output_shape, list) else None
+    if outputs != n_classes:
+        raise ModelError(f"--model '{spec}' outputs {outputs} scores; the data has {n_classes}")
+
+
+def compiled_network(
+    config: TrainConfig, input_shape: tuple[int, int, int], n_classes: int, decay_steps: int
+) -> keras.Model:
+    """``config.model`` (or the built-in CNN) built for ``input_shape`` and compiled the way
+    every trial trains: Adam, cosine decay to zero over ``decay_steps``, any compile of the
+    model's own replaced."""
+    model = build_network(config.model, input_shape, n_classes, hyperparameters(config))
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model

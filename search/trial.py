@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,9 @@ from search.data import Dataset
 from search.policy import CropPolicy
 from search.record import Stage, TrialRecord
 from search.tracking import Tracker, flat_params
+
+if TYPE_CHECKING:
+    from search.continuation import Continuation
 
 #: Samples drawn in each trial's crop-sample grid.
 GRID_SAMPLES = 8
@@ -98,13 +102,15 @@ def run_trial(
     on_epoch: StopRule | None = None,
     crop_samples: bool = True,
     on_start: Callable[[str], None] | None = None,
+    resume: Continuation | None = None,
 ) -> TrialRecord:
     """Train ``setup`` and log it as a child run of ``parent_id``; return its record.
 
     An exception inside training ends the run as failed and returns a failed record; an
     interrupt (``KeyboardInterrupt``, ``SystemExit``) ends it as failed and propagates.
     ``on_start(run_id)`` lets the engine note the run before training starts (a trial whose
-    process dies can then have its run closed by the next process).
+    process dies can then have its run closed by the next process). ``resume`` continues a
+    checkpoint (keras-tuner's Hyperband).
     """
     run_id = _start_run(setup, data, tracker, parent_id)
     if on_start is not None:
@@ -129,7 +135,13 @@ def run_trial(
         from search.train import train_policy
 
         result = train_policy(
-            setup.policy, data, setup.train, after_epoch, setup.train_index, setup.test_boxes
+            setup.policy,
+            data,
+            setup.train,
+            after_epoch,
+            setup.train_index,
+            setup.test_boxes,
+            resume=resume,
         )
     except BaseException as error:  # an interrupt too: the run must not stay RUNNING
         from search.signals import raise_if_received
