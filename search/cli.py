@@ -160,15 +160,50 @@ def search(
     study: StudyOption = None,
     storage: StorageOption = DEFAULT_STORAGE,
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING,
+    engine: Annotated[
+        Literal["optuna", "keras-tuner"],
+        typer.Option(help="Search engine; keras-tuner keeps its state in mlruns/keras-tuner/."),
+    ] = "optuna",
+    algorithm: Annotated[
+        str | None,
+        typer.Option(
+            help="optuna: tpe (default), random, grid (each float parameter needs a step); "
+            "keras-tuner: hyperband (default), bayesian, random.",
+            show_default=False,
+        ),
+    ] = None,
+    pruner: Annotated[
+        Literal["median", "hyperband", "none"] | None,
+        typer.Option(
+            help="Optuna's pruner, fed each epoch's validation accuracy [default: median].",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODULE:ATTR",
+            help="Your network: a keras-tuner HyperModel (class or instance) or a build(hp) "
+            "callable on the Python path [default: the built-in compact CNN].",
+            show_default=False,
+        ),
+    ] = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Screen crop policies, confirm the best over seeds, and print the results."""
     from search.data import load_dataset
-    from search.engines.optuna import OptunaSearch, SearchOptions, StudyError
+    from search.engines.optuna import ALGORITHMS, OptunaSearch, SearchOptions, StudyError
     from search.space import Space
 
     started = time.monotonic()
     _check_stores(study, storage, tracking_uri)
+    if algorithm is not None and algorithm not in ALGORITHMS[engine]:
+        raise UserError(
+            f"--algorithm {clip(algorithm)} is not one of the {engine} engine's: "
+            f"{', '.join(ALGORITHMS[engine])}"
+        )
+    if pruner is not None and engine != "optuna":
+        raise UserError("--pruner is for the optuna engine (keras-tuner's hyperband stops trials)")
     search_space = Space.load(space) if space is not None else None
     _quiet_tensorflow(verbose)
     typer.echo(f"loading data {data} ...")
@@ -178,6 +213,10 @@ def search(
             space = _default_space(DEFAULT_SPACE if dataset.has_boxes else BOX_FREE_SPACE)
             search_space = Space.load(space)
         _check_kinds(search_space, dataset, data)
+        if algorithm == "grid":
+            search_space.grid()  # a float parameter without a step: one line, before any trial
+        if model is not None:
+            _check_model(model, search_space, dataset)
         options = SearchOptions(
             trials,
             timeout,
@@ -190,8 +229,16 @@ def search(
             confirm,
             top,
             repeats,
+            model=model,
+            algorithm=algorithm,
+            pruner=pruner or "median",
         )
-        run = OptunaSearch(dataset, search_space, options, echo=typer.echo)
+        if engine == "keras-tuner":
+            from search.engines.keras_tuner import KerasTunerSearch
+
+            run: Any = KerasTunerSearch(dataset, search_space, options, echo=typer.echo)
+        else:
+            run = OptunaSearch(dataset, search_space, options, echo=typer.echo)
     except StudyError as error:
         raise UserError(str(error)) from None
     sizes = ", ".join(f"{k} {len(getattr(dataset, k))}" for k in ("train", "val", "test"))
@@ -199,7 +246,8 @@ def search(
         f"data: {sizes} samples, {dataset.n_classes} classes "
         f"(ready in {time.monotonic() - started:.1f}s; fingerprint {dataset.fingerprint})"
     )
-    typer.echo(f"study '{run.name}' in {redact(storage)}; MLflow: {redact(tracking_uri)}")
+    where = redact(storage) if engine == "optuna" else str(run.root / run.name)
+    typer.echo(f"study '{run.name}' ({engine}) in {where}; MLflow: {redact(tracking_uri)}")
     anchors = min(len(run.anchors), trials) - 1
     typer.echo(
         f"space {space}; {trials} trials x {epochs} epochs; trial 0 is the full-image baseline"
@@ -297,6 +345,19 @@ def confirm_command(
         )
         tracker.end_run(parent_id, "complete")
     _print_confirmation(confirmation)
+
+
+def _check_model(spec: str, space: Space, dataset: Dataset) -> None:
+    """Build ``--model`` once for the baseline policy's input: a model that cannot be found
+    or does not fit is one line before any trial."""
+    from search.model import ModelError, build_network, hyperparameters
+    from search.space import split_values
+
+    policy, config = split_values(space.baseline(), TrainConfig(model=spec))
+    try:
+        build_network(spec, (*policy.size, 3), dataset.n_classes, hyperparameters(config))
+    except ModelError as error:
+        raise UserError(str(error)) from None
 
 
 def _default_space(name: str = DEFAULT_SPACE) -> Path:

@@ -104,9 +104,13 @@ def build_network(
     if spec is None:
         return CompactCNN(input_shape, n_classes).build(hp)
     found = load_hypermodel(spec)
-    if isinstance(found, type):  # keras-tuner's applications take these two arguments
-        found = found(input_shape=input_shape, classes=n_classes)
-    model = found.build(hp) if isinstance(found, keras_tuner.HyperModel) else found(hp)
+    try:
+        if isinstance(found, type):  # keras-tuner's applications take these two arguments
+            found = found(input_shape=input_shape, classes=n_classes)
+        model = found.build(hp) if isinstance(found, keras_tuner.HyperModel) else found(hp)
+    except Exception as error:
+        message = f"--model '{spec}' failed to build: {type(error).__name__}: {error}"
+        raise ModelError(message) from None
     if not isinstance(model, keras.Model):
         raise ModelError(f"--model '{spec}' built {type(model).__name__}, not a keras.Model")
     check_fit(spec, model, input_shape, n_classes)

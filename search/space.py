@@ -1,8 +1,9 @@
-"""Search spaces as data (``spaces/*.yaml``): load, validate, and sample with Optuna.
+"""Search spaces as data (``spaces/*.yaml``): load, validate, and sample with Optuna or
+translate to keras-tuner.
 
-This module is the only place that calls ``trial.suggest_*``. A space file uses Optuna's short
-form per parameter, plus ``when:`` for conditional parameters and ``fixed:`` for values not
-searched::
+This module is the only place that calls ``trial.suggest_*`` and keras-tuner's ``hp.*``. A
+space file uses Optuna's short form per parameter, plus ``when:`` for conditional parameters
+and ``fixed:`` for values not searched::
 
     fixed:
       size: [48, 48]
@@ -18,7 +19,9 @@ bounds of the field it sets.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -30,6 +33,7 @@ from search.safe_yaml import YamlFileError, clip, load_yaml_file, shorten
 from search.strict import Integer, Number
 
 if TYPE_CHECKING:
+    import keras_tuner
     import optuna
 
 TRAIN_FIELDS = SEARCHABLE_TRAIN_FIELDS
@@ -223,6 +227,81 @@ class Space:
                     values[name] = json.loads(values[name])
         return values
 
+    def grid(self) -> dict[str, list[Any]]:
+        """Every parameter's values, for Optuna's grid search: a float parameter needs a
+        ``step`` (its grid is ``low, low + step, ..., high``); an int's grid is its steps."""
+        found: dict[str, list[Any]] = {}
+        for name, param in self.spec.params.items():
+            if isinstance(param, CategoricalParam):
+                found[name] = _hashable(param.choices)
+                continue
+            if param.step is None:
+                raise SpaceError(
+                    f"{self.source}: parameter '{name}': grid search needs a step (e.g. step: 0.1)"
+                )
+            count = round((param.high - param.low) / param.step) + 1
+            points = [param.low + i * param.step for i in range(count)]
+            points = [p for p in points if p <= param.high + 1e-12]
+            found[name] = (
+                [int(p) for p in points]
+                if isinstance(param, IntParam)
+                else [round(float(p), 10) for p in points]
+            )
+        return found
+
+    def hyperparameters(
+        self, hp: keras_tuner.HyperParameters | None = None
+    ) -> keras_tuner.HyperParameters:
+        """The space as keras-tuner hyperparameters: ``fixed:`` values as ``hp.Fixed``, each
+        parameter as ``hp.Float``/``hp.Int``/``hp.Choice`` inside one ``conditional_scope``
+        per ``when:`` entry (nested when it names several). List values (a ``size``) travel
+        as JSON strings, as for Optuna."""
+        import keras_tuner
+
+        hp = hp if hp is not None else keras_tuner.HyperParameters()
+        for name, value in self.spec.fixed.items():
+            hp.Fixed(name, _scalar(value))
+        for name, param in self.spec.params.items():
+            with contextlib.ExitStack() as scopes:
+                for other, allowed in (param.when or {}).items():
+                    scopes.enter_context(hp.conditional_scope(other, [_scalar(v) for v in allowed]))
+                if isinstance(param, FloatParam):
+                    hp.Float(
+                        name,
+                        param.low,
+                        param.high,
+                        step=param.step,
+                        sampling="log" if param.log else "linear",
+                    )
+                elif isinstance(param, IntParam):
+                    # keras-tuner reads a log-sampled step as a factor: no step there.
+                    step = None if param.log else param.step
+                    hp.Int(
+                        name,
+                        param.low,
+                        param.high,
+                        step=step,
+                        sampling="log" if param.log else "linear",
+                    )
+                else:
+                    hp.Choice(name, _hashable(param.choices))
+        return hp
+
+    def values_from(self, chosen: Mapping[str, Any]) -> dict[str, Any]:
+        """A configuration from keras-tuner's chosen values (``hp.values``): the fixed
+        values, then each parameter whose ``when:`` holds, in file order (as :meth:`sample`)."""
+        values: dict[str, Any] = dict(self.spec.fixed)
+        for name, param in self.spec.params.items():
+            if param.when and not all(
+                values.get(k) in allowed for k, allowed in param.when.items()
+            ):
+                continue
+            value = chosen[name]
+            if isinstance(param, CategoricalParam) and isinstance(value, str):
+                value = json.loads(value) if value.startswith("[") else value
+            values[name] = value
+        return values
+
     def baseline(self) -> dict[str, Any]:
         """The comparison every study contains: the full image, with the space's fixed values."""
         return {**self.spec.fixed, "kind": "full"}
@@ -297,6 +376,11 @@ def _conventional(name: str, param: Any, conventions: dict[str, Any]) -> Any:
         value = param.low + round((value - param.low) / param.step) * param.step
         value = min(round(value, 10), param.high)
     return round(value) if isinstance(param, IntParam) else float(value)
+
+
+def _scalar(value: Any) -> Any:
+    """A value as keras-tuner and Optuna hold it: lists as JSON strings."""
+    return json.dumps(value) if isinstance(value, list | tuple) else value
 
 
 def _hashable(choices: list[Any]) -> list[Any]:

@@ -9,7 +9,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import optuna
@@ -29,6 +29,12 @@ from search.uris import redact
 from search.views import Printer, log_study_views
 
 ENGINE = "optuna"
+#: Search algorithms per engine (the first is the default).
+ALGORITHMS = {
+    "optuna": ("tpe", "random", "grid"),
+    "keras-tuner": ("hyperband", "bayesian", "random"),
+}
+Pruner = Literal["median", "hyperband", "none"]
 #: A screening trial trains on at most this many training samples (``--screen auto``):
 #: on cluttered MNIST, ranks at 5,000 samples matched ranks at the full budget (README).
 SCREEN_SAMPLES = 5000
@@ -72,6 +78,12 @@ class SearchOptions:
     confirm: bool = True
     top: int = 3
     repeats: int = 3
+    #: The network each trial trains: None for the built-in CNN, else ``module:attr``.
+    model: str | None = None
+    #: The engine's search algorithm (:data:`ALGORITHMS`); None: the engine's default.
+    algorithm: str | None = None
+    #: Optuna's pruner: median (default), hyperband (per-epoch val accuracy) or none.
+    pruner: Pruner = "median"
 
 
 def default_study_name(data: Dataset, space: Space) -> str:
@@ -96,7 +108,15 @@ def screen_index(n_train: int, fraction: float, seed: int) -> np.ndarray | None:
     return np.sort(order[:count])
 
 
-def _sampler(seed: int) -> optuna.samplers.BaseSampler:
+def _sampler(
+    seed: int, algorithm: str = "tpe", space: Space | None = None
+) -> optuna.samplers.BaseSampler:
+    if algorithm == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if algorithm == "grid":
+        if space is None:
+            raise ValueError("grid search needs the space")
+        return optuna.samplers.GridSampler(space.grid(), seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(
@@ -104,7 +124,29 @@ def _sampler(seed: int) -> optuna.samplers.BaseSampler:
         )
 
 
-def open_study(name: str, storage: str, seed: int, n_anchors: int, epochs: int) -> optuna.Study:
+def _pruner(pruner: Pruner, n_anchors: int, epochs: int) -> optuna.pruners.BasePruner:
+    """Anchor trials (baseline and one per kind) are never pruned by the median rule;
+    cosine-decay runs are noisy early, so a trial is compared only from the second half of
+    its epochs. Hyperband's rungs are epochs of validation accuracy."""
+    if pruner == "none":
+        return optuna.pruners.NopPruner()
+    if pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=n_anchors, n_warmup_steps=max(1, epochs // 2)
+    )
+
+
+def open_study(
+    name: str,
+    storage: str,
+    seed: int,
+    n_anchors: int,
+    epochs: int,
+    pruner: Pruner = "median",
+    algorithm: str = "tpe",
+    space: Space | None = None,
+) -> optuna.Study:
     """Create the study, or load it (resume by name). The sampler's seed is derived from
     ``seed`` and the number of trials already run, so a resumed study samples new points."""
     check_study_name(name)
@@ -115,15 +157,11 @@ def open_study(name: str, storage: str, seed: int, n_anchors: int, epochs: int) 
             study_name=name,
             storage=_with_heartbeat(storage),
             direction="maximize",
-            sampler=_sampler(derive_seed(seed, "sampler")),
-            # Anchor trials (baseline and one per kind) are never pruned; cosine-decay runs
-            # are noisy early, so a trial is compared only from the second half of its epochs.
-            pruner=optuna.pruners.MedianPruner(
-                n_startup_trials=n_anchors, n_warmup_steps=max(1, epochs // 2)
-            ),
+            sampler=_sampler(derive_seed(seed, "sampler"), algorithm, space),
+            pruner=_pruner(pruner, n_anchors, epochs),
             load_if_exists=True,
         )
-    study.sampler = _sampler(sampler_seed(seed, len(study.trials)))
+    study.sampler = _sampler(sampler_seed(seed, len(study.trials)), algorithm, space)
     return study
 
 
@@ -228,7 +266,14 @@ class OptunaSearch:
         self.name = options.study or default_study_name(data, space)
         self.anchors = [space.baseline(), *space.conventions()]
         self.study = open_study(
-            self.name, options.storage, options.seed, len(self.anchors), options.epochs
+            self.name,
+            options.storage,
+            options.seed,
+            len(self.anchors),
+            options.epochs,
+            options.pruner,
+            options.algorithm or "tpe",
+            space,
         )
         self.records = OptunaRecords(self.study)
         self._check_resume()
@@ -248,6 +293,9 @@ class OptunaSearch:
             "storage": redact(options.storage),
             "objective": OBJECTIVE,
             "engine": ENGINE,
+            "algorithm": options.algorithm or "tpe",
+            "pruner": options.pruner,
+            "model": options.model or "compact_cnn",
         }
         self.parent_id = self.tracker.start_parent(
             self.name, params, self.study.user_attrs.get("mlflow_parent_run_id")
@@ -357,7 +405,9 @@ class OptunaSearch:
         trial.set_user_attr(OWNER, owner())
         baseline = bool(trial.user_attrs.get("baseline"))
         values = self.space.baseline() if baseline else self.space.sample(trial)
-        base = TrainConfig(epochs=self.options.epochs, seed=self.train_seed)
+        base = TrainConfig(
+            epochs=self.options.epochs, seed=self.train_seed, model=self.options.model
+        )
         policy, config = split_values(values, base)
         setup = TrialSetup(
             study=self.name,

@@ -1,0 +1,271 @@
+"""The keras-tuner engine: the same space, trial function, MLflow layout and confirmation as
+the Optuna engine, with keras-tuner's oracles (Hyperband, Bayesian optimisation, random)
+choosing the configurations.
+
+keras-tuner's state lives in ``<mlruns>/keras-tuner/<study>/`` (resume by ``--study``);
+cropsearch's records beside it (:mod:`search.engines.keras_tuner_records`). Trial 0 is the
+full-image baseline. A failed trial is recorded like an Optuna failure (state, reason, MLflow
+status) and raised to keras-tuner as ``FailedTrialError``; after the search, trials that
+keras-tuner marked failed or invalid without a record are reported (keras-tuner itself
+carries on quietly).
+
+Hyperband trains a trial for ``tuner/epochs`` epochs; a promoted trial continues its
+predecessor's checkpoint from ``tuner/initial_epoch``, with the cosine decay spanning the
+search's ``--epochs`` (:mod:`search.continuation`), so it continues, not restarts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import keras_tuner
+
+from search.config import TrainConfig, derive_seed
+from search.confirm import Confirmation, ConfirmPlan, confirm
+from search.continuation import Continuation, load_history
+from search.data import Dataset
+from search.engines.keras_tuner_records import KerasTunerRecords, keras_tuner_root
+from search.engines.optuna import (
+    SearchOptions,
+    StudyError,
+    default_study_name,
+    screen_fraction,
+    screen_index,
+)
+from search.names import check_study_name
+from search.record import OBJECTIVE, TrialRecord
+from search.report import progress_line
+from search.space import Space, split_values
+from search.tracking import Tracker
+from search.trial import TrialSetup, run_trial
+from search.uris import redact
+from search.views import Printer, log_study_views
+
+ENGINE = "keras-tuner"
+#: Hyperband's reduction factor (keras-tuner's default).
+FACTOR = 3
+
+
+def make_oracle(
+    algorithm: str, space: Space, epochs: int, seed: int, max_failures: int
+) -> keras_tuner.Oracle:
+    """keras-tuner's oracle for ``algorithm`` over ``space`` (``max_trials`` set by the run)."""
+    hp = space.hyperparameters()
+    common: dict[str, Any] = {
+        "objective": keras_tuner.Objective(OBJECTIVE, direction="max"),
+        "hyperparameters": hp,
+        "seed": seed,
+        "max_consecutive_failed_trials": max_failures,
+    }
+    if algorithm == "hyperband":
+        # No iteration limit: the trial budget stops it.
+        return keras_tuner.oracles.HyperbandOracle(
+            max_epochs=epochs, factor=FACTOR, hyperband_iterations=None, **common
+        )
+    if algorithm == "bayesian":
+        return keras_tuner.oracles.BayesianOptimizationOracle(max_trials=None, **common)
+    if algorithm == "random":
+        return keras_tuner.oracles.RandomSearchOracle(max_trials=None, **common)
+    raise ValueError(f"unknown keras-tuner algorithm {algorithm!r}")
+
+
+class _Tuner(keras_tuner.engine.base_tuner.BaseTuner):
+    """keras-tuner's loop; each trial is cropsearch's trial function."""
+
+    def __init__(self, run: KerasTunerSearch, oracle: keras_tuner.Oracle, root: Path) -> None:
+        self.run = run
+        with contextlib.redirect_stdout(io.StringIO()):  # "Reloading Tuner from ..."
+            super().__init__(oracle=oracle, directory=str(root), project_name=run.name)
+
+    def run_trial(self, trial: keras_tuner.engine.trial.Trial, *args: Any, **kwargs: Any) -> Any:
+        record = self.run.train(trial)
+        if record.state == "failed":
+            raise keras_tuner.errors.FailedTrialError(record.error)
+        return {OBJECTIVE: float(record.val_accuracy or 0.0)}
+
+    def on_trial_end(self, trial: keras_tuner.engine.trial.Trial) -> None:
+        super().on_trial_end(trial)
+        self.run.progress(trial)
+
+
+class KerasTunerSearch:
+    """One search run on keras-tuner: trials over ``space`` on ``data``, then confirmation."""
+
+    def __init__(
+        self, data: Dataset, space: Space, options: SearchOptions, echo: Printer = print
+    ) -> None:
+        self.data, self.space, self.options, self.echo = data, space, options, echo
+        self.algorithm = options.algorithm or "hyperband"
+        self.name = check_study_name(options.study or default_study_name(data, space))
+        self.anchors = [space.baseline()]
+        self.root = keras_tuner_root(options.storage)
+        self.records = KerasTunerRecords(self.root, self.name)
+        attrs = self.records.attrs()
+        self._check_resume(attrs)
+        self.fraction = screen_fraction(len(data.train), options.screen)
+        self.train_index = screen_index(len(data.train), self.fraction, options.seed)
+        self.train_seed = derive_seed(options.seed, "train")
+        self.tracker = Tracker(options.tracking_uri, self.name)
+        params = {
+            "data": data.spec,
+            "data_fingerprint": data.fingerprint,
+            "space": space.source,
+            "epochs": options.epochs,
+            "seed": options.seed,
+            "train_seed": self.train_seed,
+            "screen_fraction": round(self.fraction, 6),
+            "storage": redact(str(self.root / self.name)),
+            "objective": OBJECTIVE,
+            "engine": ENGINE,
+            "algorithm": self.algorithm,
+            "model": options.model or "compact_cnn",
+        }
+        self.parent_id = self.tracker.start_parent(
+            self.name, params, attrs.get("mlflow_parent_run_id")
+        )
+        self.records.set_attrs(
+            {**params, "study": self.name, "mlflow_parent_run_id": self.parent_id}
+        )
+        done = len(self.records.search_records())
+        oracle = make_oracle(
+            self.algorithm,
+            space,
+            options.epochs,
+            derive_seed(options.seed, "sampler", done),
+            max_failures=max(options.trials or 0, 1) + done + 1,
+        )
+        self.tuner = _Tuner(self, oracle, self.root)
+        self._started = time.monotonic()
+        self._finished = 0
+
+    def _check_resume(self, attrs: dict[str, Any]) -> None:
+        known = attrs.get("data_fingerprint")
+        if known is not None and known != self.data.fingerprint:
+            raise StudyError(
+                f"study '{self.name}' was run on other data ({attrs.get('data')}, "
+                f"fingerprint {known}); resume it with the same --data or start a new --study"
+            )
+        if attrs.get("algorithm") not in (None, self.options.algorithm or "hyperband"):
+            raise StudyError(
+                f"study '{self.name}' runs keras-tuner {attrs['algorithm']}; resume it with "
+                f"--algorithm {attrs['algorithm']} or start a new --study"
+            )
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self) -> Confirmation | None:
+        """``--trials`` more trials (trial 0 of a new study is the baseline), then confirm the
+        top policies. Study views are written whatever happens."""
+        self.tracker.log_text(self.parent_id, _data_report(self.data), "data_report.txt")
+        oracle = self.tuner.oracle
+        if self.options.trials is not None:
+            oracle.max_trials = len(oracle.trials) + self.options.trials
+        confirmation = None
+        try:
+            self.tuner.search(verbose=0)
+            self.report_quiet_failures()
+            if self.options.confirm:
+                self.views(None)
+                plan = ConfirmPlan(
+                    self.options.top, self.options.repeats, self.options.seed, self.options.epochs
+                )
+                confirmation = confirm(
+                    self.records, self.data, self.tracker, self.parent_id, plan, None, self.echo
+                )
+        finally:
+            self.views(confirmation or self.records.confirmation(), close=True)
+        return confirmation
+
+    def checkpoint(self, trial_id: str) -> Path:
+        """Where Hyperband keeps a trial's model for its continuation."""
+        return self.root / self.name / "checkpoints" / trial_id
+
+    def train(self, trial: keras_tuner.engine.trial.Trial) -> TrialRecord:
+        """Train the configuration keras-tuner chose (trial 0: the baseline) and keep its
+        record; Hyperband's continuations resume their predecessor's checkpoint."""
+        hp = trial.hyperparameters
+        number = int(trial.trial_id)
+        parent = hp.values.get("tuner/trial_id")
+        parent_record = self._record(int(parent)) if parent is not None else None
+        baseline = number == 0 or bool(parent_record and parent_record.baseline)
+        if baseline and "kind" in self.space.spec.params:  # the oracle learns what ran
+            hp.values["kind"] = "full"
+        values = self.space.baseline() if baseline else self.space.values_from(hp.values)
+        epochs = int(hp.values.get("tuner/epochs", self.options.epochs))
+        base = TrainConfig(epochs=epochs, seed=self.train_seed, model=self.options.model)
+        policy, config = split_values(values, base)
+        resume = None
+        if self.algorithm == "hyperband":
+            load_from = self.checkpoint(parent) if parent is not None else None
+            if load_from is not None and not load_from.exists():
+                load_from = None
+            resume = Continuation(
+                schedule_epochs=self.options.epochs,
+                initial_epoch=int(hp.values.get("tuner/initial_epoch", 0)) if load_from else 0,
+                load_from=load_from,
+                save_to=self.checkpoint(trial.trial_id) if epochs < self.options.epochs else None,
+                history=load_history(load_from) if load_from is not None else [],
+            )
+        setup = TrialSetup(
+            study=self.name,
+            number=number,
+            policy=policy,
+            train=config,
+            engine=ENGINE,
+            baseline=baseline,
+            train_index=self.train_index,
+            tags={"keras_tuner.trial_id": trial.trial_id}
+            | ({"keras_tuner.continues": str(parent)} if parent is not None else {}),
+        )
+        record = run_trial(setup, self.data, self.tracker, self.parent_id, resume=resume)
+        self.records.save_search(record)
+        if parent is not None and resume is not None and resume.load_from is not None:
+            shutil.rmtree(resume.load_from, ignore_errors=True)  # continued: no longer needed
+        return record
+
+    def _record(self, number: int) -> TrialRecord | None:
+        return next((r for r in self.records.search_records() if r.number == number), None)
+
+    # -- reporting -------------------------------------------------------------------------
+    def progress(self, trial: keras_tuner.engine.trial.Trial) -> None:
+        """One line per finished trial, as the Optuna engine prints it."""
+        record = self._record(int(trial.trial_id))
+        if record is None:
+            return
+        self._finished += 1
+        elapsed = time.monotonic() - self._started
+        total = self.options.trials
+        left = elapsed / self._finished * (total - self._finished) if total else None
+        records = self.records.search_records()
+        self.echo(progress_line(record, records, self._finished, total, elapsed, left))
+
+    def report_quiet_failures(self) -> list[str]:
+        """keras-tuner marks a trial failed or invalid and carries on: name each such trial
+        that has no record (it failed outside training), with the last line of its error."""
+        numbers = {r.number for r in self.records.search_records()}
+        found = []
+        for trial_id, trial in sorted(self.tuner.oracle.trials.items()):
+            if trial.status in ("FAILED", "INVALID") and int(trial_id) not in numbers:
+                reason = (trial.message or "").strip().splitlines()[-1:] or ["no message"]
+                found.append(f"trial {int(trial_id)} {trial.status.lower()}: {reason[0]}")
+        for line in found:
+            self.echo(line)
+        return found
+
+    def views(self, confirmation: Confirmation | None, close: bool = False) -> None:
+        """Write the study-level views to the parent run (and mark it finished)."""
+        records = self.records.search_records()
+        attrs = {k: v for k, v in self.records.attrs().items() if not k.startswith("confirm")}
+        log_study_views(self.tracker, self.parent_id, records, self.data, {}, confirmation, attrs)
+        if close:
+            self.tracker.end_run(self.parent_id, "complete", {"n_trials": str(len(records))})
+
+
+def _data_report(data: Dataset) -> str:
+    from search.data.report import format_report
+
+    return format_report(data)
