@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import optuna
 
     from search.confirm import Confirmation
+    from search.engines.keras_tuner_records import KerasTunerRecords
     from search.record import TrialRecord
 
 app = typer.Typer(
@@ -437,6 +438,28 @@ def _print_confirmation(confirmation: Confirmation) -> None:
         console.print(f"warning: {warning}", highlight=False)
 
 
+def _keras_tuner_study(name: str | None, storage: str) -> KerasTunerRecords | None:
+    """The keras-tuner study ``name`` beside ``storage``; without a name, the latest
+    keras-tuner study when it is newer than the Optuna storage (else None: use Optuna's)."""
+    from search.engines.keras_tuner_records import (
+        KerasTunerRecords,
+        keras_tuner_root,
+        keras_tuner_studies,
+    )
+    from search.uris import sqlite_path
+
+    if name is not None:
+        found = KerasTunerRecords(keras_tuner_root(storage), name)
+        return found if found.exists() else None
+    studies = keras_tuner_studies(storage)
+    if not studies:
+        return None
+    path = sqlite_path(storage)
+    if path is not None and path.exists() and path.stat().st_mtime > studies[-1].changed():
+        return None
+    return studies[-1]
+
+
 def _load_study(name: str | None, storage: str) -> optuna.Study:
     import optuna
 
@@ -487,20 +510,26 @@ def export(
     from search.export import policy_document, write_policy_file
     from search.views import chosen_record
 
-    loaded = _load_study(study, storage)
-    records = OptunaRecords(loaded)
+    tuned = _keras_tuner_study(study, storage)
+    records: Any
+    if tuned is not None:
+        records, name = tuned, tuned.study
+        attrs = {k: v for k, v in tuned.attrs().items() if not k.startswith("confirm")}
+    else:
+        loaded = _load_study(study, storage)
+        records, name, attrs = OptunaRecords(loaded), loaded.study_name, study_attrs(loaded)
     confirmation = records.confirmation()
     chosen = chosen_record(records.search_records(), confirmation)
     if chosen is None:
-        raise UserError(f"study '{loaded.study_name}' has no completed trial yet")
-    document = policy_document(chosen, study_attrs(loaded), confirmation)
+        raise UserError(f"study '{name}' has no completed trial yet")
+    document = policy_document(chosen, attrs, confirmation)
     try:
         path = write_policy_file(document, output, file_format)
     except OSError as error:
         raise UserError(f"cannot write {clip(str(output))}: {error.strerror}") from None
     how = "confirmed winner" if confirmation is not None else "best single screening run"
     typer.echo(
-        f"wrote {path}: trial {chosen.number} of study '{loaded.study_name}' ({how}; "
+        f"wrote {path}: trial {chosen.number} of study '{name}' ({how}; "
         f"val_accuracy {chosen.val_accuracy:.4f})"
     )
     if confirmation is not None:

@@ -48,6 +48,10 @@ class KerasTunerRecords:
         """Whether this study was started."""
         return (self.folder / STUDY_FILE).exists()
 
+    def changed(self) -> float:
+        """When a record was last written (seconds since the epoch)."""
+        return max((p.stat().st_mtime for p in self.folder.rglob("*.json")), default=0.0)
+
     def attrs(self) -> dict[str, Any]:
         """The study's settings (data, seed, epochs, engine, ...)."""
         path = self.folder / STUDY_FILE
@@ -86,10 +90,10 @@ class KerasTunerRecords:
 
 
 def keras_tuner_studies(storage: str) -> list[KerasTunerRecords]:
-    """The keras-tuner studies beside ``storage``, oldest first."""
+    """The keras-tuner studies beside ``storage``, least recently written first."""
     root = keras_tuner_root(storage)
     found = [
         KerasTunerRecords(root, path.parent.parent.name)
         for path in root.glob(f"*/records/{STUDY_FILE}")
     ]
-    return sorted(found, key=lambda r: (r.folder / STUDY_FILE).stat().st_mtime)
+    return sorted(found, key=lambda r: r.changed())
