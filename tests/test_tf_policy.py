@@ -12,6 +12,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,7 @@ def _table_cases() -> list[tuple[str, CropPolicy, tuple[int, int], tuple[float, 
 TABLE_CASES = _table_cases()
 
 
+@pytest.mark.slow  # about 15 s: two table sweeps of eager crops
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
 def test_layer_and_map_match_policy_apply_over_the_tables(interpolation: str) -> None:
     """Every table row in eval and train mode through the layer; through the map for one row
@@ -207,6 +209,30 @@ def test_crop_samples_parity_for_a_split_in_tf_data() -> None:
         np.testing.assert_array_equal(in_batches, expected)
     labels = np.concatenate([label for _, label in batched.as_numpy_iterator()])
     np.testing.assert_array_equal(labels, samples.labels)
+
+
+def test_map_over_images_of_differing_sizes_single_and_ragged_batches() -> None:
+    rng = np.random.default_rng(5)
+    sizes = [(30, 50), (64, 40), (45, 45), (20, 90), (70, 33)]
+    images = [rng.integers(0, 256, size=(*hw, 3), dtype=np.uint8) for hw in sizes]
+    boxes = np.array([[w * 0.2, h * 0.1, w * 0.7, h * 0.8] for h, w in sizes])
+    policy = CropPolicy(kind="object_random", context=0.3, fraction=0.2, size=(20, 28))
+    expected = _numpy_crops(policy, images, boxes, True, 3, 1)
+
+    def samples() -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+        yield from zip(images, boxes, range(len(images)), strict=True)
+
+    signature = (
+        tf.TensorSpec((None, None, 3), tf.uint8),
+        tf.TensorSpec((4,), tf.float64),
+        tf.TensorSpec((), tf.int32),
+    )
+    data = tf.data.Dataset.from_generator(samples, output_signature=signature).enumerate()
+    crop = policy.tf_map(training=True, seed=3, epoch=1)
+    single = np.stack([c for c, _ in data.map(crop).as_numpy_iterator()])
+    ragged = np.concatenate([c for c, _ in data.ragged_batch(2).map(crop).as_numpy_iterator()])
+    np.testing.assert_array_equal(single, expected)
+    np.testing.assert_array_equal(ragged, expected)
 
 
 def test_map_in_train_mode_needs_sample_indices() -> None:

@@ -1,0 +1,43 @@
+"""The README's "Using the exported policy" snippets run as written."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from search.cli import main
+from search.export import FORMAT, write_policy_file
+from search.policy import CropPolicy
+
+pytestmark = pytest.mark.slow  # trains a small model for two epochs
+
+SECTION = "## Using the exported policy"
+
+
+def _blocks(language: str) -> list[str]:
+    text = (REPO / "README.md").read_text()
+    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", section, flags=re.DOTALL)
+
+
+def test_readme_policy_snippets_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    policy = CropPolicy(kind="object", context=0.25, jitter=0.1, size=32)
+    write_policy_file({"format": FORMAT, "policy": policy.to_dict()}, "best_policy.yaml")
+    commands = [line for block in _blocks("bash") for line in block.splitlines() if line]
+    assert commands and all(line.startswith("cropsearch ") for line in commands)
+    for line in commands:
+        assert main(shlex.split(line)[1:]) == 0, line
+    python = _blocks("python")
+    assert len(python) == 2
+    namespace: dict[str, object] = {}
+    for block in python:
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert (tmp_path / "crops" / "manifest.csv").exists()
+    assert (tmp_path / "train_crops" / "manifest.csv").exists()
+    assert (tmp_path / "cropped_cnn.keras").exists()
+    assert namespace["probabilities"].shape == (64, 6)  # type: ignore[attr-defined]
