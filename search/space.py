@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -264,7 +264,7 @@ class Space:
         for name, param in self.spec.params.items():
             with contextlib.ExitStack() as scopes:
                 for other, allowed in (param.when or {}).items():
-                    scopes.enter_context(hp.conditional_scope(other, [_scalar(v) for v in allowed]))
+                    scopes.enter_context(_when(hp, other, [_scalar(v) for v in allowed]))
                 if isinstance(param, FloatParam):
                     hp.Float(
                         name,
@@ -376,6 +376,24 @@ def _conventional(name: str, param: Any, conventions: dict[str, Any]) -> Any:
         value = param.low + round((value - param.low) / param.step) * param.step
         value = min(round(value, 10), param.high)
     return round(value) if isinstance(param, IntParam) else float(value)
+
+
+@contextlib.contextmanager
+def _when(hp: keras_tuner.HyperParameters, name: str, values: list[Any]) -> Iterator[None]:
+    """``hp.conditional_scope(name, values)``. keras-tuner looks for the parent only among
+    parameters declared under the enclosing scopes, so a nested ``when:`` on a top-level
+    parameter adds keras-tuner's own ``Parent`` condition to the scope directly."""
+    if not hp._conditions:
+        with hp.conditional_scope(name, values):
+            yield
+        return
+    from keras_tuner.src.engine.conditions import Parent
+
+    hp._conditions.append(Parent(name, values))
+    try:
+        yield
+    finally:
+        hp._conditions.pop()
 
 
 def _scalar(value: Any) -> Any:
