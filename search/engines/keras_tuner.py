@@ -20,6 +20,7 @@ import contextlib
 import io
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +167,8 @@ class KerasTunerSearch:
             oracle.max_trials = len(oracle.trials) + self.options.trials
         confirmation = None
         try:
-            self.tuner.search(verbose=0)
+            with _quiet_failures():
+                self.tuner.search(verbose=0)
             self.report_quiet_failures()
             if self.options.confirm:
                 self.views(None)
@@ -263,6 +265,19 @@ class KerasTunerSearch:
         log_study_views(self.tracker, self.parent_id, records, self.data, {}, confirmation, attrs)
         if close:
             self.tracker.end_run(self.parent_id, "complete", {"n_trials": str(len(records))})
+
+
+@contextlib.contextmanager
+def _quiet_failures() -> Iterator[None]:
+    """keras-tuner prints each failed trial's traceback to stderr when its DEBUG flag is on
+    (the default); cropsearch prints its own line per failure."""
+    from keras_tuner.src import config
+
+    debug, config.DEBUG = config.DEBUG, False
+    try:
+        yield
+    finally:
+        config.DEBUG = debug
 
 
 def _data_report(data: Dataset) -> str:
