@@ -137,6 +137,49 @@ def _pruner(pruner: Pruner, n_anchors: int, epochs: int) -> optuna.pruners.BaseP
     )
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How a ``--timeout`` is spent: screening until ``deadline`` (seconds since the start;
+    None: no timeout), then confirmation on ``confirm_fraction`` of the training data, which
+    takes about ``confirm_seconds``; ``overrun``: seconds beyond the timeout that the anchors
+    and a minimal confirmation need anyway."""
+
+    deadline: float | None
+    confirm_fraction: float
+    confirm_seconds: float
+    overrun: float = 0.0
+
+
+def plan_budget(
+    timeout: float | None,
+    elapsed: float,
+    per_trial: float,
+    anchors_left: int,
+    n_confirm: int,
+    screen: float,
+) -> Budget:
+    """Split what is left of ``timeout`` between screening and confirmation.
+
+    A trial on share ``c`` of the training data is taken to cost ``per_trial x c / screen``
+    (an over-estimate for ``c > screen``: validation is a fixed cost). The anchor trials (one
+    per kind) always run; the confirmation gets :data:`CONFIRM_SHARE` of the rest, at least a
+    confirmation at the screening size, and trains on the largest share of the data that fits.
+    """
+    if timeout is None:
+        return Budget(None, 1.0, n_confirm * per_trial / screen)
+    remaining = max(timeout - elapsed, 0.0)
+    confirm_min = n_confirm * per_trial
+    screening = max(remaining - max(CONFIRM_SHARE * remaining, confirm_min), 0.0)
+    screening = max(screening, anchors_left * per_trial)
+    confirm_budget = max(remaining - screening, confirm_min)
+    fraction = 1.0
+    if n_confirm:
+        fraction = min(1.0, max(screen, confirm_budget / confirm_min * screen))
+    confirm_seconds = n_confirm * per_trial * fraction / screen
+    overrun = max(screening + confirm_seconds - remaining, 0.0)
+    return Budget(elapsed + screening, fraction, confirm_seconds, overrun)
+
+
 def open_study(
     name: str,
     storage: str,
@@ -374,12 +417,12 @@ class OptunaSearch:
         done = [r for r in self.records.search_records() if r.seconds > 0]
         per_trial = max((r.seconds for r in done), default=0.0) or 1.0
         n_confirm = (o.top + 1) * o.repeats if o.confirm else 0
-        confirm_fraction = 1.0
-        if o.timeout is not None and n_confirm:
-            budget = CONFIRM_SHARE * max(o.timeout - self._elapsed(), 0.0)
-            affordable = budget / n_confirm / per_trial * self.fraction
-            confirm_fraction = float(min(1.0, max(self.fraction, affordable)))
-        confirm_seconds = n_confirm * per_trial * confirm_fraction / self.fraction
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        anchors_left = min(len(waiting), (o.trials or len(waiting) + 1) - 1)
+        budget = plan_budget(
+            o.timeout, self._elapsed(), per_trial, anchors_left, n_confirm, self.fraction
+        )
+        self._deadline = budget.deadline
         n_screen = len(self.data.train) if self.train_index is None else len(self.train_index)
         lines = [
             f"time per trial: {per_trial:.0f}s ({o.epochs} epochs on {n_screen:,} of "
@@ -387,18 +430,22 @@ class OptunaSearch:
         ]
         if o.trials:
             lines.append(f"{o.trials} trials need ~{clock(o.trials * per_trial)}")
-        if o.timeout is not None:
-            self._deadline = o.timeout - confirm_seconds
-            fits = max(int((self._deadline - self._elapsed()) // per_trial), 0)
+        if budget.deadline is not None:
+            fits = max(int((budget.deadline - self._elapsed()) // per_trial), 0)
             lines.append(f"the {o.timeout:.0f}s budget allows ~{fits} more screening trials")
         if n_confirm:
-            n_confirm_train = round(confirm_fraction * len(self.data.train))
+            n_confirm_train = round(budget.confirm_fraction * len(self.data.train))
             lines.append(
                 f"then confirmation: {n_confirm} trainings on {n_confirm_train:,} samples "
-                f"(~{clock(confirm_seconds)})"
+                f"(~{clock(budget.confirm_seconds)})"
             )
         self.echo("; ".join(lines))
-        return ConfirmPlan(o.top, o.repeats, o.seed, o.epochs, confirm_fraction)
+        if budget.overrun:
+            self.echo(
+                f"note: every kind once and a confirmation at the screening size need "
+                f"~{clock(budget.overrun)} more than the {o.timeout:.0f}s budget; they run anyway"
+            )
+        return ConfirmPlan(o.top, o.repeats, o.seed, o.epochs, budget.confirm_fraction)
 
     def objective(self, trial: optuna.Trial) -> float:
         """Train one configuration; report each epoch to the pruner; keep its record."""
