@@ -1,0 +1,137 @@
+"""The compact CNN as a keras-tuner HyperModel, user models by ``--model``, and the
+learning-rate schedule of a continued training."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import keras_tuner
+import numpy as np
+import pytest
+from conftest import TINY_DATA, search_args
+
+from search.cli import main
+from search.config import TrainConfig
+from search.model import CompactCNN, ModelError, build_model, build_network, hyperparameters
+
+
+def _layers(model: object) -> list[tuple[str, object]]:
+    return [
+        (type(layer).__name__, layer.get_config().get("filters"))
+        for layer in model.layers  # type: ignore[attr-defined]
+    ]
+
+
+def test_hypermodel_defaults_are_the_training_defaults() -> None:
+    hp = keras_tuner.HyperParameters()
+    model = CompactCNN((48, 48, 3), 6).build(hp)
+    defaults = TrainConfig()
+    assert hp.values == {
+        "width": defaults.width,
+        "depth": defaults.depth,
+        "learning_rate": defaults.learning_rate,
+    }
+    reference = build_model((48, 48, 3), 6)
+    assert model.count_params() == reference.count_params()
+    assert _layers(model) == _layers(reference)
+
+
+def test_a_trial_s_settings_reach_build() -> None:
+    config = TrainConfig(width=8, depth=3)
+    model = build_network(None, (32, 32, 3), 6, hyperparameters(config))
+    assert model.count_params() == build_model((32, 32, 3), 6, 8, 3).count_params()
+
+
+def test_user_models_in_every_form() -> None:
+    hp = keras_tuner.HyperParameters()
+    net = build_network("user_models:TinyNet", (40, 24, 3), 6, hp)  # class: built for the size
+    assert net.input_shape == (None, 40, 24, 3) and hp.values["units"] == 8
+    flexible = build_network("user_models:any_size", (40, 24, 3), 6, hp)
+    assert flexible.output_shape == (None, 6)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("user_models:fixed_32", r"takes input \(32, 32, 3\), but the crop policy gives \(48, 48"),
+        ("user_models", "expected module:attr"),
+        ("no_such_module_xyz:Net", "cannot import no_such_module_xyz"),
+        ("user_models:Missing", "has no attribute 'Missing'"),
+    ],
+)  # fmt: skip
+def test_a_model_that_does_not_fit_or_exist_is_named(spec: str, message: str) -> None:
+    with pytest.raises(ModelError, match=message):
+        build_network(spec, (48, 48, 3), 6, keras_tuner.HyperParameters())
+
+
+def test_cli_refuses_a_model_that_does_not_fit_in_one_line(tmp_path: Path) -> None:
+    err, out = io.StringIO(), io.StringIO()
+    args = [*search_args(tmp_path, "m", trials=1), "--model", "user_models:fixed_32"]
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        code = main(args)
+    assert code == 2
+    lines = err.getvalue().strip().splitlines()
+    assert lines[-1].startswith("error: --model 'user_models:fixed_32' takes input (32, 32, 3)")
+    assert "Traceback" not in err.getvalue()
+    assert not (tmp_path / "mlflow.db").exists()  # refused before any store was written
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--algorithm", "hyperband"], "--algorithm hyperband is not one of the optuna engine's"),
+        (["--engine", "keras-tuner", "--pruner", "median"], "--pruner is for the optuna engine"),
+        (["--algorithm", "grid"], "grid search needs a step"),
+    ],
+)
+def test_engine_flags_that_do_not_go_together(
+    tmp_path: Path, extra: list[str], message: str
+) -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main([*search_args(tmp_path, "e", trials=1), *extra])
+    assert code == 2 and message in err.getvalue()
+
+
+@pytest.mark.slow
+def test_a_continued_training_continues_its_schedule(tmp_path: Path) -> None:
+    """1 epoch saved, then continued to 3: the step count (so the learning rate) and the
+    history carry on; a fresh 3-epoch run's first epoch is not what the continuation starts
+    from."""
+    from search.continuation import Continuation, load_history
+    from search.data import load_dataset
+    from search.policy import CropPolicy
+    from search.train import train_policy
+
+    data = load_dataset(TINY_DATA)
+    policy = CropPolicy(size=(32, 32))
+    first = train_policy(
+        policy,
+        data,
+        TrainConfig(epochs=1),
+        resume=Continuation(schedule_epochs=3, save_to=tmp_path / "a"),
+    )
+    assert load_history(tmp_path / "a") == first.history
+    steps = int(np.ceil(len(data.train) / 64))
+    with np.load(tmp_path / "a" / "optimizer.npz") as saved:
+        assert int(saved["arr_0"]) == steps  # the optimizer's step count
+    continued = train_policy(
+        policy,
+        data,
+        TrainConfig(epochs=3),
+        resume=Continuation(
+            schedule_epochs=3,
+            initial_epoch=1,
+            load_from=tmp_path / "a",
+            save_to=tmp_path / "b",
+            history=first.history,
+        ),
+    )
+    assert len(continued.history) == 3 and continued.history[0] == first.history[0]
+    with np.load(tmp_path / "b" / "optimizer.npz") as saved:
+        assert int(saved["arr_0"]) == 3 * steps
+    # the weights went on from the checkpoint: the first continued epoch starts from a lower
+    # loss than a fresh model's first epoch
+    assert continued.history[1]["loss"] < first.history[0]["loss"]
