@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -16,6 +17,7 @@ import pytest
 from conftest import REPO
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
+from optuna.trial import FrozenTrial, TrialState
 
 pytestmark = pytest.mark.slow
 
@@ -36,21 +38,32 @@ def start_search(folder: Path, study: str, trials: int = 3) -> subprocess.Popen[
     )  # fmt: skip
 
 
-def wait_for_running_trial(folder: Path, study: str, number: int, timeout: float = 120) -> None:
-    """Until trial ``number`` is training (its MLflow run noted), then a moment more."""
-    deadline = time.monotonic() + timeout
+def wait_for_trial(
+    folder: Path, study: str, number: int, ready: Callable[[FrozenTrial], bool]
+) -> None:
+    """Poll the study until trial ``number`` exists and is ``ready`` (2 minutes at most)."""
+    deadline = time.monotonic() + 120
     storage = f"sqlite:///{folder}/optuna.db"
     while time.monotonic() < deadline:
         try:
             trials = optuna.load_study(study_name=study, storage=storage).trials
         except Exception:  # the study is not created yet
             trials = []
-        started = len(trials) > number and "mlflow_run_id" in trials[number].user_attrs
-        if started and trials[number].state == optuna.trial.TrialState.RUNNING:
-            time.sleep(1.5)  # inside an epoch
+        if len(trials) > number and ready(trials[number]):
             return
-        time.sleep(0.3)
-    raise AssertionError(f"trial {number} never started")
+        time.sleep(0.05)
+    raise AssertionError(f"trial {number} never got ready")
+
+
+def training(trial: FrozenTrial) -> bool:
+    """Running, with its MLflow run noted: it is inside its epochs."""
+    return trial.state == TrialState.RUNNING and "mlflow_run_id" in trial.user_attrs
+
+
+def wait_for_running_trial(folder: Path, study: str, number: int) -> None:
+    """Until trial ``number`` is training, then a moment more (inside an epoch)."""
+    wait_for_trial(folder, study, number, training)
+    time.sleep(1.5)
 
 
 def runs(folder: Path, study: str) -> list[Run]:
@@ -60,19 +73,9 @@ def runs(folder: Path, study: str) -> list[Run]:
     return list(client.search_runs([experiment.experiment_id]))
 
 
-def wait_for_finished_trial(folder: Path, study: str, number: int, timeout: float = 120) -> None:
+def wait_for_finished_trial(folder: Path, study: str, number: int) -> None:
     """Until trial ``number`` has finished: the signal then lands at the trial boundary."""
-    deadline = time.monotonic() + timeout
-    storage = f"sqlite:///{folder}/optuna.db"
-    while time.monotonic() < deadline:
-        try:
-            trials = optuna.load_study(study_name=study, storage=storage).trials
-        except Exception:
-            trials = []
-        if len(trials) > number and trials[number].state.is_finished():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"trial {number} never finished")
+    wait_for_trial(folder, study, number, lambda trial: trial.state.is_finished())
 
 
 @pytest.mark.parametrize("when", ["mid-epoch", "boundary"])
