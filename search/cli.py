@@ -303,8 +303,15 @@ def confirm_command(
     from search.views import log_study_views
 
     _check_stores(study, None, tracking_uri)
-    loaded = _load_study(study, storage)
-    attrs = loaded.user_attrs
+    tuned = _keras_tuner_study(study, storage)
+    records: Any
+    if tuned is not None:  # a keras-tuner study: its records beside its state
+        attrs, records, importances = tuned.attrs(), tuned, {}
+        provenance = {k: v for k, v in attrs.items() if not k.startswith("confirm")}
+    else:
+        loaded = _load_study(study, storage)
+        attrs, records = loaded.user_attrs, OptunaRecords(loaded)
+        importances, provenance = param_importances(loaded), study_attrs(loaded)
     spec = data or attrs.get("data")
     if spec is None:
         raise UserError(f"study '{study}' does not record its data; pass --data")
@@ -315,7 +322,6 @@ def confirm_command(
             f"--data '{spec}' is not the data study '{study}' ran on "
             f"(fingerprint {dataset.fingerprint}, study {attrs.get('data_fingerprint')})"
         )
-    records = OptunaRecords(loaded)
     if not any(r.state == "complete" for r in records.search_records()):
         raise UserError(f"study '{study}' has no completed trial to confirm")
     tracker = Tracker(tracking_uri, study)
@@ -340,9 +346,9 @@ def confirm_command(
             parent_id,
             records.search_records(),
             dataset,
-            param_importances(loaded),
+            importances,
             confirmation or records.confirmation(),
-            study_attrs(loaded),
+            provenance,
         )
         tracker.end_run(parent_id, "complete")
     _print_confirmation(confirmation)

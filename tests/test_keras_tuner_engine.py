@@ -88,6 +88,17 @@ def test_keras_tuner_search_runs_exports_and_resumes(tmp_path: Path) -> None:
     ]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
 
+    # confirmation reads and writes the same records
+    stores = ["--storage", f"sqlite:///{tmp_path}/optuna.db"]
+    stores += ["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+    code, output = _run(["confirm", "--study", "kt", *stores, "--top", "1", "--repeats", "2"])
+    assert code == 0, output
+    store = KerasTunerRecords(root, "kt")
+    assert len(store.confirm_records()) == 4
+    confirmation = store.confirmation()
+    assert confirmation is not None and len(confirmation.seeds) == 2
+    assert f"verdict: {confirmation.verdict}" in output
+
 
 def _fail_second_training(monkeypatch: pytest.MonkeyPatch) -> None:
     import search.train
