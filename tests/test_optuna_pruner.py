@@ -1,0 +1,55 @@
+"""Optuna's --pruner and --algorithm choices, fed per-epoch validation accuracy (no training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search.engines.optuna import open_study
+
+
+@pytest.mark.parametrize(
+    ("pruner", "kind"),
+    [
+        ("median", optuna.pruners.MedianPruner),
+        ("hyperband", optuna.pruners.HyperbandPruner),
+        ("none", optuna.pruners.NopPruner),
+    ],
+)
+def test_pruner_choice(tmp_path: Path, pruner: str, kind: type) -> None:
+    study = open_study("p", f"sqlite:///{tmp_path}/o.db", 0, 1, 4, pruner)  # type: ignore[arg-type]
+    assert isinstance(study.pruner, kind)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "kind"),
+    [("tpe", optuna.samplers.TPESampler), ("random", optuna.samplers.RandomSampler)],
+)
+def test_sampler_choice(tmp_path: Path, algorithm: str, kind: type) -> None:
+    study = open_study("s", f"sqlite:///{tmp_path}/o.db", 0, 1, 4, algorithm=algorithm)
+    assert isinstance(study.sampler, kind)
+
+
+def test_hyperband_pruner_stops_trials_that_fall_behind(tmp_path: Path) -> None:
+    """Per-epoch validation accuracy as the engine reports it: trials far below the others at
+    a rung are stopped there, the good ones run all epochs."""
+    study = open_study("h", f"sqlite:///{tmp_path}/o.db", 0, 1, 9, "hyperband")
+    epochs_run: dict[int, int] = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        quality = 0.9 if trial.number % 3 == 0 else 0.1
+        for epoch in range(9):
+            value = quality * (epoch + 1) / 9
+            trial.report(value, epoch)
+            epochs_run[trial.number] = epoch + 1
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    study.optimize(objective, n_trials=18)
+    pruned = [t.number for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned and all(t % 3 != 0 for t in pruned)
+    assert all(epochs_run[t] < 9 for t in pruned)
+    assert any(epochs_run[t] == 9 for t in epochs_run if t % 3 == 0)
