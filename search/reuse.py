@@ -5,8 +5,11 @@ third of a default trial (``benchmarks/trial_overhead.py``). Trials of one searc
 a model shape, so :func:`compiled_model` keeps one compiled model per shape key
 ``(input shape, n_classes, width, depth)`` and, for each trial, gives it:
 
-- the initial weights a model built now would have: a new model is *built* (cheap, ~0.1 s; no
-  compile, no trace) from the same random state, and its weights copied over;
+- the initial weights a model built now would have. Keras draws each initializer's seed from
+  Python's ``random`` when a layer is made, so those weights are a function of the shape and
+  of Python's random state: they are kept by (shape, state) with the state the build leaves
+  behind (trials of one search share a seed: one build per shape). On a miss a new model is
+  *built* (0.1-0.6 s; no compile, no trace) and its weights copied over;
 - a zeroed optimizer (moments and iteration count);
 - the trial's learning-rate schedule, held in variables so a new rate or step count does not
   retrace the train function (:class:`CosineSchedule`, the same arithmetic as Keras'
@@ -15,8 +18,10 @@ a model shape, so :func:`compiled_model` keeps one compiled model per shape key
 
 from __future__ import annotations
 
+import random
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 
@@ -61,11 +66,36 @@ class _Entry:
 
 
 _CACHE: OrderedDict[ShapeKey, _Entry] = OrderedDict()
+#: (shape, hash of Python's random state before a build) -> (initial weights, that state,
+#: the state after the build).
+_INITIAL: OrderedDict[tuple[ShapeKey, int], tuple[list[Any], Any, Any]] = OrderedDict()
 
 
 def clear() -> None:
-    """Forget every kept model (the next trial builds and compiles afresh)."""
+    """Forget every kept model and initial weights (the next trial builds afresh)."""
     _CACHE.clear()
+    _INITIAL.clear()
+
+
+def _built(key: ShapeKey) -> keras.Model:
+    """A new model of ``key``'s shape; its initial weights are noted for :func:`_initial`."""
+    before = random.getstate()
+    model = build_model(*key)
+    _INITIAL[(key, hash(before))] = (model.get_weights(), before, random.getstate())
+    while len(_INITIAL) > CACHE_SIZE * 4:
+        _INITIAL.popitem(last=False)
+    return model
+
+
+def _initial(key: ShapeKey) -> list[Any]:
+    """The weights a model of ``key``'s shape built now would start with; Python's random
+    state moves on exactly as that build would move it."""
+    before = random.getstate()
+    found = _INITIAL.get((key, hash(before)))
+    if found is None or found[1] != before:
+        return _built(key).get_weights()
+    random.setstate(found[2])
+    return found[0]
 
 
 def compiled_model(
@@ -82,12 +112,12 @@ def compiled_model(
     ``keras.utils.set_random_seed``): it consumes the same random state.
 
     With ``reuse`` a model of the same shape compiled earlier is reset and returned, with its
-    traced train and eval functions; without, a new one is compiled (and not kept).
+    traced train and eval functions; without, a new one is built and compiled (and not kept).
     """
-    model = build_model(input_shape, n_classes, width, depth)  # the fresh initial weights
     key: ShapeKey = (tuple(input_shape), n_classes, width, depth)  # type: ignore[assignment]
     entry = _CACHE.get(key) if reuse else None
     if entry is None:
+        model = _built(key) if reuse else build_model(*key)
         schedule = CosineSchedule(learning_rate, decay_steps)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=schedule),
@@ -100,7 +130,7 @@ def compiled_model(
                 _CACHE.popitem(last=False)
         return model
     _CACHE.move_to_end(key)
-    entry.model.set_weights(model.get_weights())
+    entry.model.set_weights(_initial(key))
     for variable in entry.model.optimizer.variables:  # iterations, moments: as new
         variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
     entry.schedule.assign(learning_rate, decay_steps)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from search.background import Writes
 from search.config import TrainConfig
 from search.data import Dataset
 from search.policy import CropPolicy
@@ -94,6 +95,14 @@ def _start_run(setup: TrialSetup, data: Dataset, tracker: Tracker, parent_id: st
     )
 
 
+def _log_crop_grid(setup: TrialSetup, data: Dataset, tracker: Tracker, run_id: str) -> None:
+    from search.figures import crop_grid
+
+    samples = data.val.take(slice(0, GRID_SAMPLES))
+    grid = crop_grid(setup.policy, samples, data.class_names, seed=setup.train.seed)
+    tracker.log_figure(run_id, grid, "crop_samples.png")
+
+
 def run_trial(
     setup: TrialSetup,
     data: Dataset,
@@ -116,20 +125,13 @@ def run_trial(
     if on_start is not None:
         on_start(run_id)
     n_train = len(data.train)
+    writes = Writes()  # figure and metrics off the training path; joined before the run ends
     try:
         if crop_samples:
-            from search.figures import crop_grid
-
-            grid = crop_grid(
-                setup.policy,
-                data.val.take(slice(0, GRID_SAMPLES)),
-                data.class_names,
-                seed=setup.train.seed,
-            )
-            tracker.log_figure(run_id, grid, "crop_samples.png")
+            writes.submit(_log_crop_grid, setup, data, tracker, run_id)
 
         def after_epoch(epoch: int, metrics: dict[str, float]) -> bool:
-            tracker.log_metrics(run_id, metrics, epoch)
+            writes.submit(tracker.log_metrics, run_id, metrics, epoch)
             return bool(on_epoch is not None and on_epoch(epoch, metrics))
 
         from search.train import train_policy
@@ -143,9 +145,11 @@ def run_trial(
             setup.test_boxes,
             resume=resume,
         )
+        writes.join()
     except BaseException as error:  # an interrupt too: the run must not stay RUNNING
         from search.signals import raise_if_received
 
+        writes.join(raise_errors=False)
         message = f"{type(error).__name__}: {error}"
         tracker.end_run(run_id, "failed", {"error": message})
         if not isinstance(error, Exception):

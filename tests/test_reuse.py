@@ -63,9 +63,14 @@ def test_reused_model_trains_like_a_new_one(seed: int, monkeypatch: pytest.Monke
     traced = reuse._CACHE[((24, 24, 3), data.n_classes, 8, 3)].model.train_function
     reused = train_policy(POLICY, data, config)
     assert reuse._CACHE[((24, 24, 3), data.n_classes, 8, 3)].model.train_function is traced
+    builds: list[object] = []  # the same seed again: initial weights kept, nothing built
+    monkeypatch.setattr(reuse, "build_model", lambda *a: builds.append(a))
+    again = train_policy(POLICY, data, config)
+    assert builds == []
     assert len(before.history) == 2 and before.history[0] != before.history[1]
     _same(before, fresh)
     _same(before, reused)
+    _same(before, again)
     reuse.clear()
 
 

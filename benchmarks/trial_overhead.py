@@ -1,0 +1,183 @@
+"""What a trial costs beyond its training: wall time against pure fit/evaluate compute (issue 9.1).
+
+Runs a default search (built-in ``shapes`` data, ``spaces/default.yaml``, 10 trials x 4
+epochs, no confirmation) with its stores in a temporary folder. Right after each trial, the
+same ``fit``/``evaluate`` steps that trial ran (its epochs on its crops, the validation
+evaluation after each, the test evaluation when it completed) are timed in a warm loop on a
+model of the same shape, compiled and traced beforehand; crops are cut outside the timing.
+The trial's overhead is its wall time (Optuna's start to complete) minus that compute; the
+study's overhead is the search's wall time minus all trials' compute. Measuring right after
+each trial keeps both figures under the same machine load.
+
+    .venv/bin/python benchmarks/trial_overhead.py [--trials 10] [--out FILE]
+
+``--compare FILE`` also checks each trial's validation accuracy and history against an earlier
+run's JSON (same seed): run this script from a checkout of an older commit to get one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+_WARM: dict[tuple[Any, ...], Any] = {}
+
+
+def _warm_model(shape: tuple[int, int, int], n_classes: int, width: int, depth: int) -> Any:
+    """One compiled, traced model per shape (built once; its weights drift, its speed does not)."""
+    import keras
+
+    from search.model import build_model
+
+    key = (shape, n_classes, width, depth)
+    if key not in _WARM:
+        model = build_model(shape, n_classes, width, depth)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=3e-3),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        _WARM[key] = model
+    return _WARM[key]
+
+
+def compute_seconds(record: Any, data: Any, train_index: Any) -> float:
+    """The fit/evaluate seconds of ``record``'s trial, replayed on a warm model of its shape."""
+    import numpy as np
+
+    from search.crops import crop_samples
+
+    policy, config = record.crop_policy, record.train
+    train = data.train if train_index is None else data.train.take(np.sort(train_index))
+    model = _warm_model((*policy.size, 3), data.n_classes, config.width, config.depth)
+    epochs = max(len(record.history), 1)
+    train_x = [crop_samples(policy, train, True, config.seed, e) for e in range(epochs)]
+    val_x = crop_samples(policy, data.val)
+    test_x = crop_samples(policy, data.test) if record.state == "complete" else None
+
+    def steps() -> None:
+        for x in train_x:
+            model.fit(x, train.labels, batch_size=config.batch_size, epochs=1, verbose=0)
+            model.evaluate(val_x, data.val.labels, batch_size=256, verbose=0)
+        if test_x is not None:
+            model.evaluate(test_x, data.test.labels, batch_size=256, verbose=0)
+
+    steps()  # warm: traces for these batch and split sizes
+    started = time.perf_counter()
+    steps()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", default="shapes")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "trial_overhead.json")
+    parser.add_argument("--compare", type=Path, help="an earlier run's JSON (same seed)")
+    args = parser.parse_args()
+
+    import optuna
+
+    from search.data import load_dataset
+    from search.engines.optuna import OptunaSearch, SearchOptions
+    from search.record import TrialRecord
+    from search.space import Space
+
+    data = load_dataset(args.data)
+    space = Space.load(REPO / "spaces" / "default.yaml")
+    rows: list[dict[str, Any]] = []
+    measuring = [0.0]  # seconds spent in the warm loop, taken off the search's wall time
+
+    class Measured(OptunaSearch):
+        def _progress(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            super()._progress(study, trial)
+            if "record" not in trial.user_attrs:
+                return
+            started = time.perf_counter()
+            record = TrialRecord.from_json(trial.user_attrs["record"])
+            wall = (trial.datetime_complete - trial.datetime_start).total_seconds()
+            compute = (
+                0.0
+                if record.duplicate_of is not None
+                else compute_seconds(record, data, self.train_index)
+            )
+            rows.append(
+                {
+                    "trial": trial.number,
+                    "policy": record.label,
+                    "state": record.state,
+                    "epochs": len(record.history),
+                    "wall": wall,
+                    "compute": compute,
+                    "val_accuracy": record.val_accuracy,
+                    "history": record.history,
+                }
+            )
+            print(
+                f"  trial {trial.number:2d} {record.state:8s} wall {wall:5.1f}s  compute "
+                f"{compute:5.1f}s  overhead {max(wall - compute, 0) / max(wall, 1e-9):4.0%}  "
+                f"{record.label}",
+                flush=True,
+            )
+            measuring[0] += time.perf_counter() - started
+
+    with tempfile.TemporaryDirectory() as folder:
+        options = SearchOptions(
+            trials=args.trials,
+            epochs=args.epochs,
+            seed=args.seed,
+            study="overhead",
+            storage=f"sqlite:///{folder}/optuna.db",
+            tracking_uri=f"sqlite:///{folder}/mlflow.db",
+            confirm=False,
+        )
+        started = time.perf_counter()
+        Measured(data, space, options, echo=lambda line: None).run()
+        search_wall = time.perf_counter() - started - measuring[0]
+
+    wall = sum(r["wall"] for r in rows)
+    compute = sum(r["compute"] for r in rows)
+    summary = {
+        "trials": len(rows),
+        "trial_wall": wall,
+        "trial_compute": compute,
+        "trial_overhead": (wall - compute) / wall,
+        "search_wall": search_wall,
+        "search_overhead": (search_wall - compute) / search_wall,
+        "mean_trial_wall": wall / max(len(rows), 1),
+        "mean_trial_compute": compute / max(len(rows), 1),
+    }
+    print(
+        f"{len(rows)} trials: wall {wall:.1f}s, fit/evaluate compute {compute:.1f}s -> "
+        f"overhead {summary['trial_overhead']:.1%} of trial wall time; whole search "
+        f"{search_wall:.1f}s -> overhead {summary['search_overhead']:.1%}"
+    )
+    args.out.write_text(json.dumps({"summary": summary, "trials": rows}, indent=1) + "\n")
+    if args.compare is not None:
+        earlier = {r["trial"]: r for r in json.loads(args.compare.read_text())["trials"]}
+        same = [
+            r["trial"]
+            for r in rows
+            if r["trial"] in earlier
+            and math.isclose(r["val_accuracy"], earlier[r["trial"]]["val_accuracy"], abs_tol=0)
+            and r["history"] == earlier[r["trial"]]["history"]
+        ]
+        print(f"same results as {args.compare}: {len(same)} of {len(rows)} trials")
+        if len(same) != len(rows):
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
