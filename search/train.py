@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import keras
@@ -86,8 +87,16 @@ def train_policy(
     if resume is not None and resume.load_from is not None:
         load_state(model, resume.load_from)
         first, result.history = resume.initial_epoch, list(resume.history)
+    # Each epoch's crops (keyed by seed, epoch, index: order-free) are cut on a side thread
+    # while the previous epoch trains.
+    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cropsearch-crops")
+    next_x = ahead.submit(crop_samples, policy, train, True, config.seed, first, train_canvas)
     for epoch in range(first, config.epochs):
-        train_x = crop_samples(policy, train, True, config.seed, epoch, train_canvas)
+        train_x = next_x.result()
+        if epoch + 1 < config.epochs:
+            next_x = ahead.submit(
+                crop_samples, policy, train, True, config.seed, epoch + 1, train_canvas
+            )
         fit = model.fit(
             train_x,
             train.labels,
@@ -109,6 +118,7 @@ def train_policy(
         if on_epoch is not None and on_epoch(epoch, metrics):
             result.stopped = True
             break
+    ahead.shutdown(wait=True, cancel_futures=True)
     if resume is not None and resume.save_to is not None:
         save_state(model, result.history, resume.save_to)
     if not result.stopped:
