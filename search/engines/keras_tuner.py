@@ -32,6 +32,7 @@ from search.continuation import Continuation, load_history
 from search.data import Dataset
 from search.engines.keras_tuner_records import KerasTunerRecords, keras_tuner_root
 from search.engines.optuna import (
+    CONFIRM_SHARE,
     SearchOptions,
     StudyError,
     default_study_name,
@@ -143,6 +144,8 @@ class KerasTunerSearch:
         self.tuner = _Tuner(self, oracle, self.root)
         self._started = time.monotonic()
         self._finished = 0
+        #: With --timeout, trials start until this many seconds; the rest is confirmation's.
+        self._deadline = None if options.timeout is None else options.timeout * (1 - CONFIRM_SHARE)
 
     def _check_resume(self, attrs: dict[str, Any]) -> None:
         known = attrs.get("data_fingerprint")
@@ -244,6 +247,8 @@ class KerasTunerSearch:
         left = elapsed / self._finished * (total - self._finished) if total else None
         records = self.records.search_records()
         self.echo(progress_line(record, records, self._finished, total, elapsed, left))
+        if self._deadline is not None and elapsed >= self._deadline:
+            self.tuner.oracle.max_trials = len(self.tuner.oracle.trials)  # no new trial
 
     def report_quiet_failures(self) -> list[str]:
         """keras-tuner marks a trial failed or invalid and carries on: name each such trial
