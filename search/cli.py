@@ -214,6 +214,8 @@ def search(
             space = _default_space(DEFAULT_SPACE if dataset.has_boxes else BOX_FREE_SPACE)
             search_space = Space.load(space)
         _check_kinds(search_space, dataset, data)
+        if study is not None:
+            _check_engine(study, storage, engine)
         if algorithm == "grid":
             search_space.grid()  # a float parameter without a step: one line, before any trial
         if model is not None:
@@ -352,6 +354,27 @@ def confirm_command(
         )
         tracker.end_run(parent_id, "complete")
     _print_confirmation(confirmation)
+
+
+def _check_engine(study: str, storage: str, engine: str) -> None:
+    """Refuse to resume a study with the other engine (they would share one MLflow
+    experiment)."""
+    from search.uris import sqlite_path
+
+    tuned = _keras_tuner_study(study, storage) is not None
+    path = sqlite_path(storage)
+    in_optuna = False
+    if path is None or path.exists():
+        import optuna
+
+        in_optuna = study in optuna.get_all_study_names(storage)
+    other = "keras-tuner" if tuned and engine == "optuna" else None
+    other = other or ("optuna" if in_optuna and engine == "keras-tuner" else None)
+    if other is not None:
+        raise UserError(
+            f"study '{study}' was run with --engine {other}; resume it with that engine or "
+            "start a new --study"
+        )
 
 
 def _check_model(spec: str, space: Space, dataset: Dataset) -> None:

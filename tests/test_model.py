@@ -135,3 +135,18 @@ def test_a_continued_training_continues_its_schedule(tmp_path: Path) -> None:
     # the weights went on from the checkpoint: the first continued epoch starts from a lower
     # loss than a fresh model's first epoch
     assert continued.history[1]["loss"] < first.history[0]["loss"]
+
+
+def test_a_study_resumes_only_on_its_own_engine(tmp_path: Path) -> None:
+    import optuna
+
+    from search.engines.keras_tuner_records import KerasTunerRecords
+
+    optuna.create_study(study_name="o", storage=f"sqlite:///{tmp_path}/optuna.db")
+    KerasTunerRecords(tmp_path / "keras-tuner", "k").set_attrs({"engine": "keras-tuner"})
+    for study, engine, other in (("o", "keras-tuner", "optuna"), ("k", "optuna", "keras-tuner")):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main([*search_args(tmp_path, study, trials=1), "--engine", engine])
+        assert code == 2
+        assert f"study '{study}' was run with --engine {other}" in err.getvalue()
