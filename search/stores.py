@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from search.postgres import prefer_psycopg
 from search.uris import redact, sqlite_path
 
 #: Longest wait for another process to finish creating a store, in seconds.
@@ -47,6 +48,7 @@ def created_once(url: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     Raises:
         StoreLockError: the lock stayed taken for ``timeout`` seconds.
     """
+    prefer_psycopg()  # plain postgresql:// URLs work with psycopg 3 alone
     lock = lock_path(url)
     if lock is None:
         yield

@@ -1,0 +1,146 @@
+"""Real servers for tests, on loopback: PostgreSQL from Debian's binaries and ``mlflow server``.
+
+PostgreSQL: ``initdb`` + ``pg_ctl`` in a temporary folder on a free port (as the ``postgres``
+user when the tests run as root: ``initdb`` refuses root), trust authentication, listening on
+127.0.0.1 only. ``.ci/run`` installs the ``postgresql`` package when the binaries are missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (127.0.0.1)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def postgres_bin() -> Path | None:
+    """The folder of Debian's ``initdb``/``pg_ctl`` (the newest installed), None without."""
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4])
+    )
+    if found:
+        return Path(found[-1]).parent
+    which = shutil.which("pg_ctl")
+    return Path(which).parent if which else None
+
+
+@dataclass
+class Postgres:
+    """A running cluster: ``url(db)`` gives a SQLAlchemy URL of one of its databases."""
+
+    folder: Path
+    port: int
+    bin: Path
+
+    def url(self, database: str, driver: str = "postgresql") -> str:
+        return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def _as_owner(self, *command: str) -> list[str]:
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--", *command]
+        return list(command)
+
+    def pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            self._as_owner(str(self.bin / "pg_ctl"), "-D", str(self.folder / "data"), *args),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        self.pg_ctl("-o", options, "-l", str(self.folder / "log"), "-w", "start")
+
+    def stop(self) -> None:
+        self.pg_ctl("-m", "fast", "-w", "stop")
+
+
+@contextlib.contextmanager
+def postgres(folder: Path) -> Iterator[Postgres]:
+    """A fresh PostgreSQL cluster in ``folder`` for the block's duration."""
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
+    folder.mkdir(parents=True, exist_ok=True)
+    server = Postgres(folder, free_port(), bin_dir)
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    subprocess.run(
+        server._as_owner(str(bin_dir / "initdb"), "-D", str(folder / "data"), "-A", "trust",
+                         "-U", "postgres", "--no-sync"),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )  # fmt: skip
+    server.start()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            server.stop()
+
+
+@contextlib.contextmanager
+def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
+    """``mlflow server`` (1 worker) on a free loopback port; yields its ``http://`` URI."""
+    port = free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    log = open(artifacts.parent / f"mlflow-server-{port}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [str(mlflow), "server", "--backend-store-uri", backend_uri,
+         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                text = (artifacts.parent / f"mlflow-server-{port}.log").read_text()[-2000:]
+                raise RuntimeError(f"mlflow server did not start: {text}")
+            time.sleep(0.5)
+        yield uri
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
+        log.close()

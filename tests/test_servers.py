@@ -1,0 +1,78 @@
+"""A search against real servers: Optuna in PostgreSQL, MLflow through ``mlflow server``
+(its backend in the same PostgreSQL), all on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import search_args
+from servers import Postgres, mlflow_server, postgres
+
+pytestmark = pytest.mark.slow  # starts PostgreSQL and an MLflow server, trains 2 tiny trials
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Postgres]:
+    """A fresh PostgreSQL cluster (its folder under /tmp: the postgres user must reach it)."""
+    folder = Path(tempfile.mkdtemp(prefix="cropsearch-pg-"))
+    try:
+        with postgres(folder) as server:
+            yield server
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def tracking(cluster: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``mlflow server`` with its runs in the cluster's ``mlflow`` database."""
+    cluster.create_database("mlflow")
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    with mlflow_server(cluster.url("mlflow", "postgresql+psycopg"), artifacts) as uri:
+        yield uri
+
+
+def _cli(args: list[str]) -> tuple[int, str]:
+    from search.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main(args)
+    return code, out.getvalue()
+
+
+def test_search_on_postgresql_and_an_mlflow_server(
+    cluster: Postgres, tracking: str, tmp_path: Path
+) -> None:
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+    storage = cluster.create_database("optuna")
+    args = search_args(tmp_path, "served", trials=2)
+    args[args.index("--storage") + 1] = storage
+    args[args.index("--tracking-uri") + 1] = tracking
+    code, output = _cli(args)
+    assert code == 0, output
+    assert "postgresql://postgres@127.0.0.1" in output and tracking in output
+
+    study = optuna.load_study(study_name="served", storage=storage)
+    done = [t for t in study.trials if t.state != optuna.trial.TrialState.WAITING]  # anchors
+    assert [t.state for t in done] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert all("record" in t.user_attrs for t in done)
+
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name("served")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    roles = sorted(r.data.tags.get("cropsearch.role", "") for r in runs)
+    assert roles == ["study", "trial", "trial"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    trial_runs = [r for r in runs if r.data.tags.get("cropsearch.role") == "trial"]
+    for run in trial_runs:  # artifacts went through the server's proxy
+        assert "crop_samples.png" in [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert not list(tmp_path.glob("*.db")), "nothing written to local stores"
