@@ -105,7 +105,8 @@ def paired_interval(a: Sequence[float], b: Sequence[float], level: float = LEVEL
 # -- choosing what to confirm ---------------------------------------------------------------
 def candidates(records: Sequence[TrialRecord], top: int) -> list[TrialRecord]:
     """The baseline, then the ``top`` best distinct complete search trials (by the search's
-    validation accuracy; a repeat of a configuration counts once)."""
+    validation accuracy; a repeat of a configuration counts once, whatever its epochs: the
+    confirmation trains its own)."""
     complete = [r for r in records if r.state == "complete" and r.val_accuracy is not None]
     complete.sort(key=lambda r: (-(r.val_accuracy or 0.0), r.number))
     chosen: list[TrialRecord] = []
@@ -113,12 +114,12 @@ def candidates(records: Sequence[TrialRecord], top: int) -> list[TrialRecord]:
     baseline = next((r for r in complete if r.baseline), None)
     if baseline is not None:
         chosen.append(baseline)
-        seen.add(baseline.configuration())
+        seen.add(baseline.configuration(epochs=False))
     for record in complete:
         if len(chosen) - (baseline is not None) >= top:
             break
-        if record.configuration() not in seen:
-            seen.add(record.configuration())
+        if record.configuration(epochs=False) not in seen:
+            seen.add(record.configuration(epochs=False))
             chosen.append(record)
     return chosen
 

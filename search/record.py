@@ -64,9 +64,10 @@ class TrialRecord(BaseModel):
         """The policy's short human form."""
         return self.crop_policy.label()
 
-    def configuration(self) -> tuple[str, str]:
-        """What makes two trainings the same, seed excluded: (policy, training settings)."""
-        train = self.train.model_dump(exclude={"seed"})
+    def configuration(self, epochs: bool = True) -> tuple[str, str]:
+        """What makes two trainings the same, seed excluded: (policy, training settings);
+        without ``epochs``, a trial and its Hyperband continuation are the same too."""
+        train = self.train.model_dump(exclude={"seed"} if epochs else {"seed", "epochs"})
         return repr(sorted(self.policy.items())), repr(sorted(train.items()))
 
     def to_json(self) -> dict[str, Any]:

@@ -1,0 +1,34 @@
+"""Confirmation picks a policy once, whatever epochs its search trials ran (a Hyperband trial
+and its continuation are one configuration: the confirmation trains its own epochs)."""
+
+from __future__ import annotations
+
+from search.config import TrainConfig
+from search.confirm import candidates
+from search.record import TrialRecord
+
+
+def _record(
+    number: int, kind: str, epochs: int, value: float, baseline: bool = False
+) -> TrialRecord:
+    return TrialRecord(
+        study="s",
+        number=number,
+        state="complete",
+        baseline=baseline,
+        policy={"kind": kind},
+        train=TrainConfig(epochs=epochs),
+        val_accuracy=value,
+        engine="keras-tuner",
+    )
+
+
+def test_a_continued_trial_is_confirmed_once() -> None:
+    records = [
+        _record(0, "full", 1, 0.3, baseline=True),
+        _record(1, "center", 1, 0.5),
+        _record(2, "object", 1, 0.6),
+        _record(3, "object", 3, 0.8),  # trial 2 continued to 3 epochs
+    ]
+    chosen = candidates(records, top=2)
+    assert [r.number for r in chosen] == [0, 3, 1]
