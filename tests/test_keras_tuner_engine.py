@@ -181,3 +181,26 @@ def test_hyperband_continues_a_promoted_trial(tmp_path: Path) -> None:
         )
     ]
     assert steps == [1, 2]  # its metrics continue at epoch 1
+
+
+def test_a_trial_keras_tuner_fails_quietly_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial that fails outside training (no record) would pass unseen in keras-tuner: the
+    search names it after the loop (STACK.md gotcha 1)."""
+    from search.engines.keras_tuner import KerasTunerSearch
+
+    real = KerasTunerSearch.train
+
+    def train(self: KerasTunerSearch, trial: Any) -> Any:
+        if int(trial.trial_id) == 1:
+            raise ValueError("no such crop")
+        return real(self, trial)
+
+    monkeypatch.setattr(KerasTunerSearch, "train", train)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code, output = _run(_kt_args(tmp_path, "q", 2, "--algorithm", "random"))
+    assert code == 0, output
+    assert "trial 1 failed: ValueError: no such crop" in output
+    assert "Traceback" not in err.getvalue()
