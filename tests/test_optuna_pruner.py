@@ -53,3 +53,22 @@ def test_hyperband_pruner_stops_trials_that_fall_behind(tmp_path: Path) -> None:
     assert pruned and all(t % 3 != 0 for t in pruned)
     assert all(epochs_run[t] < 9 for t in pruned)
     assert any(epochs_run[t] == 9 for t in epochs_run if t % 3 == 0)
+
+
+def test_grid_sampler_walks_the_stepped_space(tmp_path: Path) -> None:
+    import yaml
+
+    from search.space import Space
+
+    path = tmp_path / "grid.yaml"
+    spec = {"params": {
+        "kind": {"type": "categorical", "choices": ["full", "center"]},
+        "fraction": {"type": "float", "low": 0.5, "high": 1.0, "step": 0.5},
+    }}  # fmt: skip
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    space = Space.load(path)
+    study = open_study("g", f"sqlite:///{tmp_path}/o.db", 0, 1, 4, algorithm="grid", space=space)
+    assert isinstance(study.sampler, optuna.samplers.GridSampler)
+    study.optimize(lambda trial: float(len(str(space.sample(trial)))), n_trials=4)
+    seen = {(t.params["kind"], t.params["fraction"]) for t in study.trials}
+    assert seen == {("full", 0.5), ("full", 1.0), ("center", 0.5), ("center", 1.0)}
