@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -189,6 +190,15 @@ def search(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes sharing the trials (each gets a share of the cores); "
+            "on sqlite they run on this machine, across machines use PostgreSQL.",
+        ),
+    ] = 1,
     verbose: VerboseOption = False,
 ) -> None:
     """Screen crop policies, confirm the best over seeds, and print the results."""
@@ -205,6 +215,8 @@ def search(
         )
     if pruner is not None and engine != "optuna":
         raise UserError("--pruner is for the optuna engine (keras-tuner's hyperband stops trials)")
+    if workers > 1 and (engine != "optuna" or timeout is not None):
+        raise UserError("--workers runs the optuna engine without --timeout (use --trials)")
     search_space = Space.load(space) if space is not None else None
     _quiet_tensorflow(verbose)
     typer.echo(f"loading data {data} ...")
@@ -259,6 +271,11 @@ def search(
     from search.signals import handled
 
     with handled():
+        if workers > 1:  # stores, study, parent run and anchors exist: the workers only join
+            from search.workers import start_workers, wait_workers
+
+            wait_workers(start_workers(run, workers, trials, typer.echo))
+            run.options = dataclasses.replace(run.options, trials=0)  # confirm and close
         confirmation = run.run()
     records = run.records.search_records()
     _print_leaderboard(records)
@@ -271,6 +288,35 @@ def search(
 
     if best_record(records) is None:
         raise typer.Exit(1)
+
+
+@app.command("worker")
+def worker_command(
+    study: Annotated[str, typer.Option(help="The study to join (started by cropsearch search).")],
+    storage: Annotated[str, typer.Option(help="The study's Optuna storage URL.")],
+    tracking_uri: Annotated[str, typer.Option(help="The study's MLflow tracking URI.")],
+    trials: Annotated[int, typer.Option(min=1, help="Trials this worker runs.")] = 10,
+    total: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
+    threads: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
+    keep_open: Annotated[bool, typer.Option("--keep-open", hidden=True)] = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Join a running study from this or another machine: data spec, space and training
+    settings come from the study; trials and runs go to the same stores."""
+    from search.engines.optuna import StudyError
+    from search.signals import handled
+    from search.workers import WorkerError, join_study, run_worker, set_threads
+
+    _check_stores(study, storage, tracking_uri)
+    _quiet_tensorflow(verbose)
+    if threads is not None:
+        set_threads(threads)
+    try:
+        run = join_study(study, storage, tracking_uri, total or trials, typer.echo)
+    except (WorkerError, StudyError) as error:
+        raise UserError(str(error)) from None
+    with handled():
+        run_worker(run, total, close=not keep_open)
 
 
 @app.command("confirm")

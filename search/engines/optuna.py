@@ -47,6 +47,10 @@ RUN_ID, OWNER = "mlflow_run_id", "owner"
 #: Optuna heartbeat: a trial whose process has not beaten for GRACE seconds is failed by the
 #: next process that opens the study (a dead process on this machine is found at once).
 HEARTBEAT_SECONDS, GRACE_SECONDS = 10, 30
+#: Study attribute holding the space (a worker joins without the space file).
+SPACE_SPEC = "space_spec"
+#: Trials that count against a shared budget: all but the queued ones.
+STARTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 class StudyError(ValueError):
@@ -349,6 +353,10 @@ class OptunaSearch:
         for key, value in {**params, "mlflow_parent_run_id": self.parent_id}.items():
             if key != "sampler_seed":
                 self.study.set_user_attr(key, value)
+        # The space itself, so a worker on another machine needs no copy of the file.
+        self.study.set_user_attr(SPACE_SPEC, space.spec.model_dump(mode="json"))
+        #: Stop once the study holds this many started trials (workers share a budget).
+        self.stop_at: int | None = None
         self._started = time.monotonic()
         self._finished = 0
         self._deadline: float | None = None
@@ -365,10 +373,7 @@ class OptunaSearch:
     def run(self) -> Confirmation | None:
         """Anchor trials first (the baseline, then each kind's conventional setting), then the
         sampler; then confirm the top policies. Study views are written whatever happens."""
-        if not self.study.trials:
-            self.study.enqueue_trial({}, user_attrs={"baseline": True})
-            for values in self.anchors[1:]:
-                self.study.enqueue_trial(values, skip_if_exists=True)
+        self.enqueue_anchors()
         self.tracker.log_text(self.parent_id, _data_report(self.data), "data_report.txt")
         confirmation = None
         try:
@@ -394,6 +399,13 @@ class OptunaSearch:
         finally:
             self.views(confirmation or self.records.confirmation(), close=True)
         return confirmation
+
+    def enqueue_anchors(self) -> None:
+        """Queue the anchor trials on a study that has none yet (before workers start)."""
+        if not self.study.trials:
+            self.study.enqueue_trial({}, user_attrs={"baseline": True})
+            for values in self.anchors[1:]:
+                self.study.enqueue_trial(values, skip_if_exists=True)
 
     def _elapsed(self) -> float:
         return time.monotonic() - self._started
@@ -504,6 +516,11 @@ class OptunaSearch:
 
     # -- reporting -------------------------------------------------------------------------
     def _progress(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if (
+            self.stop_at is not None
+            and len(study.get_trials(False, states=STARTED)) >= self.stop_at
+        ):
+            study.stop()
         if RECORD not in trial.user_attrs:
             return
         record = TrialRecord.from_json(trial.user_attrs[RECORD])

@@ -1,0 +1,135 @@
+"""Several processes on one study: ``cropsearch search --workers N`` and ``cropsearch worker``.
+
+A worker joins an existing study and takes everything from it: the data spec (checked against
+the study's fingerprint), the space (kept in the study), epochs, seed, screening share,
+algorithm, pruner and model. Each worker's sampler gets its own seed, derived from the study's
+seed, the trials already run and the worker's host and process, and logged on the parent run.
+
+``search --workers N`` creates the stores, the study, the MLflow experiment and parent run and
+queues the anchor trials once, in its own process, before it starts N workers; they share the
+``--trials`` budget; it waits for them, then confirms and closes the parent run. On sqlite this
+is safe on one machine (the database files exist before the workers open them; Optuna retries
+a locked database); across machines use PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+from search.config import derive_seed
+
+if TYPE_CHECKING:
+    from search.engines.optuna import OptunaSearch
+    from search.views import Printer
+
+
+class WorkerError(ValueError):
+    """A worker cannot join the study as asked (a user mistake: one line)."""
+
+
+def threads_per_worker(workers: int) -> int:
+    """Intra-op threads of each of ``workers`` processes: a fair share of this machine's cores."""
+    return max(1, (os.cpu_count() or 1) // max(workers, 1))
+
+
+def set_threads(threads: int) -> None:
+    """Limit TensorFlow's intra-op threads (before it runs anything)."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+
+
+def join_study(
+    name: str, storage: str, tracking_uri: str, trials: int | None, echo: Printer = print
+) -> OptunaSearch:
+    """An :class:`OptunaSearch` on the existing study ``name``, with the study's settings and
+    its own sampler seed; no confirmation (the command that started the study confirms)."""
+    import optuna
+
+    from search.data import load_dataset
+    from search.engines.optuna import SPACE_SPEC, OptunaSearch, SearchOptions, owner, sampler_seed
+    from search.engines.optuna import _sampler as make_sampler
+    from search.space import Space, SpaceFile
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise WorkerError(
+            f"no study '{name}' in this storage; start it with cropsearch search"
+        ) from None
+    attrs = study.user_attrs
+    if SPACE_SPEC not in attrs or "data" not in attrs:
+        raise WorkerError(
+            f"study '{name}' holds no search settings to join (started by an older cropsearch "
+            "or by another tool)"
+        )
+    if attrs.get("engine", "optuna") != "optuna":
+        raise WorkerError(
+            f"study '{name}' runs on the {attrs['engine']} engine; workers need optuna"
+        )
+    data = load_dataset(str(attrs["data"]))
+    if data.fingerprint != attrs.get("data_fingerprint"):
+        raise WorkerError(
+            f"this machine's data for {attrs['data']} differs from the study's (fingerprint "
+            f"{data.fingerprint}, the study's {attrs.get('data_fingerprint')}): copy the same files"
+        )
+    space = Space(SpaceFile.model_validate(attrs[SPACE_SPEC]), str(attrs.get("space", "<study>")))
+    options = SearchOptions(
+        trials=trials,
+        epochs=int(attrs["epochs"]),
+        seed=int(attrs["seed"]),
+        study=name,
+        storage=storage,
+        tracking_uri=tracking_uri,
+        screen=float(attrs["screen_fraction"]),
+        confirm=False,
+        model=None if attrs.get("model") in (None, "compact_cnn") else str(attrs["model"]),
+        algorithm=str(attrs.get("algorithm", "tpe")),
+        pruner=attrs.get("pruner", "median"),
+    )
+    search = OptunaSearch(data, space, options, echo=echo)
+    me = owner()
+    seed = derive_seed(sampler_seed(options.seed, len(search.study.trials)), f"worker/{me}")
+    search.study.sampler = make_sampler(seed, options.algorithm or "tpe", space)
+    search.tracker.set_tags(search.parent_id, {f"sampler_seed.{me}": str(seed)})
+    echo(f"worker {me} joined study '{name}' (sampler seed {seed})")
+    return search
+
+
+def run_worker(search: OptunaSearch, total: int | None, close: bool) -> None:
+    """Run trials until this worker's ``--trials`` or the study's ``total`` is reached; write
+    the study views; with ``close``, end the parent run when no other trial is running."""
+    from optuna.trial import TrialState
+
+    search.stop_at = total
+    try:
+        search._optimize(search.options.trials, None)
+    finally:
+        running = search.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        search.views(search.records.confirmation(), close=close and not running)
+
+
+def start_workers(
+    search: OptunaSearch, workers: int, total: int, echo: Printer = print
+) -> list[subprocess.Popen[bytes]]:
+    """Start ``workers`` ``cropsearch worker`` processes on ``search``'s study (created, with
+    its anchors queued); they stop together at ``total`` started trials."""
+    search.enqueue_anchors()
+    threads = threads_per_worker(workers)
+    command = [
+        sys.executable, "-m", "search.cli", "worker", "--study", search.name,
+        "--storage", search.options.storage, "--tracking-uri", search.options.tracking_uri,
+        "--total", str(total), "--threads", str(threads), "--keep-open",
+    ]  # fmt: skip
+    echo(f"starting {workers} workers ({threads} intra-op thread(s) each)")
+    return [subprocess.Popen(command) for _ in range(workers)]
+
+
+def wait_workers(processes: list[subprocess.Popen[bytes]]) -> int:
+    """Wait for every worker; the worst exit code (0 when all succeeded)."""
+    codes = [process.wait() for process in processes]
+    return max(codes, key=abs, default=0)
