@@ -290,11 +290,41 @@ def search(
         raise typer.Exit(1)
 
 
+@app.command("status")
+def status_command(
+    study: Annotated[str, typer.Option(help="The study to check.")],
+    storage: StorageOption = DEFAULT_STORAGE,
+    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING,
+) -> None:
+    """Trials by state and engine; exit 1 when Optuna and MLflow disagree about them."""
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+    from search.status import study_status
+
+    _check_stores(study, storage, tracking_uri)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        loaded = optuna.load_study(study_name=study, storage=storage)
+    except KeyError:
+        raise UserError(f"no study '{study}' in {redact(storage)}") from None
+    status = study_status(loaded, MlflowClient(tracking_uri))
+    for line in status.lines():
+        typer.echo(line)
+    if not status.agree:
+        raise typer.Exit(1)
+
+
 @app.command("worker")
 def worker_command(
     study: Annotated[str, typer.Option(help="The study to join (started by cropsearch search).")],
-    storage: Annotated[str, typer.Option(help="The study's Optuna storage URL.")],
-    tracking_uri: Annotated[str, typer.Option(help="The study's MLflow tracking URI.")],
+    storage: Annotated[
+        str, typer.Option(envvar="CROPSEARCH_STORAGE", help="The study's Optuna storage URL.")
+    ],
+    tracking_uri: Annotated[
+        str,
+        typer.Option(envvar="CROPSEARCH_TRACKING_URI", help="The study's MLflow tracking URI."),
+    ],
     trials: Annotated[int, typer.Option(min=1, help="Trials this worker runs.")] = 10,
     total: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
     threads: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,

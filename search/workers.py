@@ -122,11 +122,16 @@ def start_workers(
     threads = threads_per_worker(workers)
     command = [
         sys.executable, "-m", "search.cli", "worker", "--study", search.name,
-        "--storage", search.options.storage, "--tracking-uri", search.options.tracking_uri,
         "--total", str(total), "--threads", str(threads), "--keep-open",
     ]  # fmt: skip
+    # The URLs go by environment, not argv: a password in them stays out of `ps`.
+    env = {
+        **os.environ,
+        "CROPSEARCH_STORAGE": search.options.storage,
+        "CROPSEARCH_TRACKING_URI": search.options.tracking_uri,
+    }
     echo(f"starting {workers} workers ({threads} intra-op thread(s) each)")
-    return [subprocess.Popen(command) for _ in range(workers)]
+    return [subprocess.Popen(command, env=env) for _ in range(workers)]
 
 
 def wait_workers(processes: list[subprocess.Popen[bytes]]) -> int:

@@ -1,0 +1,85 @@
+"""``cropsearch status``: a study's trials by state and engine, and whether Optuna and MLflow
+agree about them.
+
+Agreement means: every finished trial (complete, pruned, failed) has exactly one child run
+in MLflow, in the matching state (FINISHED, KILLED, FAILED); and no child run is left RUNNING
+without a running trial behind it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Optuna trial state name -> the MLflow status of its run.
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+
+
+@dataclass
+class Status:
+    """Counts by (state, engine) and the disagreements found."""
+
+    study: str
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def agree(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        """What the command prints."""
+        out = [f"study '{self.study}'"]
+        for (state, engine), count in sorted(self.counts.items()):
+            out.append(f"  {state.lower():9s} {count:4d}  ({engine})")
+        if self.agree:
+            out.append("Optuna and MLflow agree")
+        else:
+            out.append(f"Optuna and MLflow disagree ({len(self.problems)}):")
+            out.extend(f"  {problem}" for problem in self.problems)
+        return out
+
+
+def study_status(study: Any, client: Any) -> Status:
+    """Compare ``study`` (an Optuna study) with its MLflow experiment through ``client``."""
+    status = Status(study.study_name)
+    engine = str(study.user_attrs.get("engine", "optuna"))
+    trials = study.get_trials(deepcopy=False)
+    for trial in trials:
+        status.counts[(trial.state.name, engine)] += 1
+    experiment = client.get_experiment_by_name(study.study_name)
+    runs: list[Any] = []
+    if experiment is not None:
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            filter_string="tags.`cropsearch.role` = 'trial' and tags.stage = 'search'",
+            max_results=50000,
+        )
+    by_trial: dict[int, list[Any]] = {}
+    for run in runs:
+        number = run.data.tags.get("trial", "")
+        if number.isdigit():
+            by_trial.setdefault(int(number), []).append(run)
+    states = {t.number: t.state.name for t in trials}
+    for trial in trials:
+        expected = RUN_STATUS.get(trial.state.name)
+        if expected is None:
+            continue
+        found = by_trial.get(trial.number, [])
+        if len(found) != 1:
+            status.problems.append(f"trial {trial.number} ({trial.state.name.lower()}) has "
+                                   f"{len(found)} MLflow runs, not 1")  # fmt: skip
+        elif found[0].info.status != expected:
+            status.problems.append(
+                f"trial {trial.number} is {trial.state.name.lower()} in Optuna but its run "
+                f"{found[0].info.run_id} is {found[0].info.status} in MLflow"
+            )
+    for number, found in sorted(by_trial.items()):
+        for run in found:
+            if run.info.status == "RUNNING" and states.get(number) != "RUNNING":
+                status.problems.append(
+                    f"run {run.info.run_id} (trial {number}) is RUNNING in MLflow, but the trial "
+                    f"is {states.get(number, 'unknown').lower()} in Optuna"
+                )
+    return status

@@ -1,0 +1,72 @@
+"""``cropsearch status``: trials by state and engine; Optuna and MLflow in agreement or not."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from search.tracking import Tracker
+
+
+def _cli(args: list[str]) -> tuple[int, str]:
+    from search.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main(args)
+    return code, out.getvalue()
+
+
+def _stores(folder: Path) -> tuple[optuna.Study, Tracker, str, list[str]]:
+    """A study with a complete and a pruned trial, each with its run in MLflow."""
+    storage = f"sqlite:///{folder}/optuna.db"
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    study.set_user_attr("engine", "optuna")
+    tracker = Tracker(f"sqlite:///{folder}/mlflow.db", "s")
+    parent = tracker.start_parent("s", {})
+    for state in ("complete", "pruned"):
+        trial = study.ask()
+        run = tracker.start_trial(parent, trial.number, "x", {}, {"stage": "search"})
+        tracker.end_run(run, state)
+        if state == "complete":
+            study.tell(trial, 0.5)
+        else:
+            study.tell(trial, state=TrialState.PRUNED)
+    args = ["status", "--study", "s", "--storage", storage,
+            "--tracking-uri", f"sqlite:///{folder}/mlflow.db"]  # fmt: skip
+    return study, tracker, parent, args
+
+
+def test_status_lists_states_and_agreement(tmp_path: Path) -> None:
+    _, _, _, args = _stores(tmp_path)
+    code, output = _cli(args)
+    assert code == 0, output
+    assert "complete     1  (optuna)" in output and "pruned       1  (optuna)" in output
+    assert output.strip().endswith("Optuna and MLflow agree")
+
+
+def test_status_finds_a_run_left_running_and_a_trial_without_run(tmp_path: Path) -> None:
+    study, tracker, parent, args = _stores(tmp_path)
+    dead = study.ask()  # a worker died: Optuna failed the trial, its run stayed RUNNING
+    tracker.start_trial(parent, dead.number, "x", {}, {"stage": "search"})
+    study.tell(dead, state=TrialState.FAIL)
+    orphan = study.ask()  # finished in Optuna, never logged in MLflow
+    study.tell(orphan, 0.1)
+    code, output = _cli(args)
+    assert code == 1
+    assert f"trial {dead.number} is fail in Optuna but its run" in output
+    assert f"(trial {dead.number}) is RUNNING in MLflow, but the trial is fail in Optuna" in output
+    assert f"trial {orphan.number} (complete) has 0 MLflow runs, not 1" in output
+    assert "disagree (3)" in output
+
+
+def test_status_of_an_unknown_study_is_one_line(tmp_path: Path) -> None:
+    _, _, _, args = _stores(tmp_path)
+    args[args.index("--study") + 1] = "nope"
+    code, output = _cli(args)
+    assert code == 2 and len(output.strip().splitlines()) == 1
+    assert "no study 'nope'" in output
