@@ -47,6 +47,10 @@ RUN_ID, OWNER = "mlflow_run_id", "owner"
 #: Optuna heartbeat: a trial whose process has not beaten for GRACE seconds is failed by the
 #: next process that opens the study (a dead process on this machine is found at once).
 HEARTBEAT_SECONDS, GRACE_SECONDS = 10, 30
+#: A trial whose process died is queued again, once, with the same parameters.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    RETRY = optuna.storages.RetryFailedTrialCallback(max_retry=1)
 #: Study attribute holding the space (a worker joins without the space file).
 SPACE_SPEC = "space_spec"
 #: Trials that count against a shared budget: all but the queued ones.
@@ -219,7 +223,10 @@ def _with_heartbeat(storage: str) -> str | optuna.storages.BaseStorage:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(
-            storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS
+            storage,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+            heartbeat_stale_trial_callback=RETRY,
         )
 
 
@@ -253,6 +260,7 @@ def repair_stale_trials(study: optuna.Study, tracker: Tracker) -> list[int]:
         if trial.state == TrialState.RUNNING and _dead_here(trial):
             # Optuna has no public call to fail another process's trial.
             study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            RETRY(study, study._storage.get_trial(trial._trial_id))  # as the heartbeat would
         elif trial.state != TrialState.FAIL or RECORD in trial.user_attrs:
             continue
         run_id = trial.user_attrs.get(RUN_ID)

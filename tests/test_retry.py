@@ -1,0 +1,54 @@
+"""A trial whose worker died is failed, its run closed as FAILED with a reason, and it is queued
+again once with the same parameters."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import optuna
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from search.engines.optuna import OWNER, RUN_ID, _with_heartbeat, repair_stale_trials
+from search.tracking import Tracker
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def _die(study: optuna.Study, tracker: Tracker, parent: str) -> tuple[int, str]:
+    """Start the next trial as a worker would, then leave it as kill -9 does."""
+    trial = study.ask()
+    trial.suggest_float("context", 0.0, 1.0)
+    run = tracker.start_trial(parent, trial.number, "x", {}, {"stage": "search"})
+    trial.set_user_attr(OWNER, f"{socket.gethostname()}:{_dead_pid()}")
+    trial.set_user_attr(RUN_ID, run)
+    return trial.number, run
+
+
+def test_a_dead_workers_trial_is_retried_once(tmp_path: Path) -> None:
+    storage = _with_heartbeat(f"sqlite:///{tmp_path}/optuna.db")
+    study = optuna.create_study(study_name="r", storage=storage, direction="maximize")
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", "r")
+    parent = tracker.start_parent("r", {})
+    number, run = _die(study, tracker, parent)
+
+    assert repair_stale_trials(study, tracker) == [number]
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL
+    assert trials[1].state == TrialState.WAITING and trials[1].params == trials[0].params
+    assert trials[1].system_attrs["failed_trial"] == 0
+    closed = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run)
+    assert closed.info.status == "FAILED"
+    assert closed.data.tags["error"] == "its process died during the trial"
+
+    retry, _ = _die(study, tracker, parent)  # the retry takes the queued trial, and dies too
+    assert retry == 1
+    repair_stale_trials(study, tracker)
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.FAIL]  # one retry only
