@@ -126,7 +126,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "search_quality.json")
+    parser.add_argument(
+        "--grid-only", action="store_true", help="Only the reference grid, into --out."
+    )
+    parser.add_argument(
+        "--report", nargs=2, type=Path, metavar=("SEARCHES", "GRID"),
+        help="Print the table from two earlier outputs (searches, grid) and stop.",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.report:
+        searches, grid = (json.loads(path.read_text()) for path in args.report)
+        report({"searches": searches["searches"], "grid": grid["grid"]})
+        return
 
     from search.data import load_dataset
     from search.space import Space
@@ -134,6 +145,10 @@ def main() -> None:
     data = load_dataset("shapes")
     space = Space.load(REPO / "spaces" / "default.yaml")
     results: dict[str, Any] = {"searches": [], "grid": []}
+    if args.grid_only:
+        results["grid"] = run_grid(data, args.epochs, args.repeats)
+        args.out.write_text(json.dumps(results, indent=1))
+        return
     with tempfile.TemporaryDirectory() as folder:
         for seed in range(args.seeds):
             row = run_search(data, space, seed, Path(folder))
