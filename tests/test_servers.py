@@ -76,3 +76,23 @@ def test_search_on_postgresql_and_an_mlflow_server(
     for run in trial_runs:  # artifacts went through the server's proxy
         assert "crop_samples.png" in [a.path for a in client.list_artifacts(run.info.run_id)]
     assert not list(tmp_path.glob("*.db")), "nothing written to local stores"
+    code, output = _cli(
+        ["status", "--study", "served", "--storage", storage, "--tracking-uri", tracking]
+    )
+    assert code == 0 and output.strip().endswith("Optuna and MLflow agree"), output
+
+
+def test_two_workers_on_postgresql_and_an_mlflow_server_agree(
+    cluster: Postgres, tracking: str, tmp_path: Path
+) -> None:
+    storage = cluster.create_database("pair")
+    args = search_args(tmp_path, "pair", trials=3)
+    args[args.index("--storage") + 1] = storage
+    args[args.index("--tracking-uri") + 1] = tracking
+    code, output = _cli([*args, "--workers", "2"])
+    assert code == 0, output
+    code, output = _cli(
+        ["status", "--study", "pair", "--storage", storage, "--tracking-uri", tracking]
+    )
+    assert code == 0, output
+    assert output.strip().endswith("Optuna and MLflow agree")
