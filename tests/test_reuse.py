@@ -87,3 +87,22 @@ def test_shapes_are_kept_apart() -> None:
         ((24, 24, 3), data.n_classes, 8, 2),
     ]
     reuse.clear()
+
+
+@pytest.mark.parametrize(
+    ("learning_rate", "steps"), [(3e-3, 96), (1e-2, 24), (3e-3, 376), (1e-3, 1000), (4.2e-3, 94)]
+)
+def test_the_variable_schedule_matches_cosine_decay_bit_for_bit_in_a_graph(
+    learning_rate: float, steps: int
+) -> None:
+    import numpy as np
+    import tensorflow as tf
+
+    fixed = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+    variable = reuse.CosineSchedule(1.0, 7)  # assigned afterwards, as a reused model's is
+    variable.assign(learning_rate, steps)
+    both = tf.function(lambda step: (fixed(step), variable(step)))
+    values = np.array(
+        [[v.numpy() for v in both(tf.constant(s, tf.int64))] for s in range(steps + 2)]
+    )
+    assert np.array_equal(values[:, 0], values[:, 1])
