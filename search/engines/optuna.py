@@ -50,7 +50,7 @@ HEARTBEAT_SECONDS, GRACE_SECONDS = 10, 30
 #: A trial whose process died is queued again, once, with the same parameters.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-    RETRY = optuna.storages.RetryFailedTrialCallback(max_retry=1)
+    RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
 #: Study attribute holding the space (a worker joins without the space file).
 SPACE_SPEC = "space_spec"
 #: Trials that count against a shared budget: all but the queued ones.
@@ -220,10 +220,13 @@ def _with_heartbeat(storage: str) -> str | optuna.storages.BaseStorage:
     """An RDB storage with Optuna's heartbeat, so a dead worker's trial gets failed."""
     if not storage.startswith(("sqlite:", "postgresql", "mysql")):
         return storage
+    # A server that accepts the connection but never answers must not hang the command.
+    connect = {"connect_args": {"connect_timeout": 10}} if storage.startswith("postgresql") else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(
             storage,
+            engine_kwargs=connect or None,
             heartbeat_interval=HEARTBEAT_SECONDS,
             grace_period=GRACE_SECONDS,
             heartbeat_stale_trial_callback=RETRY,
