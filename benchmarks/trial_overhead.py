@@ -52,8 +52,9 @@ def _warm_model(shape: tuple[int, int, int], n_classes: int, width: int, depth: 
     return _WARM[key]
 
 
-def compute_seconds(record: Any, data: Any, train_index: Any) -> float:
-    """The fit/evaluate seconds of ``record``'s trial, replayed on a warm model of its shape."""
+def compute_seconds(record: Any, data: Any, train_index: Any) -> tuple[float, float]:
+    """The fit/evaluate seconds (wall, CPU of this process) of ``record``'s trial, replayed on
+    a warm model of its shape."""
     import numpy as np
 
     from search.crops import crop_samples
@@ -77,9 +78,9 @@ def compute_seconds(record: Any, data: Any, train_index: Any) -> float:
     if warm_key not in _WARMED:  # traces for these batch and split sizes
         _WARMED.add(warm_key)
         steps()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     steps()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def main() -> None:
@@ -104,7 +105,16 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     measuring = [0.0]  # seconds spent in the warm loop, taken off the search's wall time
 
+    cpu: dict[int, float] = {}  # trial -> CPU seconds of this process during its objective
+
     class Measured(OptunaSearch):
+        def objective(self, trial: optuna.Trial) -> float:
+            started = time.process_time()
+            try:
+                return super().objective(trial)
+            finally:
+                cpu[trial.number] = time.process_time() - started
+
         def _progress(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             super()._progress(study, trial)
             if "record" not in trial.user_attrs:
@@ -112,8 +122,8 @@ def main() -> None:
             started = time.perf_counter()
             record = TrialRecord.from_json(trial.user_attrs["record"])
             wall = (trial.datetime_complete - trial.datetime_start).total_seconds()
-            compute = (
-                0.0
+            compute, compute_cpu = (
+                (0.0, 0.0)
                 if record.duplicate_of is not None
                 else compute_seconds(record, data, self.train_index)
             )
@@ -125,14 +135,16 @@ def main() -> None:
                     "epochs": len(record.history),
                     "wall": wall,
                     "compute": compute,
+                    "cpu": cpu.get(trial.number, 0.0),
+                    "compute_cpu": compute_cpu,
                     "val_accuracy": record.val_accuracy,
                     "history": record.history,
                 }
             )
             print(
                 f"  trial {trial.number:2d} {record.state:8s} wall {wall:5.1f}s  compute "
-                f"{compute:5.1f}s  overhead {max(wall - compute, 0) / max(wall, 1e-9):4.0%}  "
-                f"{record.label}",
+                f"{compute:5.1f}s  overhead {max(wall - compute, 0) / max(wall, 1e-9):4.0%}; "
+                f"CPU {cpu.get(trial.number, 0.0):5.1f}s vs {compute_cpu:5.1f}s  {record.label}",
                 flush=True,
             )
             measuring[0] += time.perf_counter() - started
@@ -153,6 +165,8 @@ def main() -> None:
 
     wall = sum(r["wall"] for r in rows)
     compute = sum(r["compute"] for r in rows)
+    trial_cpu = sum(r["cpu"] for r in rows)
+    compute_cpu = sum(r["compute_cpu"] for r in rows)
     summary = {
         "trials": len(rows),
         "trial_wall": wall,
@@ -160,13 +174,19 @@ def main() -> None:
         "trial_overhead": (wall - compute) / wall,
         "search_wall": search_wall,
         "search_overhead": (search_wall - compute) / search_wall,
+        "trial_cpu": trial_cpu,
+        "compute_cpu": compute_cpu,
+        "cpu_overhead": (trial_cpu - compute_cpu) / trial_cpu,
+        "load_average": os.getloadavg(),
         "mean_trial_wall": wall / max(len(rows), 1),
         "mean_trial_compute": compute / max(len(rows), 1),
     }
     print(
         f"{len(rows)} trials: wall {wall:.1f}s, fit/evaluate compute {compute:.1f}s -> "
         f"overhead {summary['trial_overhead']:.1%} of trial wall time; whole search "
-        f"{search_wall:.1f}s -> overhead {summary['search_overhead']:.1%}"
+        f"{search_wall:.1f}s -> overhead {summary['search_overhead']:.1%}; CPU time: trials "
+        f"{trial_cpu:.1f}s, fit/evaluate {compute_cpu:.1f}s -> overhead "
+        f"{summary['cpu_overhead']:.1%} (load average {os.getloadavg()[0]:.1f})"
     )
     args.out.write_text(json.dumps({"summary": summary, "trials": rows}, indent=1) + "\n")
     if args.compare is not None:
