@@ -92,6 +92,15 @@ def _check_stores(study: str | None, storage: str | None, tracking_uri: str | No
         check_tracking_uri(tracking_uri)
 
 
+def _raise_if_store_error(error: Exception) -> None:
+    """A store that answered but refused us (wrong password, not a database): one line."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(error, SQLAlchemyError):
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        raise UserError(f"the study storage refused the connection: {reason}") from None
+
+
 def _quiet_tensorflow(verbose: bool = False) -> None:
     """Keep TensorFlow's start-up lines (absl, oneDNN: written by C++ to file descriptor 2 even
     with TF_CPP_MIN_LOG_LEVEL=2) off the terminal unless ``verbose``; TensorFlow is still
@@ -256,6 +265,9 @@ def search(
             run = OptunaSearch(dataset, search_space, options, echo=typer.echo)
     except StudyError as error:
         raise UserError(str(error)) from None
+    except Exception as error:
+        _raise_if_store_error(error)
+        raise
     sizes = ", ".join(f"{k} {len(getattr(dataset, k))}" for k in ("train", "val", "test"))
     typer.echo(
         f"data: {sizes} samples, {dataset.n_classes} classes "

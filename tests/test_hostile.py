@@ -461,3 +461,27 @@ def test_secrets_reach_no_terminal_store_or_artifact(
     assert any(path.suffix == ".png" for path in written)  # the artifacts were written
     for path in written:
         assert SECRET.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_a_storage_server_that_never_answers_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host that accepts the connection and then stays silent: no hang, no traceback."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    port = listener.getsockname()[1]
+    storage = f"postgresql://u:hunter2secret@127.0.0.1:{port}/db"
+    args = ["search", "--data", "shapes:train=24,val=12,test=12", "--storage", storage]
+    args += ["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+    capsys.readouterr()
+    code = main(args)
+    err = capsys.readouterr().err
+    listener.close()
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "storage refused the connection" in lines[0]
+    assert "hunter2secret" not in err and "Traceback" not in err
