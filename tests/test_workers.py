@@ -68,3 +68,25 @@ def test_a_worker_refuses_an_unknown_study_in_one_line(tmp_path: Path) -> None:
         .endswith("no study 'missing' in this storage; start it with cropsearch search")
     )
     assert "Traceback" not in output
+
+
+def test_a_worker_on_other_data_refuses_in_one_line(tmp_path: Path) -> None:
+    import optuna
+    import yaml
+    from conftest import REPO, TINY_DATA
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    study = optuna.create_study(study_name="moved", storage=storage)
+    space = yaml.safe_load((REPO / "spaces" / "default.yaml").read_text())
+    attrs = {"space_spec": space, "data": TINY_DATA, "data_fingerprint": "0" * 16}
+    attrs.update({"engine": "optuna", "epochs": 1, "seed": 0, "screen_fraction": 1.0})
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    code, output = _cli(
+        ["worker", "--study", "moved", "--storage", storage,
+         "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
+    )  # fmt: skip
+    assert code == 2, output
+    last = output.strip().splitlines()[-1]
+    assert f"this machine's data for {TINY_DATA} differs from the study's" in last
+    assert "Traceback" not in output and not (tmp_path / "mlflow.db").exists()
