@@ -47,14 +47,10 @@ RUN_ID, OWNER = "mlflow_run_id", "owner"
 #: Optuna heartbeat: a trial whose process has not beaten for GRACE seconds is failed by the
 #: next process that opens the study (a dead process on this machine is found at once).
 HEARTBEAT_SECONDS, GRACE_SECONDS = 10, 30
-#: A trial whose process died is queued again, once, with the same parameters.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-    RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
 #: Study attribute holding the space (a worker joins without the space file).
 SPACE_SPEC = "space_spec"
-#: Trials that count against a shared budget: all but the queued ones.
-STARTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+#: Trials that count against a shared budget (a failed one is replaced).
+STARTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
 
 class StudyError(ValueError):
@@ -229,8 +225,30 @@ def _with_heartbeat(storage: str) -> str | optuna.storages.BaseStorage:
             engine_kwargs=connect or None,
             heartbeat_interval=HEARTBEAT_SECONDS,
             grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=RETRY,
+            heartbeat_stale_trial_callback=retry_dead_trial,
         )
+
+
+def retry_dead_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Queue a trial whose process died again, once, with its parameters (Optuna's
+    ``RetryHeartbeatStaleTrialCallback`` with ``max_retry=1``, minus the dead process's owner
+    and run, which a live worker could otherwise take for a dead one before it notes its own)."""
+    history = list(trial.system_attrs.get("retry_history", []))
+    if history:  # already a retry
+        return
+    study.add_trial(
+        optuna.create_trial(
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs={k: v for k, v in trial.user_attrs.items() if k not in (OWNER, RUN_ID)},
+            system_attrs={
+                **trial.system_attrs,
+                "failed_trial": trial.number,
+                "retry_history": [trial.number],
+            },
+        )
+    )
 
 
 def owner() -> str:
@@ -263,7 +281,9 @@ def repair_stale_trials(study: optuna.Study, tracker: Tracker) -> list[int]:
         if trial.state == TrialState.RUNNING and _dead_here(trial):
             # Optuna has no public call to fail another process's trial.
             study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-            RETRY(study, study._storage.get_trial(trial._trial_id))  # as the heartbeat would
+            retry_dead_trial(
+                study, study._storage.get_trial(trial._trial_id)
+            )  # as the heartbeat would
         elif trial.state != TrialState.FAIL or RECORD in trial.user_attrs:
             continue
         run_id = trial.user_attrs.get(RUN_ID)
@@ -368,6 +388,9 @@ class OptunaSearch:
         self.study.set_user_attr(SPACE_SPEC, space.spec.model_dump(mode="json"))
         #: Stop once the study holds this many started trials (workers share a budget).
         self.stop_at: int | None = None
+        self._repaired: set[int] = set(stale)
+        #: Other processes run trials of this study too (``cropsearch worker``).
+        self.shared = False
         self._started = time.monotonic()
         self._finished = 0
         self._deadline: float | None = None
@@ -495,7 +518,8 @@ class OptunaSearch:
 
             def prune(epoch: int, metrics: dict[str, float]) -> bool:
                 trial.report(metrics[OBJECTIVE], epoch)
-                return not baseline and trial.should_prune()
+                last = epoch + 1 >= config.epochs  # stopping after the last epoch saves nothing
+                return not baseline and not last and trial.should_prune()
 
             record = run_trial(
                 setup,
@@ -527,6 +551,12 @@ class OptunaSearch:
 
     # -- reporting -------------------------------------------------------------------------
     def _progress(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.shared:  # a worker: another worker's dead trial is found here too
+            repaired = set(repair_stale_trials(study, self.tracker)) - self._repaired
+            if repaired:
+                self._repaired |= repaired
+                self.echo(f"marked failed: trial(s) {', '.join(map(str, sorted(repaired)))} "
+                          "(their process died)")  # fmt: skip
         if (
             self.stop_at is not None
             and len(study.get_trials(False, states=STARTED)) >= self.stop_at
