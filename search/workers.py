@@ -105,7 +105,7 @@ def run_worker(search: OptunaSearch, total: int | None, close: bool) -> None:
     the study views; with ``close``, end the parent run when no other trial is running."""
     from optuna.trial import TrialState
 
-    search.stop_at = total
+    search.stop_at, search.shared = total, True
     try:
         search._optimize(search.options.trials, None)
     finally:

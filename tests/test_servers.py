@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,3 +101,66 @@ def test_two_workers_on_postgresql_and_an_mlflow_server_agree(
     )
     assert code == 0, output
     assert output.strip().endswith("Optuna and MLflow agree")
+
+
+def _worker(study: str, storage: str, tracking: str, trials: int) -> subprocess.Popen[str]:
+    env = {**os.environ, "CROPSEARCH_STORAGE": storage, "CROPSEARCH_TRACKING_URI": tracking}
+    return subprocess.Popen(
+        [sys.executable, "-m", "search.cli", "worker", "--study", study, "--trials", str(trials)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_kill_9_of_one_worker_on_postgresql_the_study_completes_and_agrees(
+    cluster: Postgres, tracking: str, tmp_path: Path
+) -> None:
+    import optuna
+
+    storage = cluster.create_database("killed")
+    args = search_args(tmp_path, "killed", trials=1)
+    args[args.index("--storage") + 1] = storage
+    args[args.index("--tracking-uri") + 1] = tracking
+    code, output = _cli(args)  # creates the study, runs the baseline
+    assert code == 0, output
+    victim = _worker("killed", storage, tracking, 3)
+    survivor = _worker("killed", storage, tracking, 3)
+    deadline = time.monotonic() + 240
+    owner = f":{victim.pid}"
+    while time.monotonic() < deadline:  # until the victim trains a trial
+        trials = optuna.load_study(study_name="killed", storage=storage).trials
+        if any(
+            t.state == optuna.trial.TrialState.RUNNING
+            and str(t.user_attrs.get("owner", "")).endswith(owner)
+            and "mlflow_run_id" in t.user_attrs
+            for t in trials
+        ):
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the victim never started a trial")
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=30)
+    out, err = survivor.communicate(timeout=600)
+    assert survivor.returncode == 0, err
+    late = _worker("killed", storage, tracking, 1)  # the next worker to start
+    out2, err2 = late.communicate(timeout=600)
+    assert late.returncode == 0, err2
+    study = optuna.load_study(study_name="killed", storage=storage)
+    dead = [t for t in study.trials if str(t.user_attrs.get("owner", "")).endswith(owner)]
+    assert len(dead) == 1  # its retry does not carry the dead process as owner
+    assert dead and dead[-1].state == optuna.trial.TrialState.FAIL
+    assert "marked failed: trial(s)" in out + out2
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == dead[-1].number]
+    assert len(retried) == 1  # queued again once
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 1 + 3 + 1  # the baseline, the survivor's, the late worker's
+    assert optuna.trial.TrialState.RUNNING not in [t.state for t in study.trials]
+    assert all("record" in t.user_attrs for t in complete)  # every completed trial kept
+    code, output = _cli(
+        ["status", "--study", "killed", "--storage", storage, "--tracking-uri", tracking]
+    )
+    assert code == 0, output
