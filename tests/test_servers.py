@@ -164,3 +164,19 @@ def test_kill_9_of_one_worker_on_postgresql_the_study_completes_and_agrees(
         ["status", "--study", "killed", "--storage", storage, "--tracking-uri", tracking]
     )
     assert code == 0, output
+
+
+def test_the_storage_survives_a_postgresql_restart(cluster: Postgres) -> None:
+    """Last in this module: it restarts the shared cluster."""
+    import optuna
+
+    from search.engines.optuna import _with_heartbeat
+
+    url = cluster.create_database("restarted")
+    study = optuna.create_study(study_name="r", storage=_with_heartbeat(url))
+    study.enqueue_trial({"x": 0.5})
+    cluster.stop()
+    cluster.start()
+    study.enqueue_trial({"x": 0.25})  # the pooled connection died with the server
+    fixed = [t.system_attrs["fixed_params"] for t in study.get_trials()]
+    assert fixed == [{"x": 0.5}, {"x": 0.25}]

@@ -217,7 +217,12 @@ def _with_heartbeat(storage: str) -> str | optuna.storages.BaseStorage:
     if not storage.startswith(("sqlite:", "postgresql", "mysql")):
         return storage
     # A server that accepts the connection but never answers must not hang the command.
-    connect = {"connect_args": {"connect_timeout": 10}} if storage.startswith("postgresql") else {}
+    # A connection the server dropped (a restart) is replaced before use (pool_pre_ping).
+    connect: dict[str, Any] = (
+        {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+        if storage.startswith("postgresql")
+        else {}
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(
