@@ -101,8 +101,9 @@ def confirmation_document(confirmation: Confirmation) -> dict[str, Any]:
     win, base = confirmation.winner_summary, confirmation.baseline_summary
     robustness = {}
     for level, described in confirmation.box_levels.items():
+        iou = described.get("mean_iou")
         robustness[level] = {
-            "mean_iou": described.get("mean_iou"),
+            "mean_iou": None if iou is None else round(float(iou), 4),
             "winner_test_accuracy": _estimate(win.robustness.get(level)),
             "baseline_test_accuracy": _estimate(base.robustness.get(level)) if base else None,
         }

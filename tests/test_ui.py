@@ -66,7 +66,7 @@ def test_ui_serves_runs_and_crop_samples(tiny_search: SearchRun) -> None:
         child = next(
             r
             for r in client.search_runs([experiment.experiment_id])
-            if r.data.tags.get("cropsearch.role") == "trial"
+            if r.data.tags.get("cropsearch.role") == "trial" and r.data.tags["stage"] == "search"
         )
         png = _get(f"{base}/get-artifact?path=crop_samples.png&run_uuid={child.info.run_id}")
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
