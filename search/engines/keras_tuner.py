@@ -38,6 +38,7 @@ from search.engines.optuna import (
     default_study_name,
     screen_fraction,
     screen_index,
+    study_params,
 )
 from search.names import check_study_name
 from search.record import OBJECTIVE, TrialRecord
@@ -45,7 +46,6 @@ from search.report import progress_line
 from search.space import Space, split_values
 from search.tracking import Tracker
 from search.trial import TrialSetup, run_trial
-from search.uris import redact
 from search.views import Printer, log_study_views
 
 ENGINE = "keras-tuner"
@@ -114,18 +114,16 @@ class KerasTunerSearch:
         self.train_seed = derive_seed(options.seed, "train")
         self.tracker = Tracker(options.tracking_uri, self.name)
         params = {
-            "data": data.spec,
-            "data_fingerprint": data.fingerprint,
-            "space": space.source,
-            "epochs": options.epochs,
-            "seed": options.seed,
-            "train_seed": self.train_seed,
-            "screen_fraction": round(self.fraction, 6),
-            "storage": redact(str(self.root / self.name)),
-            "objective": OBJECTIVE,
-            "engine": ENGINE,
+            **study_params(
+                data,
+                space,
+                options,
+                self.train_seed,
+                self.fraction,
+                str(self.root / self.name),
+                ENGINE,
+            ),
             "algorithm": self.algorithm,
-            "model": options.model or "compact_cnn",
         }
         self.parent_id = self.tracker.start_parent(
             self.name, params, attrs.get("mlflow_parent_run_id")

@@ -365,20 +365,12 @@ class OptunaSearch:
         self.train_seed = derive_seed(options.seed, "train")
         self.tracker = Tracker(options.tracking_uri, self.name)
         params = {
-            "data": data.spec,
-            "data_fingerprint": data.fingerprint,
-            "space": space.source,
-            "epochs": options.epochs,
-            "seed": options.seed,
-            "sampler_seed": sampler_seed(options.seed, len(self.study.trials)),
-            "train_seed": self.train_seed,
-            "screen_fraction": round(self.fraction, 6),
-            "storage": redact(options.storage),
-            "objective": OBJECTIVE,
-            "engine": ENGINE,
+            **study_params(
+                data, space, options, self.train_seed, self.fraction, options.storage, ENGINE
+            ),
             "algorithm": options.algorithm or "tpe",
             "pruner": options.pruner,
-            "model": options.model or "compact_cnn",
+            "sampler_seed": sampler_seed(options.seed, len(self.study.trials)),
         }
         self.parent_id = self.tracker.start_parent(
             self.name, params, self.study.user_attrs.get("mlflow_parent_run_id")
@@ -598,6 +590,31 @@ class OptunaSearch:
             self.tracker.end_run(
                 self.parent_id, "complete", {"n_trials": str(len(self.study.trials))}
             )
+
+
+def study_params(
+    data: Dataset,
+    space: Space,
+    options: SearchOptions,
+    train_seed: int,
+    fraction: float,
+    storage: str,
+    engine: str,
+) -> dict[str, Any]:
+    """What every engine records about a study (parent-run params and study attributes)."""
+    return {
+        "data": data.spec,
+        "data_fingerprint": data.fingerprint,
+        "space": space.source,
+        "epochs": options.epochs,
+        "seed": options.seed,
+        "train_seed": train_seed,
+        "screen_fraction": round(fraction, 6),
+        "storage": redact(storage),
+        "objective": OBJECTIVE,
+        "engine": engine,
+        "model": options.model or "compact_cnn",
+    }
 
 
 def study_attrs(study: optuna.Study) -> dict[str, Any]:
