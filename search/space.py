@@ -1,7 +1,8 @@
 """Search spaces as data (``spaces/*.yaml``): load, validate, and sample with Optuna or
 translate to keras-tuner.
 
-This module is the only place that calls ``trial.suggest_*`` and keras-tuner's ``hp.*``. A
+This module is the only place that calls ``trial.suggest_*``; keras-tuner's ``hp.*`` is spoken
+by :mod:`search.engines.keras_tuner_space`, so that loading a space never imports TensorFlow. A
 space file uses Optuna's short form per parameter, plus ``when:`` for conditional parameters
 and ``fixed:`` for values not searched::
 
@@ -19,9 +20,8 @@ bounds of the field it sets.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -33,7 +33,6 @@ from search.safe_yaml import YamlFileError, clip, load_yaml_file, shorten
 from search.strict import Integer, Number
 
 if TYPE_CHECKING:
-    import keras_tuner
     import optuna
 
 TRAIN_FIELDS = SEARCHABLE_TRAIN_FIELDS
@@ -222,7 +221,7 @@ class Space:
                     name, param.low, param.high, log=param.log, step=param.step
                 )
             else:
-                values[name] = trial.suggest_categorical(name, _hashable(param.choices))
+                values[name] = trial.suggest_categorical(name, choice_values(param.choices))
                 if isinstance(values[name], str) and values[name].startswith("["):
                     values[name] = json.loads(values[name])
         return values
@@ -233,7 +232,7 @@ class Space:
         found: dict[str, list[Any]] = {}
         for name, param in self.spec.params.items():
             if isinstance(param, CategoricalParam):
-                found[name] = _hashable(param.choices)
+                found[name] = choice_values(param.choices)
                 continue
             if param.step is None:
                 raise SpaceError(
@@ -248,44 +247,6 @@ class Space:
                 else [round(float(p), 10) for p in points]
             )
         return found
-
-    def hyperparameters(
-        self, hp: keras_tuner.HyperParameters | None = None
-    ) -> keras_tuner.HyperParameters:
-        """The space as keras-tuner hyperparameters: ``fixed:`` values as ``hp.Fixed``, each
-        parameter as ``hp.Float``/``hp.Int``/``hp.Choice`` inside one ``conditional_scope``
-        per ``when:`` entry (nested when it names several). List values (a ``size``) travel
-        as JSON strings, as for Optuna."""
-        import keras_tuner
-
-        hp = hp if hp is not None else keras_tuner.HyperParameters()
-        for name, value in self.spec.fixed.items():
-            hp.Fixed(name, _scalar(value))
-        for name, param in self.spec.params.items():
-            with contextlib.ExitStack() as scopes:
-                for other, allowed in (param.when or {}).items():
-                    scopes.enter_context(_when(hp, other, [_scalar(v) for v in allowed]))
-                if isinstance(param, FloatParam):
-                    hp.Float(
-                        name,
-                        param.low,
-                        param.high,
-                        step=param.step,
-                        sampling="log" if param.log else "linear",
-                    )
-                elif isinstance(param, IntParam):
-                    # keras-tuner reads a log-sampled step as a factor: no step there.
-                    step = None if param.log else param.step
-                    hp.Int(
-                        name,
-                        param.low,
-                        param.high,
-                        step=step,
-                        sampling="log" if param.log else "linear",
-                    )
-                else:
-                    hp.Choice(name, _hashable(param.choices))
-        return hp
 
     def values_from(self, chosen: Mapping[str, Any]) -> dict[str, Any]:
         """A configuration from keras-tuner's chosen values (``hp.values``): the fixed
@@ -368,7 +329,7 @@ def _conventional(name: str, param: Any, conventions: dict[str, Any]) -> Any:
     else:
         value = TrainConfig.model_fields[name].default
     if isinstance(param, CategoricalParam):
-        options = _hashable(param.choices)
+        options = choice_values(param.choices)
         wanted = json.dumps(value) if isinstance(value, list | tuple) else value
         return wanted if wanted in options else options[0]
     value = min(max(value, param.low), param.high)
@@ -378,32 +339,14 @@ def _conventional(name: str, param: Any, conventions: dict[str, Any]) -> Any:
     return round(value) if isinstance(param, IntParam) else float(value)
 
 
-@contextlib.contextmanager
-def _when(hp: keras_tuner.HyperParameters, name: str, values: list[Any]) -> Iterator[None]:
-    """``hp.conditional_scope(name, values)``. keras-tuner looks for the parent only among
-    parameters declared under the enclosing scopes, so a nested ``when:`` on a top-level
-    parameter adds keras-tuner's own ``Parent`` condition to the scope directly."""
-    if not hp._conditions:
-        with hp.conditional_scope(name, values):
-            yield
-        return
-    from keras_tuner.src.engine.conditions import Parent
-
-    hp._conditions.append(Parent(name, values))
-    try:
-        yield
-    finally:
-        hp._conditions.pop()
-
-
-def _scalar(value: Any) -> Any:
-    """A value as keras-tuner and Optuna hold it: lists as JSON strings."""
+def scalar(value: Any) -> Any:
+    """A value as keras-tuner and Optuna hold it: lists (a ``size``) as JSON strings."""
     return json.dumps(value) if isinstance(value, list | tuple) else value
 
 
-def _hashable(choices: list[Any]) -> list[Any]:
-    """Optuna choices must be scalars: list choices (a ``size``) travel as JSON strings."""
-    return [json.dumps(c) if isinstance(c, list) else c for c in choices]
+def choice_values(choices: list[Any]) -> list[Any]:
+    """Optuna and keras-tuner choices must be scalars."""
+    return [scalar(c) for c in choices]
 
 
 def split_values(values: dict[str, Any], base: TrainConfig) -> tuple[CropPolicy, TrainConfig]:

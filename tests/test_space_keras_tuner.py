@@ -8,6 +8,7 @@ import keras_tuner
 import pytest
 import yaml
 
+from search.engines.keras_tuner_space import hyperparameters
 from search.space import Space, SpaceError
 
 SPACE = {
@@ -35,7 +36,7 @@ def _load(tmp_path: Path, spec: dict[str, object] = SPACE) -> Space:
 
 
 def test_every_parameter_type_translates(tmp_path: Path) -> None:
-    hp = _load(tmp_path).hyperparameters()
+    hp = hyperparameters(_load(tmp_path))
     by_name = {h.name: h for h in hp.space}
     assert isinstance(by_name["border"], keras_tuner.engine.hyperparameters.Fixed)
     assert by_name["border"].value == "pad"
@@ -53,7 +54,7 @@ def test_every_parameter_type_translates(tmp_path: Path) -> None:
 
 
 def test_when_becomes_nested_conditional_scopes(tmp_path: Path) -> None:
-    hp = _load(tmp_path).hyperparameters()
+    hp = hyperparameters(_load(tmp_path))
     by_name = {h.name: h for h in hp.space}
     assert [(c.name, c.values) for c in by_name["fraction"].conditions] == [("kind", ["center"])]
     jitter = [(c.name, c.values) for c in by_name["jitter"].conditions]
@@ -72,7 +73,7 @@ def test_oracle_values_give_valid_configurations(tmp_path: Path, seed: int) -> N
     parameters, lists back as lists, as Optuna's sampling gives."""
     space = _load(tmp_path)
     oracle = keras_tuner.oracles.RandomSearchOracle(
-        objective="val_accuracy", max_trials=1, hyperparameters=space.hyperparameters(), seed=seed
+        objective="val_accuracy", max_trials=1, hyperparameters=hyperparameters(space), seed=seed
     )
     oracle._set_project_dir(str(tmp_path), "p")
     chosen = oracle.populate_space("0")["values"]

@@ -31,6 +31,7 @@ from search.confirm import Confirmation, ConfirmPlan, confirm
 from search.continuation import Continuation, load_history
 from search.data import Dataset
 from search.engines.keras_tuner_records import KerasTunerRecords, keras_tuner_root
+from search.engines.keras_tuner_space import hyperparameters
 from search.engines.optuna import (
     CONFIRM_SHARE,
     SearchOptions,
@@ -57,7 +58,7 @@ def make_oracle(
     algorithm: str, space: Space, epochs: int, seed: int, max_failures: int
 ) -> keras_tuner.Oracle:
     """keras-tuner's oracle for ``algorithm`` over ``space`` (``max_trials`` set by the run)."""
-    hp = space.hyperparameters()
+    hp = hyperparameters(space)
     common: dict[str, Any] = {
         "objective": keras_tuner.Objective(OBJECTIVE, direction="max"),
         "hyperparameters": hp,
