@@ -63,8 +63,9 @@ def epochs_spent(tracking_uri: str, study: str) -> int:
 def search_once(method: str, seed: int, trials: int, args: argparse.Namespace, data: Any) -> Any:
     """Run ``trials`` more trials of the method's study (created or resumed); return the
     search object (its records, tracker and parent run)."""
+    from search.engines.common import SearchOptions
     from search.engines.keras_tuner import KerasTunerSearch
-    from search.engines.optuna import OptunaSearch, SearchOptions
+    from search.engines.optuna import OptunaSearch
     from search.space import Space
 
     engine, algorithm, pruner = METHODS[method]

@@ -35,7 +35,7 @@ def main() -> None:
 
     from search.config import TrainConfig, derive_seed
     from search.data import load_dataset
-    from search.engines.optuna import screen_fraction, screen_index
+    from search.engines.common import screen_fraction, screen_index
     from search.space import Space, split_values
     from search.train import train_policy
 

@@ -87,7 +87,8 @@ def run_grid(data: Any, epochs: int, repeats: int) -> list[dict[str, Any]]:
 
 def run_search(data: Any, space: Any, seed: int, folder: Path) -> dict[str, Any]:
     """The default search (``cropsearch search --seed SEED``) into ``folder``."""
-    from search.engines.optuna import OptunaSearch, SearchOptions
+    from search.engines.common import SearchOptions
+    from search.engines.optuna import OptunaSearch
 
     lines: list[str] = []
     options = SearchOptions(

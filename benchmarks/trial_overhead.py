@@ -96,7 +96,8 @@ def main() -> None:
     import optuna
 
     from search.data import load_dataset
-    from search.engines.optuna import OptunaSearch, SearchOptions
+    from search.engines.common import SearchOptions
+    from search.engines.optuna import OptunaSearch
     from search.record import TrialRecord
     from search.space import Space
 

@@ -26,9 +26,7 @@ from search.uris import UriError, redact
 if TYPE_CHECKING:
     import optuna
 
-    from search.confirm import Confirmation
     from search.engines.keras_tuner_records import KerasTunerRecords
-    from search.record import TrialRecord
 
 app = typer.Typer(
     help="Search the crop policy for a compact CNN: Optuna trials, tracked in MLflow.",
@@ -212,7 +210,8 @@ def search(
 ) -> None:
     """Screen crop policies, confirm the best over seeds, and print the results."""
     from search.data import load_dataset
-    from search.engines.optuna import ALGORITHMS, OptunaSearch, SearchOptions, StudyError
+    from search.engines.common import ALGORITHMS, SearchOptions, StudyError
+    from search.engines.optuna import OptunaSearch
     from search.space import Space
 
     started = time.monotonic()
@@ -289,14 +288,15 @@ def search(
             wait_workers(start_workers(run, workers, trials, typer.echo))
             run.options = dataclasses.replace(run.options, trials=0)  # confirm and close
         confirmation = run.run()
+    from search.report import best_record, print_confirmation, print_leaderboard
+
     records = run.records.search_records()
-    _print_leaderboard(records)
+    print_leaderboard(records)
     if confirmation is not None:
-        _print_confirmation(confirmation)
+        print_confirmation(confirmation)
     typer.echo(f"done in {time.monotonic() - started:.0f}s")
     typer.echo(f"export the winner:  cropsearch export --study {run.name} -o best_policy.yaml")
     typer.echo("browse the runs:    cropsearch ui")
-    from search.report import best_record
 
     if best_record(records) is None:
         raise typer.Exit(1)
@@ -345,7 +345,7 @@ def worker_command(
 ) -> None:
     """Join a running study from this or another machine: data spec, space and training
     settings come from the study; trials and runs go to the same stores."""
-    from search.engines.optuna import StudyError
+    from search.engines.common import StudyError
     from search.signals import handled
     from search.workers import WorkerError, join_study, run_worker, set_threads
 
@@ -441,7 +441,9 @@ def confirm_command(
             provenance,
         )
         tracker.end_run(parent_id, "complete")
-    _print_confirmation(confirmation)
+    from search.report import print_confirmation
+
+    print_confirmation(confirmation)
 
 
 def _check_engine(study: str, storage: str, engine: str) -> None:
@@ -493,66 +495,6 @@ def _check_kinds(space: Space, dataset: Dataset, data: str) -> None:
             f"--data '{data}' has no boxes, but {space.source} can sample {', '.join(needing)}; "
             f"box-free data can use {usable}: --space {BOX_FREE_SPACE} (the default for it)"
         )
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal:  # a log file: do not fold policy labels at 80 columns
-        console.width = 140
-    return console
-
-
-def _print_leaderboard(records: list[TrialRecord]) -> None:
-    from rich.table import Table
-
-    from search.record import OBJECTIVE
-    from search.report import leaderboard, rows_as_table, summary_lines
-
-    table = Table(title="screening leaderboard (single runs; top 5 and the baseline)")
-    for column in ("rank", "trial", OBJECTIVE, "test_accuracy", "policy"):
-        table.add_column(column)
-    for cells in rows_as_table(leaderboard(records)):
-        table.add_row(*cells)
-    console = _console()
-    console.print(table)
-    for line in summary_lines(records):
-        console.print(line)
-
-
-def _print_confirmation(confirmation: Confirmation) -> None:
-    from rich.table import Table
-
-    from search.report import (
-        confirmation_table,
-        needs_exact_boxes,
-        robustness_header,
-        robustness_rows,
-    )
-
-    console = _console()
-    table = Table(
-        title=f"confirmation: {confirmation.summaries[0].val.n} seeds x {confirmation.epochs} "
-        f"epochs on {confirmation.train_fraction:.0%} of the training data (* = winner, "
-        "by validation mean)"
-    )
-    for column in ("trial", "policy", "val mean ± std", "test mean ± std", "test vs baseline"):
-        table.add_column(column)
-    table.add_column("n")
-    for cells in confirmation_table(confirmation):
-        table.add_row(*cells)
-    console.print(table)
-    robustness = Table(title="robustness: test accuracy with the boxes met in use")
-    for column in robustness_header(confirmation):
-        robustness.add_column(column)
-    for row in robustness_rows(confirmation):
-        robustness.add_row(*(str(c) for c in row))
-    console.print(robustness)
-    console.print(f"verdict: {confirmation.verdict}", highlight=False)
-    warning = needs_exact_boxes(confirmation)
-    if warning:
-        console.print(f"warning: {warning}", highlight=False)
 
 
 def _keras_tuner_study(name: str | None, storage: str) -> KerasTunerRecords | None:

@@ -1,5 +1,6 @@
-"""What people read: progress lines, the leaderboard, confirmation and robustness tables, all
-built from :class:`TrialRecord` and :class:`Confirmation` values (no engine, no MLflow)."""
+"""What people read: progress lines, the leaderboard, confirmation and robustness tables (as
+data and as terminal tables), built from :class:`TrialRecord` and :class:`Confirmation`
+values (no engine, no MLflow)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from rich.console import Console
+from rich.table import Table
 
 from search.confirm import BOX_LEVELS, Confirmation
 from search.record import OBJECTIVE, TrialRecord
@@ -270,3 +274,49 @@ def needs_exact_boxes(confirmation: Confirmation, drop: float = 0.02) -> str | N
             f"boxes, {noisy.mean:.4f} with boxes of mean IoU 0.75"
         )
     return None
+
+
+def _console() -> Console:
+    console = Console()
+    if not console.is_terminal:  # a log file: do not fold policy labels at 80 columns
+        console.width = 140
+    return console
+
+
+def print_leaderboard(records: Sequence[TrialRecord]) -> None:
+    """The screening leaderboard and the single-run summary, as a terminal table."""
+    table = Table(title="screening leaderboard (single runs; top 5 and the baseline)")
+    for column in ("rank", "trial", OBJECTIVE, "test_accuracy", "policy"):
+        table.add_column(column)
+    for cells in rows_as_table(leaderboard(records)):
+        table.add_row(*cells)
+    console = _console()
+    console.print(table)
+    for line in summary_lines(records):
+        console.print(line)
+
+
+def print_confirmation(confirmation: Confirmation) -> None:
+    """The confirmation table, the robustness table, the verdict and any warning."""
+    console = _console()
+    table = Table(
+        title=f"confirmation: {confirmation.summaries[0].val.n} seeds x {confirmation.epochs} "
+        f"epochs on {confirmation.train_fraction:.0%} of the training data (* = winner, "
+        "by validation mean)"
+    )
+    for column in ("trial", "policy", "val mean ± std", "test mean ± std", "test vs baseline"):
+        table.add_column(column)
+    table.add_column("n")
+    for cells in confirmation_table(confirmation):
+        table.add_row(*cells)
+    console.print(table)
+    robustness = Table(title="robustness: test accuracy with the boxes met in use")
+    for column in robustness_header(confirmation):
+        robustness.add_column(column)
+    for row in robustness_rows(confirmation):
+        robustness.add_row(*(str(c) for c in row))
+    console.print(robustness)
+    console.print(f"verdict: {confirmation.verdict}", highlight=False)
+    warning = needs_exact_boxes(confirmation)
+    if warning:
+        console.print(f"warning: {warning}", highlight=False)

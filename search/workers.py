@@ -50,7 +50,8 @@ def join_study(
     import optuna
 
     from search.data import load_dataset
-    from search.engines.optuna import SPACE_SPEC, OptunaSearch, SearchOptions, owner, sampler_seed
+    from search.engines.common import SearchOptions
+    from search.engines.optuna import SPACE_SPEC, OptunaSearch, owner, sampler_seed
     from search.engines.optuna import _sampler as make_sampler
     from search.space import Space, SpaceFile
 

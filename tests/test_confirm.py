@@ -19,7 +19,8 @@ from search.confirm import (
     summarize,
 )
 from search.data import load_dataset
-from search.engines.optuna import plan_budget, sampler_seed, screen_fraction, screen_index
+from search.engines.common import plan_budget, screen_fraction, screen_index
+from search.engines.optuna import sampler_seed
 from search.policy import CropPolicy
 from search.record import TrialRecord
 from search.report import confirmation_csv, needs_exact_boxes, robustness_rows

@@ -30,9 +30,7 @@ from search.config import TrainConfig, derive_seed
 from search.confirm import Confirmation, ConfirmPlan, confirm
 from search.continuation import Continuation, load_history
 from search.data import Dataset
-from search.engines.keras_tuner_records import KerasTunerRecords, keras_tuner_root
-from search.engines.keras_tuner_space import hyperparameters
-from search.engines.optuna import (
+from search.engines.common import (
     CONFIRM_SHARE,
     SearchOptions,
     StudyError,
@@ -41,6 +39,8 @@ from search.engines.optuna import (
     screen_index,
     study_params,
 )
+from search.engines.keras_tuner_records import KerasTunerRecords, keras_tuner_root
+from search.engines.keras_tuner_space import hyperparameters
 from search.names import check_study_name
 from search.record import OBJECTIVE, TrialRecord
 from search.report import progress_line
@@ -163,7 +163,7 @@ class KerasTunerSearch:
     def run(self) -> Confirmation | None:
         """``--trials`` more trials (trial 0 of a new study is the baseline), then confirm the
         top policies. Study views are written whatever happens."""
-        self.tracker.log_text(self.parent_id, _data_report(self.data), "data_report.txt")
+        self.tracker.log_text(self.parent_id, data_report(self.data), "data_report.txt")
         oracle = self.tuner.oracle
         if self.options.trials is not None:
             oracle.max_trials = len(oracle.trials) + self.options.trials
@@ -284,7 +284,7 @@ def _quiet_failures() -> Iterator[None]:
         config.DEBUG = debug
 
 
-def _data_report(data: Dataset) -> str:
+def data_report(data: Dataset) -> str:
     from search.data.report import format_report
 
     return format_report(data)

@@ -7,39 +7,36 @@ import os
 import socket
 import time
 import warnings
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from search.config import DEFAULT_STORAGE, DEFAULT_TRACKING, TrainConfig, derive_seed
+from search.config import TrainConfig, derive_seed
 from search.confirm import Confirmation, ConfirmPlan, confirm
 from search.data import Dataset
-from search.names import check_study_name, safe_name
+from search.engines.common import (
+    Pruner,
+    SearchOptions,
+    StudyError,
+    data_report,
+    default_study_name,
+    plan_budget,
+    screen_fraction,
+    screen_index,
+    study_params,
+)
+from search.names import check_study_name
 from search.record import OBJECTIVE, TrialRecord
 from search.report import clock, progress_line
 from search.space import Space, split_values
 from search.stores import created_once
 from search.tracking import Tracker
 from search.trial import TrialSetup, reuse_trial, run_trial
-from search.uris import redact
 from search.views import Printer, log_study_views
 
 ENGINE = "optuna"
-#: Search algorithms per engine (the first is the default).
-ALGORITHMS = {
-    "optuna": ("tpe", "random", "grid"),
-    "keras-tuner": ("hyperband", "bayesian", "random"),
-}
-Pruner = Literal["median", "hyperband", "none"]
-#: A screening trial trains on at most this many training samples (``--screen auto``):
-#: on cluttered MNIST, ranks at 5,000 samples matched ranks at the full budget (README).
-SCREEN_SAMPLES = 5000
-#: Share of a ``--timeout`` budget kept for the confirmation stage.
-CONFIRM_SHARE = 0.5
 #: Record key in a trial's ``user_attrs``.
 RECORD = "record"
 #: Keys of what a running trial notes before it trains: its MLflow run, its process.
@@ -53,63 +50,8 @@ SPACE_SPEC = "space_spec"
 STARTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
 
-class StudyError(ValueError):
-    """A study cannot be started or resumed as asked."""
-
-
 class TrialFailed(RuntimeError):
     """A trial's training raised; its record says why (Optuna marks the trial FAIL)."""
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """Everything a search run needs besides the data and the space.
-
-    Attributes:
-        timeout: wall-clock budget of the whole command in seconds, confirmation included.
-        screen: share of the training split each screening trial trains on; None: automatic
-            (all of it up to :data:`SCREEN_SAMPLES` samples).
-    """
-
-    trials: int | None = 10
-    timeout: float | None = None
-    epochs: int = 4
-    seed: int = 0
-    study: str | None = None
-    storage: str = DEFAULT_STORAGE
-    tracking_uri: str = DEFAULT_TRACKING
-    screen: float | None = None
-    confirm: bool = True
-    top: int = 3
-    repeats: int = 3
-    #: The network each trial trains: None for the built-in CNN, else ``module:attr``.
-    model: str | None = None
-    #: The engine's search algorithm (:data:`ALGORITHMS`); None: the engine's default.
-    algorithm: str | None = None
-    #: Optuna's pruner: median (default), hyperband (per-epoch val accuracy) or none.
-    pruner: Pruner = "median"
-
-
-def default_study_name(data: Dataset, space: Space) -> str:
-    """A new, readable study name: data format, space and start time."""
-    return safe_name(f"{data.spec.split(':')[0]}-{space.name}-{datetime.now():%Y%m%d-%H%M%S}")
-
-
-def screen_fraction(n_train: int, screen: float | None) -> float:
-    """The share of the training split a screening trial uses."""
-    if screen is not None:
-        return screen
-    return min(1.0, SCREEN_SAMPLES / max(n_train, 1))
-
-
-def screen_index(n_train: int, fraction: float, seed: int) -> np.ndarray | None:
-    """The screening subset (the same for every trial, so trials compare fairly), sorted; None
-    when it is the whole split."""
-    count = max(1, round(n_train * fraction))
-    if count >= n_train:
-        return None
-    order = np.random.default_rng(derive_seed(seed, "screen")).permutation(n_train)
-    return np.sort(order[:count])
 
 
 def _sampler(
@@ -139,49 +81,6 @@ def _pruner(pruner: Pruner, n_anchors: int, epochs: int) -> optuna.pruners.BaseP
     return optuna.pruners.MedianPruner(
         n_startup_trials=n_anchors, n_warmup_steps=max(1, epochs // 2)
     )
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How a ``--timeout`` is spent: screening until ``deadline`` (seconds since the start;
-    None: no timeout), then confirmation on ``confirm_fraction`` of the training data, which
-    takes about ``confirm_seconds``; ``overrun``: seconds beyond the timeout that the anchors
-    and a minimal confirmation need anyway."""
-
-    deadline: float | None
-    confirm_fraction: float
-    confirm_seconds: float
-    overrun: float = 0.0
-
-
-def plan_budget(
-    timeout: float | None,
-    elapsed: float,
-    per_trial: float,
-    anchors_left: int,
-    n_confirm: int,
-    screen: float,
-) -> Budget:
-    """Split what is left of ``timeout`` between screening and confirmation.
-
-    A trial on share ``c`` of the training data is taken to cost ``per_trial x c / screen``
-    (an over-estimate for ``c > screen``: validation is a fixed cost). The anchor trials (one
-    per kind) always run; the confirmation gets :data:`CONFIRM_SHARE` of the rest, at least a
-    confirmation at the screening size, and trains on the largest share of the data that fits.
-    """
-    if timeout is None:
-        return Budget(None, 1.0, n_confirm * per_trial / screen)
-    remaining = max(timeout - elapsed, 0.0)
-    confirm_min = n_confirm * per_trial
-    screening = max(remaining - max(CONFIRM_SHARE * remaining, confirm_min), 0.0)
-    screening = max(screening, anchors_left * per_trial)
-    confirm_budget = max(remaining - screening, confirm_min)
-    fraction = 1.0
-    if n_confirm:
-        fraction = min(1.0, max(screen, confirm_budget / confirm_min * screen))
-    confirm_seconds = n_confirm * per_trial * fraction / screen
-    overrun = max(screening + confirm_seconds - remaining, 0.0)
-    return Budget(elapsed + screening, fraction, confirm_seconds, overrun)
 
 
 def open_study(
@@ -405,7 +304,7 @@ class OptunaSearch:
         """Anchor trials first (the baseline, then each kind's conventional setting), then the
         sampler; then confirm the top policies. Study views are written whatever happens."""
         self.enqueue_anchors()
-        self.tracker.log_text(self.parent_id, _data_report(self.data), "data_report.txt")
+        self.tracker.log_text(self.parent_id, data_report(self.data), "data_report.txt")
         confirmation = None
         try:
             total = self.options.trials
@@ -592,31 +491,6 @@ class OptunaSearch:
             )
 
 
-def study_params(
-    data: Dataset,
-    space: Space,
-    options: SearchOptions,
-    train_seed: int,
-    fraction: float,
-    storage: str,
-    engine: str,
-) -> dict[str, Any]:
-    """What every engine records about a study (parent-run params and study attributes)."""
-    return {
-        "data": data.spec,
-        "data_fingerprint": data.fingerprint,
-        "space": space.source,
-        "epochs": options.epochs,
-        "seed": options.seed,
-        "train_seed": train_seed,
-        "screen_fraction": round(fraction, 6),
-        "storage": redact(storage),
-        "objective": OBJECTIVE,
-        "engine": engine,
-        "model": options.model or "compact_cnn",
-    }
-
-
 def study_attrs(study: optuna.Study) -> dict[str, Any]:
     """The study's name and settings, for provenance."""
     return {
@@ -640,9 +514,3 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
             return dict(optuna.importance.get_param_importances(searched_only))
     except (RuntimeError, ValueError):
         return {}
-
-
-def _data_report(data: Dataset) -> str:
-    from search.data.report import format_report
-
-    return format_report(data)

@@ -1,0 +1,159 @@
+"""What both engines share: run options, the screening subset, the time budget, the study's
+recorded settings. Engine-agnostic: no Optuna, no keras-tuner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+
+from search.config import DEFAULT_STORAGE, DEFAULT_TRACKING, derive_seed
+from search.data import Dataset
+from search.names import safe_name
+from search.record import OBJECTIVE
+from search.space import Space
+from search.uris import redact
+
+#: Search algorithms per engine (the first is the default).
+ALGORITHMS = {
+    "optuna": ("tpe", "random", "grid"),
+    "keras-tuner": ("hyperband", "bayesian", "random"),
+}
+Pruner = Literal["median", "hyperband", "none"]
+#: A screening trial trains on at most this many training samples (``--screen auto``):
+#: on cluttered MNIST, ranks at 5,000 samples matched ranks at the full budget (README).
+SCREEN_SAMPLES = 5000
+#: Share of a ``--timeout`` budget kept for the confirmation stage.
+CONFIRM_SHARE = 0.5
+
+
+class StudyError(ValueError):
+    """A study cannot be started or resumed as asked."""
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Everything a search run needs besides the data and the space.
+
+    Attributes:
+        timeout: wall-clock budget of the whole command in seconds, confirmation included.
+        screen: share of the training split each screening trial trains on; None: automatic
+            (all of it up to :data:`SCREEN_SAMPLES` samples).
+    """
+
+    trials: int | None = 10
+    timeout: float | None = None
+    epochs: int = 4
+    seed: int = 0
+    study: str | None = None
+    storage: str = DEFAULT_STORAGE
+    tracking_uri: str = DEFAULT_TRACKING
+    screen: float | None = None
+    confirm: bool = True
+    top: int = 3
+    repeats: int = 3
+    #: The network each trial trains: None for the built-in CNN, else ``module:attr``.
+    model: str | None = None
+    #: The engine's search algorithm (:data:`ALGORITHMS`); None: the engine's default.
+    algorithm: str | None = None
+    #: Optuna's pruner: median (default), hyperband (per-epoch val accuracy) or none.
+    pruner: Pruner = "median"
+
+
+def default_study_name(data: Dataset, space: Space) -> str:
+    """A new, readable study name: data format, space and start time."""
+    return safe_name(f"{data.spec.split(':')[0]}-{space.name}-{datetime.now():%Y%m%d-%H%M%S}")
+
+
+def screen_fraction(n_train: int, screen: float | None) -> float:
+    """The share of the training split a screening trial uses."""
+    if screen is not None:
+        return screen
+    return min(1.0, SCREEN_SAMPLES / max(n_train, 1))
+
+
+def screen_index(n_train: int, fraction: float, seed: int) -> np.ndarray | None:
+    """The screening subset (the same for every trial, so trials compare fairly), sorted; None
+    when it is the whole split."""
+    count = max(1, round(n_train * fraction))
+    if count >= n_train:
+        return None
+    order = np.random.default_rng(derive_seed(seed, "screen")).permutation(n_train)
+    return np.sort(order[:count])
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How a ``--timeout`` is spent: screening until ``deadline`` (seconds since the start;
+    None: no timeout), then confirmation on ``confirm_fraction`` of the training data, which
+    takes about ``confirm_seconds``; ``overrun``: seconds beyond the timeout that the anchors
+    and a minimal confirmation need anyway."""
+
+    deadline: float | None
+    confirm_fraction: float
+    confirm_seconds: float
+    overrun: float = 0.0
+
+
+def plan_budget(
+    timeout: float | None,
+    elapsed: float,
+    per_trial: float,
+    anchors_left: int,
+    n_confirm: int,
+    screen: float,
+) -> Budget:
+    """Split what is left of ``timeout`` between screening and confirmation.
+
+    A trial on share ``c`` of the training data is taken to cost ``per_trial x c / screen``
+    (an over-estimate for ``c > screen``: validation is a fixed cost). The anchor trials (one
+    per kind) always run; the confirmation gets :data:`CONFIRM_SHARE` of the rest, at least a
+    confirmation at the screening size, and trains on the largest share of the data that fits.
+    """
+    if timeout is None:
+        return Budget(None, 1.0, n_confirm * per_trial / screen)
+    remaining = max(timeout - elapsed, 0.0)
+    confirm_min = n_confirm * per_trial
+    screening = max(remaining - max(CONFIRM_SHARE * remaining, confirm_min), 0.0)
+    screening = max(screening, anchors_left * per_trial)
+    confirm_budget = max(remaining - screening, confirm_min)
+    fraction = 1.0
+    if n_confirm:
+        fraction = min(1.0, max(screen, confirm_budget / confirm_min * screen))
+    confirm_seconds = n_confirm * per_trial * fraction / screen
+    overrun = max(screening + confirm_seconds - remaining, 0.0)
+    return Budget(elapsed + screening, fraction, confirm_seconds, overrun)
+
+
+def study_params(
+    data: Dataset,
+    space: Space,
+    options: SearchOptions,
+    train_seed: int,
+    fraction: float,
+    storage: str,
+    engine: str,
+) -> dict[str, Any]:
+    """What every engine records about a study (parent-run params and study attributes)."""
+    return {
+        "data": data.spec,
+        "data_fingerprint": data.fingerprint,
+        "space": space.source,
+        "epochs": options.epochs,
+        "seed": options.seed,
+        "train_seed": train_seed,
+        "screen_fraction": round(fraction, 6),
+        "storage": redact(storage),
+        "objective": OBJECTIVE,
+        "engine": engine,
+        "model": options.model or "compact_cnn",
+    }
+
+
+def data_report(data: Dataset) -> str:
+    """The data report logged with every study (``data_report.txt``)."""
+    from search.data.report import format_report
+
+    return format_report(data)
