@@ -9,6 +9,7 @@ scores and intervals are reported.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -83,10 +84,8 @@ class Interval:
 
 def estimate(values: Sequence[float]) -> Estimate:
     """Mean ± sample std (0 for a single value)."""
-    n = len(values)
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
-    return Estimate(mean, math.sqrt(var), n)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return Estimate(statistics.fmean(values), std, len(values))
 
 
 def paired_interval(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Interval:
