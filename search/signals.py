@@ -29,20 +29,38 @@ class Interrupted(KeyboardInterrupt):
 
 
 _received: int | None = None
+_deferring = False
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
     global _received
     _received = signum
-    raise Interrupted(signum)
+    if not _deferring:
+        raise Interrupted(signum)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Within the block a signal is only remembered, and raised when the block ends: for steps
+    that must happen together (a run created and noted on its trial)."""
+    global _deferring
+    outer = _deferring
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = outer
+    if not outer:
+        raise_if_received()
 
 
 @contextmanager
 def handled() -> Iterator[None]:
     """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` (main thread only);
     the previous handlers come back afterwards."""
-    global _received
+    global _received, _deferring
     _received = None
+    _deferring = False
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     for signum in previous:
         signal.signal(signum, _handle)

@@ -17,6 +17,7 @@ from search.config import TrainConfig
 from search.data import Dataset
 from search.policy import CropPolicy
 from search.record import Stage, TrialRecord
+from search.signals import deferred, raise_if_received
 from search.tracking import Tracker, flat_params
 
 if TYPE_CHECKING:
@@ -121,9 +122,10 @@ def run_trial(
     process dies can then have its run closed by the next process). ``resume`` continues a
     checkpoint (keras-tuner's Hyperband).
     """
-    run_id = _start_run(setup, data, tracker, parent_id)
-    if on_start is not None:
-        on_start(run_id)
+    with deferred():  # a run that exists is noted on its trial, so it can be closed
+        run_id = _start_run(setup, data, tracker, parent_id)
+        if on_start is not None:
+            on_start(run_id)
     n_train = len(data.train)
     writes = Writes()  # figure and metrics off the training path; joined before the run ends
     try:
@@ -147,8 +149,6 @@ def run_trial(
         )
         writes.join()
     except BaseException as error:  # an interrupt too: the run must not stay RUNNING
-        from search.signals import raise_if_received
-
         writes.join(raise_errors=False)
         message = f"{type(error).__name__}: {error}"
         tracker.end_run(run_id, "failed", {"error": message})

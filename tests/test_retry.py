@@ -11,7 +11,14 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from search.engines.optuna import OWNER, RUN_ID, _with_heartbeat, repair_stale_trials
+from search.engines.optuna import (
+    OWNER,
+    RUN_ID,
+    _with_heartbeat,
+    fail_interrupted,
+    owner,
+    repair_stale_trials,
+)
 from search.tracking import Tracker
 
 
@@ -52,3 +59,25 @@ def test_a_dead_workers_trial_is_retried_once(tmp_path: Path) -> None:
     repair_stale_trials(study, tracker)
     states = [t.state for t in study.get_trials()]
     assert states == [TrialState.FAIL, TrialState.FAIL]  # one retry only
+
+
+def test_an_interrupt_fails_only_this_process_s_unfinished_trials(tmp_path: Path) -> None:
+    study = optuna.create_study(
+        study_name="i", storage=f"sqlite:///{tmp_path}/optuna.db", direction="maximize"
+    )
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", "i")
+    parent = tracker.start_parent("i", {})
+    ours = study.ask()  # the signal came before the objective noted an owner
+    noted = study.ask()
+    run = tracker.start_trial(parent, noted.number, "x", {}, {"stage": "search"})
+    noted.set_user_attr(OWNER, owner())
+    noted.set_user_attr(RUN_ID, run)
+    other = study.ask()
+    other.set_user_attr(OWNER, "elsewhere:1")
+
+    assert fail_interrupted(study, tracker, shared=True) == [noted.number]
+    assert fail_interrupted(study, tracker, shared=False) == [ours.number]
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.FAIL, TrialState.RUNNING]
+    closed = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run)
+    assert closed.info.status == "FAILED" and closed.data.tags["error"] == "interrupted"

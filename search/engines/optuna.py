@@ -197,6 +197,25 @@ def repair_stale_trials(study: optuna.Study, tracker: Tracker) -> list[int]:
     return repaired
 
 
+def fail_interrupted(study: optuna.Study, tracker: Tracker, shared: bool) -> list[int]:
+    """After an interrupt, fail this process's trials that Optuna could not tell (the signal
+    came between a trial's creation and its objective), with their runs; returns their numbers.
+    Alone on the study, a trial not yet marked with an owner is ours too; a worker leaves such a
+    trial to the heartbeat."""
+    me = owner()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        who = trial.user_attrs.get(OWNER)
+        if who != me and (who is not None or shared):
+            continue
+        study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        run_id = trial.user_attrs.get(RUN_ID)
+        if run_id and tracker.run_status(run_id) == "RUNNING":
+            tracker.end_run(run_id, "failed", {"error": "interrupted"})
+        failed.append(trial.number)
+    return failed
+
+
 def sampler_seed(seed: int, n_done: int) -> int:
     """The sampler's seed for a run that starts after ``n_done`` trials."""
     return derive_seed(seed, "sampler", n_done)
@@ -326,6 +345,9 @@ class OptunaSearch:
                     self._confirm_index(plan.train_fraction),
                     self.echo,
                 )
+        except KeyboardInterrupt:
+            fail_interrupted(self.study, self.tracker, self.shared)
+            raise
         finally:
             self.views(confirmation or self.records.confirmation(), close=True)
         return confirmation
