@@ -14,6 +14,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from search.names import check_study_name
+from search.retry import Retrying
 from search.stores import created_once
 from search.uris import redact, sqlite_path
 
@@ -42,12 +43,15 @@ def artifact_root(tracking_uri: str) -> str | None:
 
 class Tracker:
     """Writes a study to MLflow. Every call names its run id, so nothing depends on MLflow's
-    global active-run state."""
+    global active-run state. A call that loses its connection (a tracking server or database
+    restarting) is retried for up to a minute (:mod:`search.retry`)."""
 
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         self.tracking_uri = tracking_uri
         with created_once(tracking_uri):  # one process creates a fresh store, the others wait
-            self.client = MlflowClient(tracking_uri)
+            self.client: Any = Retrying(
+                MlflowClient(tracking_uri), f"the MLflow tracking store {redact(tracking_uri)}"
+            )
             found = self.client.get_experiment_by_name(experiment)
             if found is not None:
                 self.experiment_id = found.experiment_id

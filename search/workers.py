@@ -10,24 +10,109 @@ queues the anchor trials once, in its own process, before it starts N workers; t
 ``--trials`` budget; it waits for them, then confirms and closes the parent run. On sqlite this
 is safe on one machine (the database files exist before the workers open them; Optuna retries
 a locked database); across machines use PostgreSQL.
+
+Only the last worker to finish closes the parent run. Each worker notes itself in the study
+(system attribute ``worker:<host>:<pid>``, kept fresh by a heartbeat thread every
+:data:`~search.engines.optuna.HEARTBEAT_SECONDS`) when it joins, and notes that it left when
+it stops. A worker that stops closes the parent run only when no other worker is live: not
+left, and its process alive (same machine) or its heartbeat younger than
+:data:`~search.engines.optuna.GRACE_SECONDS` (another machine; clocks in sync). A worker
+killed with ``kill -9`` counts as gone at once on its machine, after the grace elsewhere.
+Two workers leaving in the same instant may both close the run, which is idempotent.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import socket
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+import threading
+import time
+from typing import TYPE_CHECKING, Any
 
 from search.config import derive_seed
 
 if TYPE_CHECKING:
+    import optuna
+
     from search.engines.optuna import OptunaSearch
     from search.views import Printer
+
+#: Study system attribute of each worker that joined: ``worker:<host>:<pid>``.
+WORKER = "worker:"
 
 
 class WorkerError(ValueError):
     """A worker cannot join the study as asked (a user mistake: one line)."""
+
+
+class Presence:
+    """This process among the study's workers: noted at once, kept fresh by a daemon thread
+    until :meth:`leave`."""
+
+    def __init__(self, study: optuna.Study, who: str | None = None) -> None:
+        from search.engines.optuna import HEARTBEAT_SECONDS, owner
+
+        self.study, self.who = study, who or owner()
+        self._stop = threading.Event()
+        self._note(left=False)
+        self._thread = threading.Thread(
+            target=self._beat, args=(HEARTBEAT_SECONDS,), daemon=True, name="worker-presence"
+        )
+        self._thread.start()
+
+    def _note(self, left: bool) -> None:
+        note_worker(self.study, self.who, {"beat": time.time(), "left": left})
+
+    def _beat(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self._note(left=False)
+            except Exception:  # a store away for over a minute: the next beat tries again
+                continue
+
+    def leave(self) -> bool:
+        """Note that this worker left; True when no other worker is live (it is the last)."""
+        if self._stop.is_set():
+            return False
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._note(left=True)
+        return not live_workers(self.study)
+
+
+def note_worker(study: optuna.Study, who: str, note: dict[str, Any]) -> None:
+    """Keep ``note`` on worker ``who`` (a system attribute: not a setting of the study)."""
+    study._storage.set_study_system_attr(study._study_id, WORKER + who, note)
+
+
+def live_workers(study: optuna.Study) -> list[str]:
+    """The study's workers (``host:pid``) that have not left and are alive."""
+    notes = study._storage.get_study_system_attrs(study._study_id)
+    return [
+        key[len(WORKER) :]
+        for key, value in notes.items()
+        if key.startswith(WORKER) and _alive(key[len(WORKER) :], value)
+    ]
+
+
+def _alive(who: str, note: Any) -> bool:
+    from search.engines.optuna import GRACE_SECONDS
+
+    if not isinstance(note, dict) or note.get("left", True):
+        return False
+    host, _, pid = who.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return bool(time.time() - float(note.get("beat", 0.0)) < GRACE_SECONDS)
 
 
 def threads_per_worker(workers: int) -> int:
@@ -103,15 +188,14 @@ def join_study(
 
 def run_worker(search: OptunaSearch, total: int | None, close: bool) -> None:
     """Run trials until this worker's ``--trials`` or the study's ``total`` is reached; write
-    the study views; with ``close``, end the parent run when no other trial is running."""
-    from optuna.trial import TrialState
-
+    the study views; with ``close``, end the parent run if this is the last live worker."""
     search.stop_at, search.shared = total, True
+    presence = Presence(search.study)
     try:
         search._optimize(search.options.trials, None)
     finally:
-        running = search.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        search.views(search.records.confirmation(), close=close and not running)
+        last = presence.leave()
+        search.views(search.records.confirmation(), close=close and last)
 
 
 def start_workers(
@@ -120,6 +204,8 @@ def start_workers(
     """Start ``workers`` ``cropsearch worker`` processes on ``search``'s study (created, with
     its anchors queued); they stop together at ``total`` started trials."""
     search.enqueue_anchors()
+    here = Presence(search.study)  # live until it exits: a worker elsewhere leaves it the close
+    atexit.register(here.leave)
     threads = threads_per_worker(workers)
     command = [
         sys.executable, "-m", "search.cli", "worker", "--study", search.name,

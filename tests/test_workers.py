@@ -90,3 +90,63 @@ def test_a_worker_on_other_data_refuses_in_one_line(tmp_path: Path) -> None:
     last = output.strip().splitlines()[-1]
     assert f"this machine's data for {TINY_DATA} differs from the study's" in last
     assert "Traceback" not in output and not (tmp_path / "mlflow.db").exists()
+
+
+def test_only_the_last_live_worker_closes_the_parent_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import subprocess
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    import search.engines.optuna as engine
+    from search.data import load_dataset
+    from search.engines.common import SearchOptions
+    from search.engines.optuna import OptunaSearch
+    from search.space import Space
+    from search.workers import live_workers, note_worker, run_worker
+
+    def fake_run_trial(setup, data, tracker, parent, *a, **k):  # type: ignore[no-untyped-def]
+        run_id = tracker.start_trial(parent, setup.number, "x", {}, {"stage": "search"})
+        tracker.end_run(run_id, "complete")
+        return setup.record(len(data.train), state="complete", val_accuracy=0.5, run_id=run_id)
+
+    monkeypatch.setattr(engine, "run_trial", fake_run_trial)
+    from conftest import REPO, TINY_DATA
+
+    options = SearchOptions(
+        trials=1, epochs=1, study="last", storage=f"sqlite:///{tmp_path}/optuna.db",
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", confirm=False,
+    )  # fmt: skip
+    space = Space.load(REPO / "spaces" / "default.yaml")
+    search = OptunaSearch(load_dataset(TINY_DATA), space, options, echo=lambda line: None)
+    client = MlflowClient(options.tracking_uri)
+    peer = subprocess.Popen(["sleep", "60"])  # another worker of this machine, between trials
+    here = f"{socket.gethostname()}:{peer.pid}"
+    now = time.time()
+    notes = {
+        here: {"beat": now - 3600, "left": False},  # alive: its process answers
+        "elsewhere:1": {"beat": now - 120, "left": False},  # silent past the grace: dead
+        "elsewhere:2": {"beat": now, "left": True},  # left
+    }
+    for who, note in notes.items():
+        note_worker(search.study, who, note)
+    try:
+        run_worker(search, None, close=True)
+        assert len(search.study.trials) == 1
+        assert client.get_run(search.parent_id).info.status == "RUNNING"  # the peer is live
+        assert live_workers(search.study) == [here]
+        note_worker(search.study, "elsewhere:3", {"beat": time.time(), "left": False})
+        assert sorted(live_workers(search.study)) == sorted([here, "elsewhere:3"])
+        note_worker(search.study, "elsewhere:3", {"beat": time.time(), "left": True})
+    finally:
+        peer.kill()
+        peer.wait()
+    assert live_workers(search.study) == []  # killed without leaving: gone at once here
+    assert not any(k.startswith("worker:") for k in search.study.user_attrs)  # not a setting
+    search.parent_id = search.tracker.start_parent("last", {}, search.parent_id)  # as a join
+    run_worker(search, None, close=True)
+    assert len(search.study.trials) == 2
+    assert client.get_run(search.parent_id).info.status == "FINISHED"  # the last one closed

@@ -3,6 +3,8 @@ its pruner, and keeps each trial's :class:`TrialRecord` in the Optuna storage.""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import socket
 import time
@@ -30,6 +32,8 @@ from search.engines.common import (
 from search.names import check_study_name
 from search.record import OBJECTIVE, TrialRecord
 from search.report import clock, progress_line
+from search.retry import retried
+from search.signals import raise_if_received
 from search.space import Space, split_values
 from search.stores import created_once
 from search.tracking import Tracker
@@ -48,6 +52,21 @@ HEARTBEAT_SECONDS, GRACE_SECONDS = 10, 30
 SPACE_SPEC = "space_spec"
 #: Trials that count against a shared budget (a failed one is replaced).
 STARTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+#: Key of what a trial trains (policy, training settings, seed, share), noted before it trains.
+CONFIGURATION = "configuration"
+#: A trial whose configuration another process is training checks on it this often, and
+#: waits for it at most this long (a dead twin is failed within the heartbeat's grace).
+TWIN_POLL_SECONDS, TWIN_WAIT_SECONDS = 2.0, 6 * 3600.0
+#: Storage calls retried while the database connection is lost (idempotent ones, and those
+#: a trial cannot go without).
+_RETRIED = (
+    "create_new_trial", "set_trial_param", "set_trial_state_values",
+    "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+    "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
+    "get_study_user_attrs", "get_study_system_attrs", "get_trial", "get_all_trials",
+    "get_trial_id_from_study_id_trial_number", "get_best_trial", "record_heartbeat",
+    "_get_stale_trial_ids",
+)  # fmt: skip
 
 
 class TrialFailed(RuntimeError):
@@ -124,13 +143,32 @@ def _with_heartbeat(storage: str) -> str | optuna.storages.BaseStorage:
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
+        return RetryingRDBStorage(
             storage,
             engine_kwargs=connect or None,
             heartbeat_interval=HEARTBEAT_SECONDS,
             grace_period=GRACE_SECONDS,
             heartbeat_stale_trial_callback=retry_dead_trial,
         )
+
+
+class RetryingRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage whose calls around a trial (ask, report, attributes, tell, the
+    heartbeat) survive a lost connection: retried for up to a minute (:mod:`search.retry`)."""
+
+
+def _retrying(name: str) -> Any:
+    method = getattr(optuna.storages.RDBStorage, name)
+
+    @functools.wraps(method)
+    def call(self: optuna.storages.RDBStorage, *args: Any, **kwargs: Any) -> Any:
+        return retried(method, self, *args, what=f"the study storage {self.url}", **kwargs)
+
+    return call
+
+
+for _name in _RETRIED:
+    setattr(RetryingRDBStorage, _name, _retrying(_name))
 
 
 def retry_dead_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -214,6 +252,51 @@ def fail_interrupted(study: optuna.Study, tracker: Tracker, shared: bool) -> lis
             tracker.end_run(run_id, "failed", {"error": "interrupted"})
         failed.append(trial.number)
     return failed
+
+
+def configuration_key(record: TrialRecord) -> str:
+    """What makes two screening trials the same training: policy, settings, seed and share."""
+    policy, train = record.configuration()
+    text = repr((policy, train, record.train.seed, round(record.train_fraction, 9)))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def earlier_running_twin(
+    study: optuna.Study, number: int, key: str
+) -> optuna.trial.FrozenTrial | None:
+    """The earliest running trial before ``number`` noted with configuration ``key``, whose
+    process is alive. Only earlier trials count: of two twins started together, the later one
+    waits and the earlier one trains."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if (
+            trial.number < number
+            and trial.user_attrs.get(CONFIGURATION) == key
+            and not _dead_here(trial)
+        ):
+            return trial
+    return None
+
+
+def wait_for_trial(
+    study: optuna.Study,
+    trial: optuna.trial.FrozenTrial,
+    poll: float = TWIN_POLL_SECONDS,
+    limit: float = TWIN_WAIT_SECONDS,
+) -> optuna.trial.FrozenTrial:
+    """``trial`` once it is no longer running, its process died, or ``limit`` seconds passed.
+    A twin on another machine whose heartbeat stops is failed after the grace period."""
+    deadline = time.monotonic() + limit
+    while True:
+        current = study._storage.get_trial(trial._trial_id)
+        if current.state != TrialState.RUNNING or _dead_here(current):
+            return current
+        if time.monotonic() > deadline:
+            return current
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        raise_if_received()
+        time.sleep(poll)
 
 
 def sampler_seed(seed: int, n_done: int) -> int:
@@ -430,6 +513,8 @@ class OptunaSearch:
             train_index=self.train_index,
         )
         twin = self._completed_twin(setup)
+        if twin is None:
+            twin = self._running_twin(trial, setup)
         if twin is not None:
             record = reuse_trial(setup, twin, self.data, self.tracker, self.parent_id)
         else:
@@ -465,6 +550,21 @@ class OptunaSearch:
                 and abs(record.train_fraction - probe.train_fraction) < 1e-9
             ):
                 return record
+        return None
+
+    def _running_twin(self, trial: optuna.Trial, setup: TrialSetup) -> TrialRecord | None:
+        """Note what ``trial`` trains; when an earlier trial still running elsewhere trains the
+        same, wait for it and return its record if it completes (None: this trial trains)."""
+        key = configuration_key(setup.record(len(self.data.train)))
+        trial.set_user_attr(CONFIGURATION, key)
+        twin = earlier_running_twin(self.study, trial.number, key)
+        if twin is None:
+            return None
+        self.echo(f"trial {trial.number}: trial {twin.number} is training the same "
+                  "configuration; waiting for its result")  # fmt: skip
+        done = wait_for_trial(self.study, twin)
+        if done.state == TrialState.COMPLETE and RECORD in done.user_attrs:
+            return TrialRecord.from_json(done.user_attrs[RECORD])
         return None
 
     # -- reporting -------------------------------------------------------------------------

@@ -1,0 +1,63 @@
+"""A lost connection is retried for a bounded time, then ends in one line; other errors are
+not retried."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from servers import free_port
+
+from search.retry import StoreUnavailable, retried, transient
+
+
+def _refused(port: int) -> None:
+    psycopg.connect(f"postgresql://u:secret@127.0.0.1:{port}/db", connect_timeout=2)
+
+
+def test_a_store_that_stays_away_ends_in_one_redacted_line() -> None:
+    port = free_port()  # nobody listens there: connection refused
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable) as raised:
+        retried(_refused, port, what=f"postgresql://u:secret@127.0.0.1:{port}/db", seconds=1.5)
+    assert 1.0 < time.monotonic() - started < 10
+    message = str(raised.value)
+    assert "\n" not in message and "secret" not in message
+    assert message.startswith(f"postgresql://u:***@127.0.0.1:{port}/db did not answer for 2s")
+
+
+def test_a_connection_back_within_the_limit_is_a_success() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    calls = []
+
+    def flaky() -> str:
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise OperationalError("SELECT 1", {}, psycopg.OperationalError("connection refused"))
+        return "ok"
+
+    assert retried(flaky, seconds=30) == "ok"
+    assert len(calls) == 3 and calls[2] - calls[0] >= 1.0  # backed off 0.5 s, then 1 s
+
+
+def test_only_lost_connections_are_retried() -> None:
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    lost = OperationalError("x", {}, Exception("server closed the connection unexpectedly"))
+    wrapped = StorageInternalError("An exception is raised during the commit.")
+    wrapped.__cause__ = lost
+    assert transient(lost) and transient(wrapped) and transient(ConnectionRefusedError())
+    assert not transient(IntegrityError("x", {}, Exception("duplicate key")))
+    assert not transient(ValueError("connection refused"))
+    calls = []
+
+    def broken() -> None:
+        calls.append(1)
+        raise ValueError("a refusal by a store that answered")
+
+    with pytest.raises(ValueError):
+        retried(broken, seconds=30)
+    assert calls == [1]

@@ -1,0 +1,126 @@
+"""A configuration another process is training is not trained twice: the later trial waits
+for its running twin and reuses its result."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from conftest import REPO, TINY_DATA
+from optuna.trial import TrialState
+
+import search.engines.optuna as engine
+from search.data import load_dataset
+from search.engines.common import SearchOptions
+from search.engines.optuna import (
+    CONFIGURATION,
+    OWNER,
+    OptunaSearch,
+    earlier_running_twin,
+    owner,
+    wait_for_trial,
+)
+from search.space import Space
+from search.trial import TrialSetup
+
+
+@pytest.fixture
+def search(tmp_path: Path) -> OptunaSearch:
+    options = SearchOptions(
+        trials=2,
+        epochs=1,
+        study="twins",
+        storage=f"sqlite:///{tmp_path}/optuna.db",
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        confirm=False,
+    )
+    space = Space.load(REPO / "spaces" / "default.yaml")
+    return OptunaSearch(load_dataset(TINY_DATA), space, options, echo=lambda line: None)
+
+
+@pytest.fixture
+def live_pid() -> Iterator[int]:
+    """Another live process of this machine (the twin's owner)."""
+    process = subprocess.Popen(["sleep", "60"])
+    try:
+        yield process.pid
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_trial_waits_for_its_running_twin_and_reuses_its_result(
+    search: OptunaSearch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trained: list[int] = []
+    release = threading.Event()
+
+    def fake_run_trial(setup: TrialSetup, data: Any, tracker: Any, parent: str, *a: Any,
+                       **k: Any) -> Any:  # fmt: skip
+        trained.append(setup.number)
+        run_id = tracker.start_trial(parent, setup.number, "x", {}, {"stage": "search"})
+        assert release.wait(30)
+        tracker.end_run(run_id, "complete")
+        n = len(data.train)
+        return setup.record(n, state="complete", val_accuracy=0.75, seconds=1.0, run_id=run_id)
+
+    monkeypatch.setattr(engine, "run_trial", fake_run_trial)
+    monkeypatch.setattr(engine, "TWIN_POLL_SECONDS", 0.05)
+    lines: list[str] = []
+    search.echo = lines.append
+    for _ in range(2):  # the same configuration twice (as a retry or a re-sampled point is)
+        search.study.enqueue_trial({}, user_attrs={"baseline": True})
+    first = threading.Thread(target=search.study.optimize, args=(search.objective,),
+                             kwargs={"n_trials": 1})  # fmt: skip
+    first.start()
+    deadline = time.monotonic() + 30
+    while not trained and time.monotonic() < deadline:  # trial 0 is training
+        time.sleep(0.02)
+    second = threading.Thread(target=search.study.optimize, args=(search.objective,),
+                              kwargs={"n_trials": 1})  # fmt: skip
+    second.start()
+    while not lines and time.monotonic() < deadline:  # trial 1 found its twin
+        time.sleep(0.02)
+    time.sleep(0.3)
+    assert search.study.trials[1].state == TrialState.RUNNING  # waiting, not training
+    release.set()
+    first.join(30)
+    second.join(30)
+
+    assert trained == [0]  # trained once
+    assert lines == ["trial 1: trial 0 is training the same configuration; waiting for its result"]
+    zero, one = search.study.trials
+    assert [zero.state, one.state] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    assert one.value == zero.value == 0.75
+    record = one.user_attrs["record"]
+    assert record["duplicate_of"] == 0 and record["run_id"] != zero.user_attrs["record"]["run_id"]
+    assert one.user_attrs[CONFIGURATION] == zero.user_attrs[CONFIGURATION]
+
+
+def test_only_an_earlier_live_twin_is_waited_for(tmp_path: Path, live_pid: int) -> None:
+    study = optuna.create_study(study_name="t", storage=f"sqlite:///{tmp_path}/o.db")
+    host = owner().rpartition(":")[0]
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    trials = [study.ask() for _ in range(3)]
+    for trial, pid in zip(trials, (dead.pid, live_pid, live_pid), strict=True):
+        trial.set_user_attr(OWNER, f"{host}:{pid}")
+        trial.set_user_attr(CONFIGURATION, "same")
+    assert earlier_running_twin(study, 2, "same").number == 1  # type: ignore[union-attr]
+    assert earlier_running_twin(study, 1, "same") is None  # trial 0's process is dead
+    assert earlier_running_twin(study, 2, "other") is None
+    assert earlier_running_twin(study, 0, "same") is None
+
+    frozen = study.trials[1]
+    threading.Timer(0.3, study.tell, args=(trials[1], 0.5)).start()
+    started = time.monotonic()
+    done = wait_for_trial(study, frozen, poll=0.05, limit=30)
+    assert done.state == TrialState.COMPLETE and 0.2 < time.monotonic() - started < 10
+    still = wait_for_trial(study, study.trials[2], poll=0.05, limit=0.2)  # bounded
+    assert still.state == TrialState.RUNNING
