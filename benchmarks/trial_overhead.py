@@ -1,9 +1,9 @@
-"""What a trial costs beyond its training: wall time against pure fit/evaluate compute (issue 9.1).
+"""What a trial costs beyond its training: wall time against pure fit/predict compute (issue 9.1).
 
 Runs a default search (built-in ``shapes`` data, ``spaces/default.yaml``, 10 trials x 4
 epochs, no confirmation) with its stores in a temporary folder. Right after each trial, the
-same ``fit``/``evaluate`` steps that trial ran (its epochs on its crops, the validation
-evaluation after each, the test evaluation when it completed) are timed in a warm loop on a
+same ``fit``/``predict`` steps that trial ran (its epochs on its crops, the validation
+predictions after each, the test predictions when it completed) are timed in a warm loop on a
 model of the same shape, compiled and traced beforehand; crops are cut outside the timing.
 The trial's overhead is its wall time (Optuna's start to complete) minus that compute; the
 study's overhead is the search's wall time minus all trials' compute. Measuring right after
@@ -53,7 +53,7 @@ def _warm_model(shape: tuple[int, int, int], n_classes: int, width: int, depth: 
 
 
 def compute_seconds(record: Any, data: Any, train_index: Any) -> tuple[float, float]:
-    """The fit/evaluate seconds (wall, CPU of this process) of ``record``'s trial, replayed on
+    """The fit/predict seconds (wall, CPU of this process) of ``record``'s trial, replayed on
     a warm model of its shape."""
     import numpy as np
 
@@ -70,9 +70,9 @@ def compute_seconds(record: Any, data: Any, train_index: Any) -> tuple[float, fl
     def steps() -> None:
         for x in train_x:
             model.fit(x, train.labels, batch_size=config.batch_size, epochs=1, verbose=0)
-            model.evaluate(val_x, data.val.labels, batch_size=256, verbose=0)
+            model.predict(val_x, batch_size=256, verbose=0)
         if test_x is not None:
-            model.evaluate(test_x, data.test.labels, batch_size=256, verbose=0)
+            model.predict(test_x, batch_size=256, verbose=0)
 
     warm_key = (policy.size, config.width, config.depth, config.batch_size, test_x is None)
     if warm_key not in _WARMED:  # traces for these batch and split sizes
@@ -183,10 +183,10 @@ def main() -> None:
         "mean_trial_compute": compute / max(len(rows), 1),
     }
     print(
-        f"{len(rows)} trials: wall {wall:.1f}s, fit/evaluate compute {compute:.1f}s -> "
+        f"{len(rows)} trials: wall {wall:.1f}s, fit/predict compute {compute:.1f}s -> "
         f"overhead {summary['trial_overhead']:.1%} of trial wall time; whole search "
         f"{search_wall:.1f}s -> overhead {summary['search_overhead']:.1%}; CPU time: trials "
-        f"{trial_cpu:.1f}s, fit/evaluate {compute_cpu:.1f}s -> overhead "
+        f"{trial_cpu:.1f}s, fit/predict {compute_cpu:.1f}s -> overhead "
         f"{summary['cpu_overhead']:.1%} (load average {os.getloadavg()[0]:.1f})"
     )
     args.out.write_text(json.dumps({"summary": summary, "trials": rows}, indent=1) + "\n")

@@ -24,9 +24,12 @@ from search.strict import bounds
 from search.uris import UriError, redact
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import optuna
 
     from search.engines.keras_tuner_records import KerasTunerRecords
+    from search.record import TrialRecord
 
 app = typer.Typer(
     help="Search the crop policy for a compact CNN: Optuna trials, tracked in MLflow.",
@@ -439,6 +442,7 @@ def confirm_command(
             importances,
             confirmation or records.confirmation(),
             provenance,
+            final=records.confirm_records(),
         )
         tracker.end_run(parent_id, "complete")
     from search.report import print_confirmation
@@ -553,7 +557,17 @@ def export(
     study: Annotated[
         str | None, typer.Option(help="Study name (default: the latest study).")
     ] = None,
+    trial: Annotated[
+        int | None, typer.Option(min=0, help="Export this trial instead of the study's answer.")
+    ] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(help="Export the trial of this MLflow run (a trial or confirmation run)."),
+    ] = None,
     storage: StorageOption = DEFAULT_STORAGE,
+    tracking_uri: Annotated[
+        str, typer.Option(help="MLflow tracking URI (read with --run-id).")
+    ] = DEFAULT_TRACKING,
     file_format: Annotated[
         Literal["yaml", "json"] | None,
         typer.Option(
@@ -563,12 +577,17 @@ def export(
         ),
     ] = None,
 ) -> None:
-    """Write the study's answer (the confirmed winner, else the best screening trial) with
-    provenance and the confirmation's numbers, as a versioned YAML or JSON file."""
+    """Write the study's answer (the confirmed winner, else the best screening trial), or the
+    trial given by --trial or --run-id, with provenance (and the confirmation's numbers when it
+    is the confirmed winner) as a versioned YAML or JSON file."""
     from search.engines.optuna import OptunaRecords, study_attrs
     from search.export import policy_document, write_policy_file
     from search.views import chosen_record
 
+    if trial is not None and run_id is not None:
+        raise UserError("give --trial or --run-id, not both")
+    if run_id is not None:
+        study = _study_of_run(run_id, tracking_uri, study)
     tuned = _keras_tuner_study(study, storage)
     records: Any
     if tuned is not None:
@@ -578,21 +597,63 @@ def export(
         loaded = _load_study(study, storage)
         records, name, attrs = OptunaRecords(loaded), loaded.study_name, study_attrs(loaded)
     confirmation = records.confirmation()
-    chosen = chosen_record(records.search_records(), confirmation)
-    if chosen is None:
-        raise UserError(f"study '{name}' has no completed trial yet")
+    searched = records.search_records()
+    if run_id is not None:
+        trial = _trial_of_run(run_id, name, [*searched, *records.confirm_records()])
+    if trial is None:
+        chosen = chosen_record(searched, confirmation)
+        if chosen is None:
+            raise UserError(f"study '{name}' has no completed trial yet")
+    else:
+        chosen = next((r for r in searched if r.number == trial), None)
+        if chosen is None or chosen.state != "complete":
+            state = "does not exist" if chosen is None else f"is {chosen.state}"
+            raise UserError(f"trial {trial} of study '{name}' {state}; export a complete trial")
+        if confirmation is not None and confirmation.winner != chosen.number:
+            confirmation = None  # the confirmation's numbers describe its winner only
     document = policy_document(chosen, attrs, confirmation)
     try:
         path = write_policy_file(document, output, file_format)
     except OSError as error:
         raise UserError(f"cannot write {clip(str(output))}: {error.strerror}") from None
-    how = "confirmed winner" if confirmation is not None else "best single screening run"
+    if trial is not None:
+        how = "as asked" + ("; the confirmed winner" if confirmation is not None else "")
+    else:
+        how = "confirmed winner" if confirmation is not None else "best single screening run"
     typer.echo(
         f"wrote {path}: trial {chosen.number} of study '{name}' ({how}; "
         f"val_accuracy {chosen.val_accuracy:.4f})"
     )
     if confirmation is not None:
         typer.echo(f"verdict: {confirmation.verdict}")
+
+
+def _study_of_run(run_id: str, tracking_uri: str, study: str | None) -> str:
+    """The study an MLflow run of cropsearch belongs to (its ``study`` tag)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from search.uris import check_tracking_uri
+
+    check_tracking_uri(tracking_uri)
+    try:
+        tags = MlflowClient(tracking_uri).get_run(run_id).data.tags
+    except MlflowException:
+        raise UserError(f"no run '{clip(run_id)}' in {redact(tracking_uri)}") from None
+    found = tags.get("study")
+    if found is None:
+        raise UserError(f"run '{clip(run_id)}' is not a cropsearch trial run (no study tag)")
+    if study is not None and study != found:
+        raise UserError(f"run '{clip(run_id)}' belongs to study '{found}', not '{clip(study)}'")
+    return found
+
+
+def _trial_of_run(run_id: str, study: str, records: Sequence[TrialRecord]) -> int:
+    """The trial number of the record that ``run_id`` logged."""
+    found = next((r for r in records if r.run_id == run_id), None)
+    if found is None:
+        raise UserError(f"run '{clip(run_id)}' is not a trial of study '{study}'")
+    return found.number
 
 
 @app.command()

@@ -181,3 +181,23 @@ def confirmation_plot(confirmation: Confirmation) -> Figure:
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def confusion_figure(classes: Sequence[str], matrix: np.ndarray) -> Figure:
+    """Confusion matrix: counts, rows true classes, columns predicted; shaded by row share."""
+    n = len(classes)
+    side = min(2.5 + 0.45 * n, 12)
+    fig, ax = plt.subplots(figsize=(side, side))
+    totals = np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    ax.imshow(matrix / totals, cmap="Blues", vmin=0, vmax=1)
+    if n <= 30:
+        for (row, col), count in np.ndenumerate(matrix):
+            share = count / totals[row, 0]
+            color = "white" if share > 0.5 else "black"
+            ax.text(col, row, str(count), ha="center", va="center", fontsize=7, color=color)
+    ax.set_xticks(range(n), [str(c)[:12] for c in classes], rotation=90, fontsize=7)
+    ax.set_yticks(range(n), [str(c)[:12] for c in classes], fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    return fig

@@ -35,6 +35,10 @@ class TrainResult:
     n_params: int = 0
     stopped: bool = False
     robustness: dict[str, float] = field(default_factory=dict)
+    #: Predicted class of each test sample (empty when stopped).
+    test_predictions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: The trained model's weights, in ``model.get_weights()`` order (empty when stopped).
+    weights: list[np.ndarray] = field(default_factory=list)
 
 
 def train_policy(
@@ -106,12 +110,12 @@ def train_policy(
             shuffle=True,
             verbose=0,
         )
-        val_loss, val_accuracy = model.evaluate(val_x, data.val.labels, batch_size=256, verbose=0)
+        val_scores = _scores(model, val_x)
         metrics = {
             "loss": float(fit.history["loss"][-1]),
             "accuracy": float(fit.history["accuracy"][-1]),
-            "val_loss": float(val_loss),
-            "val_accuracy": float(val_accuracy),
+            "val_loss": _loss(val_scores, data.val.labels),
+            "val_accuracy": _hits(val_scores, data.val.labels),
         }
         result.history.append(metrics)
         result.val_accuracy = metrics["val_accuracy"]
@@ -122,16 +126,33 @@ def train_policy(
     if resume is not None and resume.save_to is not None:
         save_state(model, result.history, resume.save_to)
     if not result.stopped:
-        result.test_accuracy = _accuracy(model, policy, data.test)
+        result.test_predictions = _scores(model, crop_samples(policy, data.test)).argmax(axis=1)
+        result.test_accuracy = float(np.mean(result.test_predictions == data.test.labels))
+        result.weights = model.get_weights()
         for name, boxes in (test_boxes or {}).items():
             result.robustness[name] = _robust_accuracy(model, policy, data.test, boxes, result)
     result.seconds = time.perf_counter() - start
     return result
 
 
+def _scores(model: keras.Model, crops: np.ndarray) -> np.ndarray:
+    """Class probabilities. ``predict`` rather than ``evaluate``: one traced function serves
+    the validation and test scores, and the test predictions are kept."""
+    return np.asarray(model.predict(crops, batch_size=256, verbose=0))
+
+
+def _hits(scores: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(scores.argmax(axis=1) == labels))
+
+
+def _loss(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Sparse categorical cross-entropy, clipped as Keras clips it."""
+    chosen = np.clip(scores[np.arange(len(labels)), labels], 1e-7, 1.0)
+    return float(np.mean(-np.log(chosen)))
+
+
 def _accuracy(model: keras.Model, policy: CropPolicy, samples: Samples) -> float:
-    crops = crop_samples(policy, samples)
-    return float(model.evaluate(crops, samples.labels, batch_size=256, verbose=0)[1])
+    return _hits(_scores(model, crop_samples(policy, samples)), samples.labels)
 
 
 def _robust_accuracy(

@@ -14,6 +14,7 @@ import numpy as np
 
 from search.background import Writes
 from search.config import TrainConfig
+from search.confusion import ClassReport
 from search.data import Dataset
 from search.policy import CropPolicy
 from search.record import Stage, TrialRecord
@@ -22,6 +23,7 @@ from search.tracking import Tracker, flat_params
 
 if TYPE_CHECKING:
     from search.continuation import Continuation
+    from search.train import TrainResult
 
 #: Samples drawn in each trial's crop-sample grid.
 GRID_SAMPLES = 8
@@ -104,6 +106,20 @@ def _log_crop_grid(setup: TrialSetup, data: Dataset, tracker: Tracker, run_id: s
     tracker.log_figure(run_id, grid, "crop_samples.png")
 
 
+def _log_trained(tracker: Tracker, run_id: str, result: TrainResult, data: Dataset) -> None:
+    """What a completed run leaves besides its scores: per-class test accuracy, the confusion
+    matrix (JSON and PNG) and the trained weights (for the winner's model)."""
+    from search.figures import confusion_figure
+    from search.winner_model import log_weights
+
+    report = ClassReport.of(result.test_predictions, data.test.labels, data.class_names)
+    tracker.log_metrics(run_id, report.metrics(), max(len(result.history) - 1, 0))
+    tracker.log_text(run_id, report.to_json(), "confusion_matrix.json")
+    figure = confusion_figure(report.classes, report.matrix)
+    tracker.log_figure(run_id, figure, "confusion_matrix.png")
+    log_weights(tracker, run_id, result.weights)
+
+
 def run_trial(
     setup: TrialSetup,
     data: Dataset,
@@ -147,6 +163,8 @@ def run_trial(
             setup.test_boxes,
             resume=resume,
         )
+        if not result.stopped:
+            writes.submit(_log_trained, tracker, run_id, result, data)
         writes.join()
     except BaseException as error:  # an interrupt too: the run must not stay RUNNING
         writes.join(raise_errors=False)

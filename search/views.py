@@ -44,8 +44,11 @@ def log_study_views(
     importances: Mapping[str, float],
     confirmation: Confirmation | None,
     attrs: Mapping[str, Any],
+    final: Sequence[TrialRecord] | None = None,
 ) -> None:
-    """Write (or overwrite) every study-level artifact and metric of the parent run."""
+    """Write (or overwrite) every study-level artifact and metric of the parent run. ``final``
+    (the confirmation runs, maybe none) marks the study's last write: the winner's own run then
+    gets the policy file and the trained model (:func:`log_winner`)."""
     from search.export import policy_document, policy_yaml
     from search.figures import (
         confirmation_plot,
@@ -104,7 +107,43 @@ def log_study_views(
             "verdict": confirmation.verdict[:5000],
             "mlflow.note.content": summary,
         }
+    if final is not None and chosen is not None:
+        uri = log_winner(tracker, chosen, final, data, confirmation, attrs)
+        if uri is not None:
+            tags["winner_model"] = uri
     if metrics:
         tracker.log_metrics(parent_id, metrics, len(records))
     if tags:
         tracker.set_tags(parent_id, tags)
+
+
+def log_winner(
+    tracker: Tracker,
+    chosen: TrialRecord,
+    confirm_records: Sequence[TrialRecord],
+    data: Dataset,
+    confirmation: Confirmation | None,
+    attrs: Mapping[str, Any],
+) -> str | None:
+    """Give the chosen trial's run the exported policy file (``policy.yaml``) and the trained
+    model with the crop layer in front; returns the model's URI (None when no run kept the
+    weights). With a confirmation, the model is the one its first confirmation seed trained
+    (on the full training split); else the search trial's own."""
+    from search.export import policy_document, policy_yaml
+    from search.winner_model import log_winner_model
+
+    if chosen.run_id is None:
+        return None
+    tracker.log_text(
+        chosen.run_id, policy_yaml(policy_document(chosen, attrs, confirmation)), "policy.yaml"
+    )
+    source = chosen.run_id
+    if confirmation is not None:
+        trained = {
+            r.train.seed: r.run_id
+            for r in confirm_records
+            if r.number == chosen.number and r.state == "complete" and r.run_id is not None
+        }
+        source = next((trained[s] for s in confirmation.seeds if s in trained), source)
+    policy, config = chosen.crop_policy, chosen.train
+    return log_winner_model(tracker, chosen.run_id, policy, config, data.n_classes, source)

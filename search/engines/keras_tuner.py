@@ -266,7 +266,10 @@ class KerasTunerSearch:
         """Write the study-level views to the parent run (and mark it finished)."""
         records = self.records.search_records()
         attrs = {k: v for k, v in self.records.attrs().items() if not k.startswith("confirm")}
-        log_study_views(self.tracker, self.parent_id, records, self.data, {}, confirmation, attrs)
+        final = self.records.confirm_records() if close else None
+        log_study_views(
+            self.tracker, self.parent_id, records, self.data, {}, confirmation, attrs, final
+        )
         if close:
             self.tracker.end_run(self.parent_id, "complete", {"n_trials": str(len(records))})
 
