@@ -25,6 +25,9 @@ class TrainConfig(BaseModel):
     #: The network: None for the built-in compact CNN, else a user's ``module:attr``
     #: (a keras-tuner HyperModel or ``build(hp)`` callable; ``search.model``).
     model: str | None = Field(None, max_length=200)
+    #: Values of the network's own hyperparameters (a user model's ``hp.Int("units", ...)``),
+    #: as keras-tuner chose them; empty: each takes its default.
+    model_hp: dict[str, int | float | str | bool] = Field(default_factory=dict, max_length=100)
 
 
 #: Training fields a space may search or fix (epochs and seed are run options).

@@ -85,11 +85,13 @@ def load_hypermodel(spec: str) -> Any:
 
 
 def hyperparameters(config: TrainConfig) -> keras_tuner.HyperParameters:
-    """``HyperParameters`` holding the trial's training settings as fixed values, so a
-    model's ``hp.Int("width", ...)`` returns the trial's width."""
+    """``HyperParameters`` holding the trial's training settings and model hyperparameters as
+    fixed values, so a model's ``hp.Int("width", ...)`` returns the trial's width."""
     hp = keras_tuner.HyperParameters()
     for name in ("width", "depth", "learning_rate"):
         hp.Fixed(name, getattr(config, name))
+    for name, value in config.model_hp.items():
+        hp.Fixed(name, value)
     return hp
 
 

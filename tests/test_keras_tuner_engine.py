@@ -204,3 +204,15 @@ def test_a_trial_keras_tuner_fails_quietly_is_named(
     assert code == 0, output
     assert "trial 1 failed: ValueError: no such crop" in output
     assert "Traceback" not in err.getvalue()
+
+
+def test_keras_tuner_searches_a_user_model_s_own_hyperparameters(tmp_path: Path) -> None:
+    args = [*search_args(tmp_path, "h", trials=4), "--model", "user_models:TinyNet"]
+    code, output = _run([*args, "--engine", "keras-tuner", "--algorithm", "random"])
+    assert code == 0, output
+    children = _children(f"sqlite:///{tmp_path}/mlflow.db", "h")
+    units = [int(child.data.params["train.model_hp.units"]) for child in children]
+    assert all(u in (4, 8, 12, 16) for u in units)
+    assert len(set(units)) > 1  # searched, not left at the default 8
+    for child, u in zip(children, units, strict=True):  # the network was built with them
+        assert child.data.metrics["n_params"] == 3 * 3 * 3 * u + u + u * 6 + 6

@@ -26,7 +26,7 @@ from typing import Any
 
 import keras_tuner
 
-from search.config import TrainConfig, derive_seed
+from search.config import SEARCHABLE_TRAIN_FIELDS, TrainConfig, derive_seed
 from search.confirm import Confirmation, ConfirmPlan, confirm
 from search.continuation import Continuation, load_history
 from search.data import Dataset
@@ -141,6 +141,7 @@ class KerasTunerSearch:
             max_failures=max(options.trials or 0, 1) + done + 1,
         )
         self.tuner = _Tuner(self, oracle, self.root)
+        self.model_hp = self._declare_model_hyperparameters()
         self._started = time.monotonic()
         self._finished = 0
         #: With --timeout, trials start until this many seconds; the rest is confirmation's.
@@ -184,6 +185,29 @@ class KerasTunerSearch:
             self.views(confirmation or self.records.confirmation(), close=True)
         return confirmation
 
+    def _declare_model_hyperparameters(self) -> dict[str, Any]:
+        """A user's ``--model`` declares its own hyperparameters when built (``hp.Int``, ...):
+        build it once on the oracle's space, as keras-tuner's own tuners do, so the oracle
+        searches them with the policy; returns their defaults by name."""
+        if self.options.model is None:
+            return {}
+        from search.model import build_network
+
+        space = self.tuner.oracle.get_space()
+        known = {h.name for h in space.space}
+        policy, _ = split_values(self.space.baseline(), TrainConfig())
+        build_network(self.options.model, (*policy.size, 3), self.data.n_classes, space)
+        self.tuner.oracle.update_space(space)
+        return {h.name: h.default for h in space.space if h.name not in known}
+
+    def _model_settings(self, values: dict[str, Any], config: TrainConfig) -> TrainConfig:
+        """The model's own hyperparameter values of a trial: a training field
+        (``learning_rate``, ...) sets it, the others are kept as ``model_hp``."""
+        chosen = {k: v for k, v in values.items() if k in self.model_hp}
+        fields = {k: v for k, v in chosen.items() if k in SEARCHABLE_TRAIN_FIELDS}
+        extra = {k: v for k, v in chosen.items() if k not in SEARCHABLE_TRAIN_FIELDS}
+        return config.model_copy(update={**fields, "model_hp": extra}) if chosen else config
+
     def checkpoint(self, trial_id: str) -> Path:
         """Where Hyperband keeps a trial's model for its continuation."""
         return self.root / self.name / "checkpoints" / trial_id
@@ -196,12 +220,15 @@ class KerasTunerSearch:
         parent = hp.values.get("tuner/trial_id")
         parent_record = self._record(int(parent)) if parent is not None else None
         baseline = number == 0 or bool(parent_record and parent_record.baseline)
-        if baseline and "kind" in self.space.spec.params:  # the oracle learns what ran
-            hp.values["kind"] = "full"
+        if baseline:  # the full image on the model's defaults; the oracle learns what ran
+            hp.values.update(self.model_hp)
+            if "kind" in self.space.spec.params:
+                hp.values["kind"] = "full"
         values = self.space.baseline() if baseline else self.space.values_from(hp.values)
         epochs = int(hp.values.get("tuner/epochs", self.options.epochs))
         base = TrainConfig(epochs=epochs, seed=self.train_seed, model=self.options.model)
         policy, config = split_values(values, base)
+        config = self._model_settings(hp.values, config)
         resume = None
         if self.algorithm == "hyperband":
             load_from = self.checkpoint(parent) if parent is not None else None
