@@ -24,6 +24,10 @@ class Writes:
         """Queue ``call(*args)``."""
         self._pending.append(self._pool.submit(call, *args))
 
+    def idle(self) -> bool:
+        """Nothing queued is still running."""
+        return all(future.done() for future in self._pending)
+
     def join(self, raise_errors: bool = True) -> None:
         """Wait for every queued call; re-raise the first error unless ``raise_errors`` is
         False. The thread ends: nothing more may be submitted."""

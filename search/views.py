@@ -4,9 +4,11 @@ records."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from search.background import Writes
 from search.confirm import Confirmation
 from search.data import Dataset
 from search.record import TrialRecord
@@ -24,6 +26,8 @@ from search.tracking import Tracker
 Printer = Callable[[str], None]
 #: Validation samples shown in the best-vs-baseline gallery.
 GALLERY_SAMPLES = 8
+#: Seconds between refreshes of the parent run's views during a search.
+REFRESH_SECONDS = 30.0
 
 
 def chosen_record(
@@ -147,3 +151,32 @@ def log_winner(
         source = next((trained[s] for s in confirmation.seeds if s in trained), source)
     policy, config = chosen.crop_policy, chosen.train
     return log_winner_model(tracker, chosen.run_id, policy, config, data.n_classes, source)
+
+
+class ViewRefresh:
+    """Rewrites the parent run's views while a study runs, so a running search is browsable:
+    at most once every ``interval`` seconds, on a background thread (off the training path);
+    :meth:`join` waits for a write in progress, before the final views."""
+
+    def __init__(self, interval: float | None = None) -> None:
+        self.interval = REFRESH_SECONDS if interval is None else interval
+        self._last = time.monotonic()
+        self._writes: Writes | None = None
+
+    def maybe(self, write: Callable[[], None]) -> bool:
+        """Start ``write`` unless one ran less than ``interval`` seconds ago or is running."""
+        now = time.monotonic()
+        if now - self._last < self.interval or (self._writes and not self._writes.idle()):
+            return False
+        self._last = now
+        self.join()
+        self._writes = Writes()
+        self._writes.submit(write)
+        return True
+
+    def join(self) -> None:
+        """Wait for the write in progress (its error, if any, is dropped: the final views
+        are written again)."""
+        if self._writes is not None:
+            self._writes.join(raise_errors=False)
+            self._writes = None

@@ -47,7 +47,7 @@ from search.report import progress_line
 from search.space import Space, split_values
 from search.tracking import Tracker
 from search.trial import TrialSetup, run_trial
-from search.views import Printer, log_study_views
+from search.views import Printer, ViewRefresh, log_study_views
 
 ENGINE = "keras-tuner"
 #: Hyperband's reduction factor (keras-tuner's default).
@@ -144,6 +144,7 @@ class KerasTunerSearch:
         self.model_hp = self._declare_model_hyperparameters()
         self._started = time.monotonic()
         self._finished = 0
+        self.refresh = ViewRefresh()
         #: With --timeout, trials start until this many seconds; the rest is confirmation's.
         self._deadline = None if options.timeout is None else options.timeout * (1 - CONFIRM_SHARE)
 
@@ -273,6 +274,7 @@ class KerasTunerSearch:
         left = elapsed / self._finished * (total - self._finished) if total else None
         records = self.records.search_records()
         self.echo(progress_line(record, records, self._finished, total, elapsed, left))
+        self.refresh.maybe(lambda: self.views(None))
         if self._deadline is not None and elapsed >= self._deadline:
             self.tuner.oracle.max_trials = len(self.tuner.oracle.trials)  # no new trial
 
@@ -291,6 +293,8 @@ class KerasTunerSearch:
 
     def views(self, confirmation: Confirmation | None, close: bool = False) -> None:
         """Write the study-level views to the parent run (and mark it finished)."""
+        if close:
+            self.refresh.join()
         records = self.records.search_records()
         attrs = {k: v for k, v in self.records.attrs().items() if not k.startswith("confirm")}
         final = self.records.confirm_records() if close else None

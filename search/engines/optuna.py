@@ -38,7 +38,7 @@ from search.space import Space, split_values
 from search.stores import created_once
 from search.tracking import Tracker
 from search.trial import TrialSetup, reuse_trial, run_trial
-from search.views import Printer, log_study_views
+from search.views import Printer, ViewRefresh, log_study_views
 
 ENGINE = "optuna"
 #: Record key in a trial's ``user_attrs``.
@@ -391,6 +391,7 @@ class OptunaSearch:
         self.shared = False
         self._started = time.monotonic()
         self._finished = 0
+        self.refresh = ViewRefresh()
         self._deadline: float | None = None
 
     def _check_resume(self) -> None:
@@ -594,9 +595,12 @@ class OptunaSearch:
         left = min(estimates) if estimates else None
         records = self.records.search_records()
         self.echo(progress_line(record, records, done, self.options.trials, elapsed, left))
+        self.refresh.maybe(lambda: self.views(None))
 
     def views(self, confirmation: Confirmation | None, close: bool = False) -> None:
         """Write the study-level views to the parent run (and mark it finished)."""
+        if close:
+            self.refresh.join()
         records = self.records.search_records()
         log_study_views(
             self.tracker,
@@ -606,6 +610,7 @@ class OptunaSearch:
             param_importances(self.study),
             confirmation,
             study_attrs(self.study),
+            final=self.records.confirm_records() if close else None,
         )
         if close:
             self.tracker.end_run(
