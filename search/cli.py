@@ -299,6 +299,9 @@ def search(
         print_confirmation(confirmation)
     typer.echo(f"done in {time.monotonic() - started:.0f}s")
     typer.echo(f"export the winner:  cropsearch export --study {run.name} -o best_policy.yaml")
+    model = run.tracker.client.get_run(run.parent_id).data.tags.get("winner_model")
+    if model is not None:
+        typer.echo(f"winner model:       mlflow.keras.load_model({model!r})")
     typer.echo("browse the runs:    cropsearch ui")
 
     if best_record(records) is None:

@@ -6,6 +6,7 @@ import re
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import REPO
 
@@ -33,7 +34,7 @@ def test_readme_policy_snippets_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     for line in commands:
         assert main(shlex.split(line)[1:]) == 0, line
     python = _blocks("python")
-    assert len(python) == 2
+    assert len(python) == 3
     namespace: dict[str, object] = {}
     for block in python:
         exec(compile(block, "README.md", "exec"), namespace)
@@ -41,3 +42,6 @@ def test_readme_policy_snippets_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert (tmp_path / "train_crops" / "manifest.csv").exists()
     assert (tmp_path / "cropped_cnn.keras").exists()
     assert namespace["probabilities"].shape == (64, 6)  # type: ignore[attr-defined]
+    scores = namespace["scores"]  # the winner model from MLflow, on the test split
+    assert scores.shape == (64, 6)  # type: ignore[attr-defined]
+    assert np.allclose(scores.sum(axis=1), 1.0, atol=1e-4)  # type: ignore[attr-defined]
