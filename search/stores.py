@@ -9,8 +9,9 @@ created and only open it. Use it around the first open of a store::
     with created_once(storage):
         study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
 
-Network databases (PostgreSQL, MySQL) and tracking servers are left to their own locking:
-the lock only applies to sqlite files (other URLs pass straight through).
+On PostgreSQL the same block runs under a session advisory lock of that database, so two
+processes opening a fresh database together do not race on its tables either. Other stores
+(MySQL, tracking servers) pass straight through.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import fcntl
 import os
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,6 +51,10 @@ def created_once(url: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         StoreLockError: the lock stayed taken for ``timeout`` seconds.
     """
     prefer_psycopg()  # plain postgresql:// URLs work with psycopg 3 alone
+    if url.startswith("postgresql"):
+        with _advisory_lock(url, timeout):
+            yield
+        return
     lock = lock_path(url)
     if lock is None:
         yield
@@ -74,3 +80,36 @@ def created_once(url: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
             fcntl.flock(descriptor, fcntl.LOCK_UN)
     finally:
         os.close(descriptor)
+
+
+#: Advisory lock key of store creation (any 64-bit number other tools are unlikely to use).
+_ADVISORY_KEY = zlib.crc32(b"cropsearch.created_once")
+
+
+@contextlib.contextmanager
+def _advisory_lock(url: str, timeout: float) -> Iterator[None]:
+    """Hold PostgreSQL's session advisory lock :data:`_ADVISORY_KEY` in the database of ``url``."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 10})
+    try:
+        with engine.connect() as connection:
+            deadline = time.monotonic() + timeout
+            take = sqlalchemy.text("SELECT pg_try_advisory_lock(:key)")
+            while not connection.execute(take, {"key": _ADVISORY_KEY}).scalar():
+                if time.monotonic() > deadline:
+                    raise StoreLockError(
+                        f"{redact(url)}: another process has been creating this store for "
+                        f"{timeout:.0f}s (advisory lock {_ADVISORY_KEY}); is it stuck?"
+                    )
+                time.sleep(_POLL)
+            connection.commit()
+            try:
+                yield
+            finally:
+                unlock = sqlalchemy.text("SELECT pg_advisory_unlock(:key)")
+                connection.execute(unlock, {"key": _ADVISORY_KEY})
+                connection.commit()
+    finally:
+        engine.dispose()

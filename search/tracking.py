@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from search.names import check_study_name
@@ -58,20 +59,48 @@ class Tracker:
             else:
                 root = artifact_root(tracking_uri)  # the name is a folder name: stays inside
                 location = f"{root}/{check_study_name(experiment)}" if root else None
-                self.experiment_id = self.client.create_experiment(
-                    experiment, artifact_location=location
-                )
+                try:
+                    self.experiment_id = self.client.create_experiment(
+                        experiment, artifact_location=location
+                    )
+                except MlflowException as error:  # a server: another process was first
+                    again = self.client.get_experiment_by_name(experiment)
+                    if error.error_code != "RESOURCE_ALREADY_EXISTS" or again is None:
+                        raise
+                    self.experiment_id = again.experiment_id
 
     def start_parent(self, name: str, params: Mapping[str, Any], run_id: str | None = None) -> str:
-        """The study's parent run: resumed when ``run_id`` names one, else created."""
+        """The study's parent run: resumed when ``run_id`` names one, else the running parent
+        another process has just created for the study, else a new one.
+
+        Processes started together may each create one (a tracking server has no lock to
+        share): each then keeps the earliest running parent and deletes its own if it is not
+        that one, so one parent run remains."""
         if run_id is not None:
             self.client.update_run(run_id, status="RUNNING")
             return run_id
-        run = self.client.create_run(
-            self.experiment_id, run_name=name, tags={"cropsearch.role": "study"}
+        with created_once(self.tracking_uri):  # sqlite and PostgreSQL stores: exact
+            found = self._running_parents()
+            if found:
+                return found[0]
+            mine = self.client.create_run(
+                self.experiment_id, run_name=name, tags={"cropsearch.role": "study"}
+            ).info.run_id
+            self._log_params(mine, params)
+        first = self._running_parents()[0]
+        if first != mine:
+            self.client.delete_run(mine)
+        return first
+
+    def _running_parents(self) -> list[str]:
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string="tags.`cropsearch.role` = 'study' and attributes.status = 'RUNNING'",
+            max_results=100,
         )
-        self._log_params(run.info.run_id, params)
-        return run.info.run_id
+        return [
+            r.info.run_id for r in sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+        ]
 
     def start_trial(
         self,
@@ -160,6 +189,9 @@ def flat_params(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """``{"size": [48, 48]}`` -> ``{"prefix.size": "48x48"}`` for readable MLflow params."""
     out = {}
     for key, value in values.items():
+        if isinstance(value, Mapping):
+            out.update(flat_params(f"{prefix}{key}.", value))
+            continue
         text = "x".join(str(v) for v in value) if isinstance(value, list | tuple) else value
         out[f"{prefix}{key}"] = text
     return out

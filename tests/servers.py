@@ -3,6 +3,9 @@
 PostgreSQL: ``initdb`` + ``pg_ctl`` in a temporary folder on a free port (as the ``postgres``
 user when the tests run as root: ``initdb`` refuses root), trust authentication, listening on
 127.0.0.1 only. ``.ci/run`` installs the ``postgresql`` package when the binaries are missing.
+
+Module-scoped fixtures ``cluster`` (the PostgreSQL server) and ``tracking`` (an ``mlflow
+server`` URI backed by it): import ``cluster_fixture, tracking_fixture`` into a test module.
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -144,3 +150,23 @@ def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
             os.killpg(process.pid, 9)
             process.wait()
         log.close()
+
+
+@pytest.fixture(scope="module", name="cluster")
+def cluster_fixture() -> Iterator[Postgres]:
+    """A fresh PostgreSQL cluster (its folder under /tmp: the postgres user must reach it)."""
+    folder = Path(tempfile.mkdtemp(prefix="cropsearch-pg-"))
+    try:
+        with postgres(folder) as server:
+            yield server
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", name="tracking")
+def tracking_fixture(cluster: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``mlflow server`` with its runs in the cluster's ``mlflow`` database."""
+    cluster.create_database("mlflow")
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    with mlflow_server(cluster.url("mlflow", "postgresql+psycopg"), artifacts) as uri:
+        yield uri

@@ -6,40 +6,17 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import search_args
-from servers import Postgres, mlflow_server, postgres
+from servers import Postgres, cluster_fixture, tracking_fixture  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow  # starts PostgreSQL and an MLflow server, trains 2 tiny trials
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Postgres]:
-    """A fresh PostgreSQL cluster (its folder under /tmp: the postgres user must reach it)."""
-    folder = Path(tempfile.mkdtemp(prefix="cropsearch-pg-"))
-    try:
-        with postgres(folder) as server:
-            yield server
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def tracking(cluster: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``mlflow server`` with its runs in the cluster's ``mlflow`` database."""
-    cluster.create_database("mlflow")
-    artifacts = tmp_path_factory.mktemp("artifacts")
-    with mlflow_server(cluster.url("mlflow", "postgresql+psycopg"), artifacts) as uri:
-        yield uri
 
 
 def _cli(args: list[str]) -> tuple[int, str]:

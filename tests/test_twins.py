@@ -12,7 +12,7 @@ from typing import Any
 
 import optuna
 import pytest
-from conftest import REPO, TINY_DATA
+from conftest import TINY_DATA
 from optuna.trial import TrialState
 
 import search.engines.optuna as engine
@@ -40,7 +40,9 @@ def search(tmp_path: Path) -> OptunaSearch:
         tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
         confirm=False,
     )
-    space = Space.load(REPO / "spaces" / "default.yaml")
+    path = tmp_path / "space.yaml"  # no kind besides the full image: the baseline is the anchor
+    path.write_text("params:\n  kind: {type: categorical, choices: [full]}\n")
+    space = Space.load(path)
     return OptunaSearch(load_dataset(TINY_DATA), space, options, echo=lambda line: None)
 
 
@@ -74,8 +76,8 @@ def test_a_trial_waits_for_its_running_twin_and_reuses_its_result(
     monkeypatch.setattr(engine, "TWIN_POLL_SECONDS", 0.05)
     lines: list[str] = []
     search.echo = lines.append
-    for _ in range(2):  # the same configuration twice (as a retry or a re-sampled point is)
-        search.study.enqueue_trial({}, user_attrs={"baseline": True})
+    assert [t.state for t in search.study.trials] == [TrialState.WAITING]  # queued at creation
+    search.study.enqueue_trial({}, user_attrs={"baseline": True})  # the same again, as a retry
     first = threading.Thread(target=search.study.optimize, args=(search.objective,),
                              kwargs={"n_trials": 1})  # fmt: skip
     first.start()

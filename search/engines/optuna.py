@@ -9,6 +9,7 @@ import os
 import socket
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -111,13 +112,16 @@ def open_study(
     pruner: Pruner = "median",
     algorithm: str = "tpe",
     space: Space | None = None,
+    anchors: Sequence[Mapping[str, Any]] = (),
 ) -> optuna.Study:
     """Create the study, or load it (resume by name). The sampler's seed is derived from
-    ``seed`` and the number of trials already run, so a resumed study samples new points."""
+    ``seed`` and the number of trials already run, so a resumed study samples new points.
+    A new study gets ``anchors`` queued (the first one as the baseline), once: the creation
+    lock is held, so processes started together on a fresh store do not queue them twice."""
     check_study_name(name)
     # Optuna logs each failed trial with its traceback; the search prints its own line.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    with created_once(storage):  # a fresh sqlite file is created by one process only
+    with created_once(storage):  # created (and its anchors queued) by one process only
         study = optuna.create_study(
             study_name=name,
             storage=_with_heartbeat(storage),
@@ -126,6 +130,10 @@ def open_study(
             pruner=_pruner(pruner, n_anchors, epochs),
             load_if_exists=True,
         )
+        if anchors and not study.get_trials(deepcopy=False):
+            study.enqueue_trial({}, user_attrs={"baseline": True})
+            for values in anchors[1:]:
+                study.enqueue_trial(dict(values), skip_if_exists=True)
     study.sampler = _sampler(sampler_seed(seed, len(study.trials)), algorithm, space)
     return study
 
@@ -358,6 +366,7 @@ class OptunaSearch:
             options.pruner,
             options.algorithm or "tpe",
             space,
+            anchors=self.anchors,
         )
         self.records = OptunaRecords(self.study)
         self._check_resume()

@@ -1,0 +1,148 @@
+"""Faults survived, through the real CLI in subprocesses: Ctrl-C of a search on PostgreSQL, two
+searches started in the same second on a fresh store, PostgreSQL restarted during a search.
+Each ends with ``cropsearch status`` reporting that Optuna and MLflow agree."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import REPO
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+from servers import Postgres, cluster_fixture, tracking_fixture  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.slow  # PostgreSQL, an MLflow server, and searches in subprocesses
+
+DATA = "shapes:train=200,val=48,test=48"
+
+
+def _search(study: str, storage: str, tracking: str, trials: int, epochs: int = 1) -> list[str]:
+    return [
+        sys.executable, "-m", "search.cli", "search", "--data", DATA,
+        "--space", str(REPO / "spaces" / "default.yaml"), "--trials", str(trials),
+        "--epochs", str(epochs), "--study", study, "--storage", storage,
+        "--tracking-uri", tracking, "--no-confirm",
+    ]  # fmt: skip
+
+
+def _start(command: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
+
+
+def _status(study: str, storage: str, tracking: str) -> tuple[int, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "search.cli", "status", "--study", study,
+         "--storage", storage, "--tracking-uri", tracking],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return done.returncode, done.stdout + done.stderr
+
+
+def _training(storage: str, study: str, process: subprocess.Popen[str], least: int = 0) -> int:
+    """Wait until ``process`` trains a trial numbered ``least`` or more (its run noted)."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            trials = optuna.load_study(study_name=study, storage=storage).get_trials()
+        except KeyError:  # not created yet
+            trials = []
+        for trial in trials:
+            if (
+                trial.state == TrialState.RUNNING
+                and trial.number >= least
+                and "mlflow_run_id" in trial.user_attrs
+            ):
+                return trial.number
+        time.sleep(0.1)
+    pytest.fail("no trial started training")
+
+
+def _runs(tracking: str, study: str) -> list[object]:
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name(study)
+    assert experiment is not None
+    return list(client.search_runs([experiment.experiment_id], max_results=1000))
+
+
+def test_ctrl_c_of_a_search_on_postgresql(cluster: Postgres, tracking: str) -> None:
+    storage = cluster.create_database("interrupted")
+    search = _start(_search("interrupted", storage, tracking, trials=4, epochs=2))
+    _training(storage, "interrupted", search)
+    search.send_signal(signal.SIGINT)
+    _, err = search.communicate(timeout=120)
+    assert search.returncode == 130, err
+    tensorflow = ("absl::InitializeLog", "oneDNN")  # its start-up lines, written below Python
+    ours = [s for s in err.splitlines() if s.strip() and not any(t in s for t in tensorflow)]
+    assert ours == ["interrupted (SIGINT): the running trial is marked failed"], err
+    study = optuna.load_study(study_name="interrupted", storage=storage)
+    assert TrialState.RUNNING not in [t.state for t in study.trials]
+    assert TrialState.FAIL in [t.state for t in study.trials]
+    runs = _runs(tracking, "interrupted")
+    assert "RUNNING" not in [r.info.status for r in runs]  # type: ignore[attr-defined]
+    code, output = _status("interrupted", storage, tracking)
+    assert code == 0 and output.strip().endswith("Optuna and MLflow agree"), output
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_two_searches_started_together_on_a_fresh_store(
+    cluster: Postgres, store: str, tmp_path: Path
+) -> None:
+    if store == "sqlite":
+        storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    else:  # fresh databases: both processes create the tables of Optuna and MLflow
+        storage = cluster.create_database("together_optuna")
+        tracking = cluster.create_database("together_mlflow")
+    command = _search("together", storage, tracking, trials=2)
+    first, second = _start(command), _start(command)
+    for process in (first, second):
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-3000:]
+        assert "Traceback" not in err
+    study = optuna.load_study(study_name="together", storage=storage)
+    assert sum(bool(t.user_attrs.get("baseline")) for t in study.trials) == 1
+    queued = [repr(t.system_attrs["fixed_params"]) for t in study.trials
+              if "fixed_params" in t.system_attrs]  # fmt: skip
+    assert len(queued) == len(set(queued)) == 6  # the baseline and 5 anchors, once each
+    started = [t for t in study.trials if t.state != TrialState.WAITING]
+    assert len(started) == 4 and {t.state for t in started} <= {
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+    }
+    runs = _runs(tracking, "together")
+    parents = [r for r in runs if r.data.tags.get("cropsearch.role") == "study"]  # type: ignore[attr-defined]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"  # type: ignore[attr-defined]
+    assert study.user_attrs["mlflow_parent_run_id"] == parents[0].info.run_id  # type: ignore[attr-defined]
+    code, output = _status("together", storage, tracking)
+    assert code == 0 and output.strip().endswith("Optuna and MLflow agree"), output
+
+
+def test_a_postgresql_restart_during_a_search_loses_nothing(
+    cluster: Postgres, tracking: str
+) -> None:
+    """Last in this module: it restarts the shared cluster (the MLflow server's too)."""
+    storage = cluster.create_database("restarted_search")
+    search = _start(_search("restarted_search", storage, tracking, trials=4, epochs=2))
+    _training(storage, "restarted_search", search, least=1)
+    cluster.stop()
+    time.sleep(5)
+    cluster.start()
+    _, err = search.communicate(timeout=600)
+    assert search.returncode == 0, err[-3000:]
+    study = optuna.load_study(study_name="restarted_search", storage=storage)
+    started = [t for t in study.trials if t.state != TrialState.WAITING]
+    assert len(started) == 4
+    assert {t.state for t in started} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert all("record" in t.user_attrs for t in started)  # every finished trial kept
+    runs = _runs(tracking, "restarted_search")
+    assert "RUNNING" not in [r.info.status for r in runs]  # type: ignore[attr-defined]
+    code, output = _status("restarted_search", storage, tracking)
+    assert code == 0 and output.strip().endswith("Optuna and MLflow agree"), output
