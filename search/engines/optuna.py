@@ -456,6 +456,8 @@ class OptunaSearch:
         return time.monotonic() - self._started
 
     def _optimize(self, n_trials: int | None, timeout: float | None) -> None:
+        import search.train  # noqa: F401  TensorFlow loads (~6 s) before a trial's clock starts
+
         self.study.optimize(
             self.objective,
             n_trials=n_trials,
