@@ -69,70 +69,87 @@ def train_policy(
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     train = data.train if train_index is None else data.train.take(np.sort(train_index))
-    train_canvas = tf.convert_to_tensor(train.images)
-    val_x = crop_samples(policy, data.val)
-    span = config.epochs if resume is None else max(resume.schedule_epochs, config.epochs)
-    steps = span * math.ceil(len(train) / config.batch_size)
-    if config.model is not None:  # a user's network (search.model): built and compiled anew
-        model = compiled_network(config, (*policy.size, 3), data.n_classes, steps)
-    else:
-        # Same initial weights and optimizer state as a newly built model; traced functions kept.
-        model = compiled_model(
-            (*policy.size, 3),
-            data.n_classes,
-            config.width,
-            config.depth,
-            config.learning_rate,
-            steps,
-            reuse=reuse_model,
-        )
-    result = TrainResult(n_params=model.count_params())
-    first = 0
-    if resume is not None and resume.load_from is not None:
-        load_state(model, resume.load_from)
-        first, result.history = resume.initial_epoch, list(resume.history)
-    # Each epoch's crops (keyed by seed, epoch, index: order-free) are cut on a side thread
-    # while the previous epoch trains.
-    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cropsearch-crops")
-    next_x = ahead.submit(crop_samples, policy, train, True, config.seed, first, train_canvas)
-    for epoch in range(first, config.epochs):
-        train_x = next_x.result()
-        if epoch + 1 < config.epochs:
-            next_x = ahead.submit(
-                crop_samples, policy, train, True, config.seed, epoch + 1, train_canvas
+    train_canvas = _canvas(data.train.images, train_index, train.images)
+    # Crops (train ones keyed by seed, epoch, index: order-free) are cut on a side thread:
+    # validation and test while the model is set up, each epoch's while the previous trains.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cropsearch-crops") as ahead:
+        first = 0 if resume is None or resume.load_from is None else resume.initial_epoch
+        next_x = ahead.submit(crop_samples, policy, train, True, config.seed, first, train_canvas)
+        val_crops = ahead.submit(crop_samples, policy, data.val)
+        test_crops = ahead.submit(crop_samples, policy, data.test)
+        span = config.epochs if resume is None else max(resume.schedule_epochs, config.epochs)
+        steps = span * math.ceil(len(train) / config.batch_size)
+        if config.model is not None:  # a user's network (search.model): built and compiled anew
+            model = compiled_network(config, (*policy.size, 3), data.n_classes, steps)
+        else:
+            # The initial weights and optimizer state of a new model; traced functions kept.
+            model = compiled_model(
+                (*policy.size, 3),
+                data.n_classes,
+                config.width,
+                config.depth,
+                config.learning_rate,
+                steps,
+                reuse=reuse_model,
             )
-        fit = model.fit(
-            train_x,
-            train.labels,
-            batch_size=config.batch_size,
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            shuffle=True,
-            verbose=0,
-        )
-        val_scores = _scores(model, val_x)
-        metrics = {
-            "loss": float(fit.history["loss"][-1]),
-            "accuracy": float(fit.history["accuracy"][-1]),
-            "val_loss": _loss(val_scores, data.val.labels),
-            "val_accuracy": _hits(val_scores, data.val.labels),
-        }
-        result.history.append(metrics)
-        result.val_accuracy = metrics["val_accuracy"]
-        if on_epoch is not None and on_epoch(epoch, metrics):
-            result.stopped = True
-            break
-    ahead.shutdown(wait=True, cancel_futures=True)
+        result = TrainResult(n_params=model.count_params())
+        if resume is not None and resume.load_from is not None:
+            load_state(model, resume.load_from)
+            result.history = list(resume.history)
+        val_x = val_crops.result()
+        for epoch in range(first, config.epochs):
+            train_x = next_x.result()
+            if epoch + 1 < config.epochs:
+                next_x = ahead.submit(
+                    crop_samples, policy, train, True, config.seed, epoch + 1, train_canvas
+                )
+            fit = model.fit(
+                train_x,
+                train.labels,
+                batch_size=config.batch_size,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                shuffle=True,
+                verbose=0,
+            )
+            val_scores = _scores(model, val_x)
+            metrics = {
+                "loss": float(fit.history["loss"][-1]),
+                "accuracy": float(fit.history["accuracy"][-1]),
+                "val_loss": _loss(val_scores, data.val.labels),
+                "val_accuracy": _hits(val_scores, data.val.labels),
+            }
+            result.history.append(metrics)
+            result.val_accuracy = metrics["val_accuracy"]
+            if on_epoch is not None and on_epoch(epoch, metrics):
+                result.stopped = True
+                break
+        test_x = test_crops.result()
+        ahead.shutdown(wait=True, cancel_futures=True)  # a pruned trial's next crops
     if resume is not None and resume.save_to is not None:
         save_state(model, result.history, resume.save_to)
     if not result.stopped:
-        result.test_predictions = _scores(model, crop_samples(policy, data.test)).argmax(axis=1)
+        result.test_predictions = _scores(model, test_x).argmax(axis=1)
         result.test_accuracy = float(np.mean(result.test_predictions == data.test.labels))
         result.weights = model.get_weights()
         for name, boxes in (test_boxes or {}).items():
             result.robustness[name] = _robust_accuracy(model, policy, data.test, boxes, result)
     result.seconds = time.perf_counter() - start
     return result
+
+
+_CANVAS: list[tuple[np.ndarray, bytes | None, tf.Tensor]] = []
+
+
+def _canvas(images: np.ndarray, index: np.ndarray | None, chosen: np.ndarray) -> tf.Tensor:
+    """The training images as one tensor, converted once for the trials of a process that
+    train on the same split (and subset)."""
+    key = None if index is None else np.sort(index).tobytes()
+    if _CANVAS and _CANVAS[0][0] is images and _CANVAS[0][1] == key:
+        return _CANVAS[0][2]
+    tensor = tf.convert_to_tensor(chosen)
+    _CANVAS[:] = [(images, key, tensor)]
+    return tensor
 
 
 def _scores(model: keras.Model, crops: np.ndarray) -> np.ndarray:
