@@ -145,6 +145,22 @@ def test_a_winner_that_needs_exact_boxes_is_flagged() -> None:
     assert "iou0.5" not in rows  # only the levels that were measured
 
 
+def test_a_winner_below_the_baseline_even_with_exact_boxes_is_not_said_to_need_them() -> None:
+    seeds = [1, 2]
+    runs = confirm_runs({0: [0.6, 0.6], 1: [0.7, 0.7]}, seeds)
+    runs = [  # the crop wins on validation, loses on test with every box
+        r.model_copy(update={"test_accuracy": 0.5, "robustness": {"iou0.75": 0.5}})
+        if r.number
+        else r.model_copy(update={"robustness": {"iou0.75": 0.6}})
+        for r in runs
+    ]
+    described = {**levels(), "iou0.75": {"mean_iou": 0.75}}
+    result = summarize([record(0, "full"), record(1)], runs, seeds, 4, 1.0, described)
+    assert result.winner == 1 and result.baseline_summary is not None
+    assert result.winner_summary.test.mean < result.baseline_summary.test.mean
+    assert needs_exact_boxes(result) is None  # it reads no box; it is below the full image anyway
+
+
 def test_seeds_are_derived_apart_and_repeatable() -> None:
     confirm = confirm_seeds(0, 3)
     assert confirm == confirm_seeds(0, 3)
