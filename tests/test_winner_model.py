@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from search.cli import main
 from search.confusion import ClassReport, metric_name
+from search.data import load_dataset
 from search.export import load_policy
 
 
@@ -93,15 +94,21 @@ mlflow.set_tracking_uri({tiny_search.tracking_uri!r})
 model = mlflow.keras.load_model({uri!r})
 test = load_dataset({TINY_DATA!r}).test
 probabilities = model.predict({{"images": test.images, "boxes": test.boxes}}, verbose=0)
-print(json.dumps(float(np.mean(probabilities.argmax(axis=1) == test.labels))))
+print(json.dumps(probabilities.argmax(axis=1).tolist()))
 """
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True,
         env={"TF_CPP_MIN_LOG_LEVEL": "3", "CROPSEARCH_CACHE": str(tmp_path / "cache"),
              "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
     )  # fmt: skip
-    accuracy = json.loads(done.stdout.strip().splitlines()[-1])
+    predicted = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
+    data = load_dataset(TINY_DATA)
+    test = data.test
+    accuracy = float(np.mean(predicted == test.labels))
     assert accuracy == pytest.approx(trained.data.metrics["test_accuracy"], abs=1e-6)
+    logged = client.download_artifacts(source, "confusion_matrix.json", str(tmp_path))
+    matrix = ClassReport.of(predicted, test.labels, data.class_names).matrix
+    assert matrix.tolist() == json.loads(Path(logged).read_text())["matrix"]  # same predictions
 
 
 @pytest.mark.slow
