@@ -464,7 +464,10 @@ def _check_engine(study: str, storage: str, engine: str) -> None:
     if path is None or path.exists():
         import optuna
 
-        in_optuna = study in optuna.get_all_study_names(storage)
+        from search.stores import created_once
+
+        with created_once(storage):  # opening a fresh database creates its tables: once
+            in_optuna = study in optuna.get_all_study_names(storage)
     other = "keras-tuner" if tuned and engine == "optuna" else None
     other = other or ("optuna" if in_optuna and engine == "keras-tuner" else None)
     if other is not None:

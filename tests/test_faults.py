@@ -31,9 +31,10 @@ def _search(study: str, storage: str, tracking: str, trials: int, epochs: int = 
     ]  # fmt: skip
 
 
-def _start(command: list[str]) -> subprocess.Popen[str]:
+def _start(command: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """The command in ``cwd``: MLflow puts the artifacts of a database store in ./mlruns."""
     return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd
     )
 
 
@@ -73,9 +74,9 @@ def _runs(tracking: str, study: str) -> list[object]:
     return list(client.search_runs([experiment.experiment_id], max_results=1000))
 
 
-def test_ctrl_c_of_a_search_on_postgresql(cluster: Postgres, tracking: str) -> None:
+def test_ctrl_c_of_a_search_on_postgresql(cluster: Postgres, tracking: str, tmp_path: Path) -> None:
     storage = cluster.create_database("interrupted")
-    search = _start(_search("interrupted", storage, tracking, trials=4, epochs=2))
+    search = _start(_search("interrupted", storage, tracking, trials=4, epochs=2), tmp_path)
     _training(storage, "interrupted", search)
     search.send_signal(signal.SIGINT)
     _, err = search.communicate(timeout=120)
@@ -102,11 +103,13 @@ def test_two_searches_started_together_on_a_fresh_store(
         storage = cluster.create_database("together_optuna")
         tracking = cluster.create_database("together_mlflow")
     command = _search("together", storage, tracking, trials=2)
-    first, second = _start(command), _start(command)
+    first, second = _start(command, tmp_path), _start(command, tmp_path)
     for process in (first, second):
         _, err = process.communicate(timeout=600)
         assert process.returncode == 0, err[-3000:]
         assert "Traceback" not in err
+    if store == "postgresql":  # MLflow's default artifact folder, here not in the checkout
+        assert (tmp_path / "mlruns").is_dir()
     study = optuna.load_study(study_name="together", storage=storage)
     assert sum(bool(t.user_attrs.get("baseline")) for t in study.trials) == 1
     queued = [repr(t.system_attrs["fixed_params"]) for t in study.trials
@@ -126,11 +129,11 @@ def test_two_searches_started_together_on_a_fresh_store(
 
 
 def test_a_postgresql_restart_during_a_search_loses_nothing(
-    cluster: Postgres, tracking: str
+    cluster: Postgres, tracking: str, tmp_path: Path
 ) -> None:
     """Last in this module: it restarts the shared cluster (the MLflow server's too)."""
     storage = cluster.create_database("restarted_search")
-    search = _start(_search("restarted_search", storage, tracking, trials=4, epochs=2))
+    search = _start(_search("restarted_search", storage, tracking, trials=4, epochs=2), tmp_path)
     _training(storage, "restarted_search", search, least=1)
     cluster.stop()
     time.sleep(5)
