@@ -19,10 +19,11 @@ from search.retry import Retrying
 from search.stores import created_once
 from search.uris import redact, sqlite_path
 
-# MLflow narrates database creation and migrations at INFO, and draws a progress bar for
-# every artifact it copies; a search prints its own progress.
+# MLflow narrates database creation and migrations at INFO, draws a progress bar for every
+# artifact it copies and prints two links per run ended on a server; a search prints its own.
 logging.getLogger("mlflow").setLevel(logging.WARNING)
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a server's run links
 
 #: Trial state -> MLflow run status, so the UI shows pruned and failed trials as such.
 RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}

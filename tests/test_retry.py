@@ -46,6 +46,7 @@ def test_a_dead_workers_trial_is_retried_once(tmp_path: Path) -> None:
     number, run = _die(study, tracker, parent)
 
     assert repair_stale_trials(study, tracker) == [number]
+    assert repair_stale_trials(study, tracker) == []  # reported once: nothing left to repair
     trials = study.get_trials()
     assert trials[0].state == TrialState.FAIL
     assert trials[1].state == TrialState.WAITING and trials[1].params == trials[0].params

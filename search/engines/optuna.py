@@ -222,24 +222,30 @@ def _dead_here(trial: optuna.trial.FrozenTrial) -> bool:
 
 def repair_stale_trials(study: optuna.Study, tracker: Tracker) -> list[int]:
     """Mark trials whose process died (here, or silent past the heartbeat's grace) failed,
-    and close their MLflow runs as failed; returns their numbers."""
+    and close their MLflow runs as failed; returns the numbers of those this call repaired."""
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # a no-op without a heartbeat
     repaired = []
     for trial in study.get_trials(deepcopy=False):
+        changed = False
         if trial.state == TrialState.RUNNING and _dead_here(trial):
             # Optuna has no public call to fail another process's trial.
             study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
             retry_dead_trial(
                 study, study._storage.get_trial(trial._trial_id)
             )  # as the heartbeat would
+            changed = True
         elif trial.state != TrialState.FAIL or RECORD in trial.user_attrs:
             continue
+        changed = changed or trial.number in running  # the heartbeat failed it just now
         run_id = trial.user_attrs.get(RUN_ID)
         if run_id and tracker.run_status(run_id) == "RUNNING":
             tracker.end_run(run_id, "failed", {"error": "its process died during the trial"})
-        repaired.append(trial.number)
+            changed = True
+        if changed:
+            repaired.append(trial.number)
     return repaired
 
 
