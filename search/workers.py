@@ -19,11 +19,11 @@ left, and its process alive (same machine) or its heartbeat younger than
 :data:`~search.engines.optuna.GRACE_SECONDS` (another machine; clocks in sync). A worker
 killed with ``kill -9`` counts as gone at once on its machine, after the grace elsewhere.
 Two workers leaving in the same instant may both close the run, which is idempotent.
+(``search --workers N`` itself closes the run after its confirmation, as a single search does.)
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import socket
 import subprocess
@@ -204,8 +204,6 @@ def start_workers(
     """Start ``workers`` ``cropsearch worker`` processes on ``search``'s study (created, with
     its anchors queued); they stop together at ``total`` started trials."""
     search.enqueue_anchors()
-    here = Presence(search.study)  # live until it exits: a worker elsewhere leaves it the close
-    atexit.register(here.leave)
     threads = threads_per_worker(workers)
     command = [
         sys.executable, "-m", "search.cli", "worker", "--study", search.name,
