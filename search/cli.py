@@ -311,21 +311,26 @@ def search(
 @app.command("status")
 def status_command(
     study: Annotated[str, typer.Option(help="The study to check.")],
-    storage: StorageOption = DEFAULT_STORAGE,
-    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING,
+    storage: Annotated[
+        str, typer.Option(envvar="CROPSEARCH_STORAGE", help="The study's Optuna storage URL.")
+    ] = DEFAULT_STORAGE,
+    tracking_uri: Annotated[
+        str, typer.Option(envvar="CROPSEARCH_TRACKING_URI", help="MLflow tracking URI.")
+    ] = DEFAULT_TRACKING,
 ) -> None:
     """Trials by state and engine; exit 1 when Optuna and MLflow disagree about them."""
     import optuna
     from mlflow.tracking import MlflowClient
 
     from search.status import study_status
+    from search.uris import sqlite_path
 
     _check_stores(study, storage, tracking_uri)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    try:
-        loaded = optuna.load_study(study_name=study, storage=storage)
-    except KeyError:
-        raise UserError(f"no study '{study}' in {redact(storage)}") from None
+    loaded = _load_study(study, storage)
+    tracking_file = sqlite_path(tracking_uri)
+    if tracking_file is not None and not tracking_file.exists():
+        raise UserError(f"no MLflow store at {clip(str(tracking_file))} (pass --tracking-uri)")
     status = study_status(loaded, MlflowClient(tracking_uri))
     for line in status.lines():
         typer.echo(line)

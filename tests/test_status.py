@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from search.tracking import Tracker
@@ -70,3 +71,19 @@ def test_status_of_an_unknown_study_is_one_line(tmp_path: Path) -> None:
     code, output = _cli(args)
     assert code == 2 and len(output.strip().splitlines()) == 1
     assert "no study 'nope'" in output
+
+
+def test_status_reads_the_stores_from_the_environment_and_names_a_missing_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _stores(tmp_path)
+    monkeypatch.chdir(tmp_path)  # no ./mlruns here
+    code, output = _cli(["status", "--study", "s"])
+    assert code == 2 and "no study storage at mlruns/optuna.db" in output
+    assert "Traceback" not in output
+    monkeypatch.setenv("CROPSEARCH_STORAGE", f"sqlite:///{tmp_path}/optuna.db")
+    code, output = _cli(["status", "--study", "s"])
+    assert code == 2 and "no MLflow store at mlruns/mlflow.db" in output
+    monkeypatch.setenv("CROPSEARCH_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    code, output = _cli(["status", "--study", "s"])
+    assert code == 0 and "agree" in output, output
