@@ -151,3 +151,42 @@ def test_only_the_last_live_worker_closes_the_parent_run(
     run_worker(search, None, close=True)
     assert len(search.study.get_trials(states=(TrialState.COMPLETE,))) == 2
     assert client.get_run(search.parent_id).info.status == "FINISHED"  # the last one closed
+
+
+def test_a_search_leaves_the_parent_run_open_while_another_worker_is_live(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from conftest import REPO, TINY_DATA
+    from mlflow.tracking import MlflowClient
+
+    import search.engines.optuna as engine
+    from search.data import load_dataset
+    from search.engines.common import SearchOptions
+    from search.engines.optuna import OptunaSearch
+    from search.space import Space
+    from search.workers import note_worker
+
+    def fake_run_trial(setup, data, tracker, parent, *a, **k):  # type: ignore[no-untyped-def]
+        run_id = tracker.start_trial(parent, setup.number, "x", {}, {"stage": "search"})
+        tracker.end_run(run_id, "complete")
+        return setup.record(len(data.train), state="complete", val_accuracy=0.5, run_id=run_id)
+
+    monkeypatch.setattr(engine, "run_trial", fake_run_trial)
+    options = SearchOptions(
+        trials=1, epochs=1, study="open", storage=f"sqlite:///{tmp_path}/optuna.db",
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", confirm=False,
+    )  # fmt: skip
+    space = Space.load(REPO / "spaces" / "default.yaml")
+    lines: list[str] = []
+    search = OptunaSearch(load_dataset(TINY_DATA), space, options, echo=lines.append)
+    client = MlflowClient(options.tracking_uri)
+    note_worker(search.study, "elsewhere:9", {"beat": time.time(), "left": False})
+    search.run()
+    assert client.get_run(search.parent_id).info.status == "RUNNING"
+    assert any("the last one to finish closes its parent run" in line for line in lines)
+    note_worker(search.study, "elsewhere:9", {"beat": time.time(), "left": True})
+    search = OptunaSearch(load_dataset(TINY_DATA), space, options, echo=lines.append)
+    search.run()
+    assert client.get_run(search.parent_id).info.status == "FINISHED"

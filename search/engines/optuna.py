@@ -420,9 +420,14 @@ class OptunaSearch:
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> Confirmation | None:
         """Anchor trials first (the baseline, then each kind's conventional setting), then the
-        sampler; then confirm the top policies. Study views are written whatever happens."""
+        sampler; then confirm the top policies. Study views are written whatever happens; the
+        parent run is closed unless another worker is still live on the study (the last one
+        to finish closes it)."""
+        from search.workers import Presence
+
         self.enqueue_anchors()
         self.tracker.log_text(self.parent_id, data_report(self.data), "data_report.txt")
+        presence = Presence(self.study)
         confirmation = None
         try:
             total = self.options.trials
@@ -448,7 +453,11 @@ class OptunaSearch:
             fail_interrupted(self.study, self.tracker, self.shared)
             raise
         finally:
-            self.views(confirmation or self.records.confirmation(), close=True)
+            last = presence.leave()
+            if not last:
+                self.echo("other workers are still running this study: the last one to finish "
+                          "closes its parent run")  # fmt: skip
+            self.views(confirmation or self.records.confirmation(), close=last)
         return confirmation
 
     def enqueue_anchors(self) -> None:
