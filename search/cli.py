@@ -849,8 +849,9 @@ def preview(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes print one line on stderr and exit 2, with no traceback."""
-    from search.signals import received
+    from search.signals import forget, received
 
+    forget()  # a signal an earlier command received in this process is not this one's
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="cropsearch", standalone_mode=False)

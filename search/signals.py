@@ -71,6 +71,12 @@ def handled() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+def forget() -> None:
+    """Forget a signal received before (a new command starts)."""
+    global _received
+    _received = None
+
+
 def received() -> Interrupted | None:
     """The interrupt of the last :func:`handled` block, if a signal arrived in it."""
     return None if _received is None else Interrupted(_received)
