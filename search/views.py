@@ -27,7 +27,7 @@ Printer = Callable[[str], None]
 #: Validation samples shown in the best-vs-baseline gallery.
 GALLERY_SAMPLES = 8
 #: Seconds between refreshes of the parent run's views during a search.
-REFRESH_SECONDS = 30.0
+REFRESH_SECONDS = 60.0
 
 
 def chosen_record(
@@ -49,10 +49,12 @@ def log_study_views(
     confirmation: Confirmation | None,
     attrs: Mapping[str, Any],
     final: Sequence[TrialRecord] | None = None,
+    gallery: bool = True,
 ) -> None:
     """Write (or overwrite) every study-level artifact and metric of the parent run. ``final``
     (the confirmation runs, maybe none) marks the study's last write: the winner's own run then
-    gets the policy file and the trained model (:func:`log_winner`)."""
+    gets the policy file and the trained model (:func:`log_winner`). Without ``gallery``, the
+    best-vs-baseline gallery is left as it is (a refresh whose best is unchanged)."""
     from search.export import policy_document, policy_yaml
     from search.figures import (
         confirmation_plot,
@@ -83,12 +85,12 @@ def log_study_views(
     if chosen is not None:
         document = policy_yaml(policy_document(chosen, attrs, confirmation))
         tracker.log_text(parent_id, document, "best_policy.yaml")
-        if base is not None:
+        if base is not None and gallery:
             shown = {"baseline": base.crop_policy, "best": chosen.crop_policy}
-            gallery = policy_gallery(
+            figure = policy_gallery(
                 shown, data.val.take(slice(0, GALLERY_SAMPLES)), data.class_names
             )
-            tracker.log_figure(parent_id, gallery, "best_vs_baseline.png")
+            tracker.log_figure(parent_id, figure, "best_vs_baseline.png")
         metrics["best_val_accuracy"] = chosen.val_accuracy or 0.0
         if base is not None:
             metrics["baseline_val_accuracy"] = base.val_accuracy or 0.0
@@ -156,12 +158,22 @@ def log_winner(
 class ViewRefresh:
     """Rewrites the parent run's views while a study runs, so a running search is browsable:
     at most once every ``interval`` seconds, on a background thread (off the training path);
-    :meth:`join` waits for a write in progress, before the final views."""
+    :meth:`join` waits for a write in progress, before the final views. A refresh leaves out
+    what costs CPU that training needs: the importances (written at the end) and the gallery
+    while the best trial is the same."""
 
     def __init__(self, interval: float | None = None) -> None:
         self.interval = REFRESH_SECONDS if interval is None else interval
         self._last = time.monotonic()
         self._writes: Writes | None = None
+        self._shown: int | None = None
+
+    def new_best(self, records: Sequence[TrialRecord]) -> bool:
+        """Whether the best trial changed since the last call (its gallery is then redrawn)."""
+        best = best_record(records)
+        number = None if best is None else best.number
+        changed, self._shown = number != self._shown, number
+        return changed
 
     def maybe(self, write: Callable[[], None]) -> bool:
         """Start ``write`` unless one ran less than ``interval`` seconds ago or is running."""

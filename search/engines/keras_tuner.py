@@ -274,7 +274,7 @@ class KerasTunerSearch:
         left = elapsed / self._finished * (total - self._finished) if total else None
         records = self.records.search_records()
         self.echo(progress_line(record, records, self._finished, total, elapsed, left))
-        self.refresh.maybe(lambda: self.views(None))
+        self.refresh.maybe(lambda: self.views(None, live=True))
         if self._deadline is not None and elapsed >= self._deadline:
             self.tuner.oracle.max_trials = len(self.tuner.oracle.trials)  # no new trial
 
@@ -291,16 +291,21 @@ class KerasTunerSearch:
             self.echo(line)
         return found
 
-    def views(self, confirmation: Confirmation | None, close: bool = False) -> None:
-        """Write the study-level views to the parent run (and mark it finished)."""
+    def views(
+        self, confirmation: Confirmation | None, close: bool = False, live: bool = False
+    ) -> None:
+        """Write the study-level views to the parent run (and mark it finished); ``live``:
+        a refresh during the search."""
         if close:
             self.refresh.join()
         records = self.records.search_records()
         attrs = {k: v for k, v in self.records.attrs().items() if not k.startswith("confirm")}
         final = self.records.confirm_records() if close else None
+        gallery = not live or self.refresh.new_best(records)
         log_study_views(
-            self.tracker, self.parent_id, records, self.data, {}, confirmation, attrs, final
-        )
+            self.tracker, self.parent_id, records, self.data, {}, confirmation, attrs, final,
+            gallery,
+        )  # fmt: skip
         if close:
             self.tracker.end_run(self.parent_id, "complete", {"n_trials": str(len(records))})
 

@@ -621,10 +621,13 @@ class OptunaSearch:
         left = min(estimates) if estimates else None
         records = self.records.search_records()
         self.echo(progress_line(record, records, done, self.options.trials, elapsed, left))
-        self.refresh.maybe(lambda: self.views(None))
+        self.refresh.maybe(lambda: self.views(None, live=True))
 
-    def views(self, confirmation: Confirmation | None, close: bool = False) -> None:
-        """Write the study-level views to the parent run (and mark it finished)."""
+    def views(
+        self, confirmation: Confirmation | None, close: bool = False, live: bool = False
+    ) -> None:
+        """Write the study-level views to the parent run (and mark it finished); ``live``:
+        a refresh during the search (:class:`~search.views.ViewRefresh`)."""
         if close:
             self.refresh.join()
         records = self.records.search_records()
@@ -633,10 +636,11 @@ class OptunaSearch:
             self.parent_id,
             records,
             self.data,
-            param_importances(self.study),
+            {} if live else param_importances(self.study),
             confirmation,
             study_attrs(self.study),
             final=self.records.confirm_records() if close else None,
+            gallery=not live or self.refresh.new_best(records),
         )
         if close:
             self.tracker.end_run(
