@@ -79,7 +79,10 @@ class Postgres:
         )
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        # Tests poll the study from many short-lived storages: room for their pools.
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        )
         self.pg_ctl("-o", options, "-l", str(self.folder / "log"), "-w", "start")
 
     def stop(self) -> None:

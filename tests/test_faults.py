@@ -50,10 +50,12 @@ def _status(study: str, storage: str, tracking: str) -> tuple[int, str]:
 def _training(storage: str, study: str, process: subprocess.Popen[str], least: int = 0) -> int:
     """Wait until ``process`` trains a trial numbered ``least`` or more (its run noted)."""
     deadline = time.monotonic() + 240
+    loaded: optuna.Study | None = None  # one storage (and connection pool) for the polling
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
         try:
-            trials = optuna.load_study(study_name=study, storage=storage).get_trials()
+            loaded = loaded or optuna.load_study(study_name=study, storage=storage)
+            trials = loaded.get_trials()
         except KeyError:  # not created yet
             trials = []
         for trial in trials:

@@ -107,8 +107,9 @@ def test_kill_9_of_one_worker_on_postgresql_the_study_completes_and_agrees(
     survivor = _worker("killed", storage, tracking, 3)
     deadline = time.monotonic() + 240
     owner = f":{victim.pid}"
+    polled = optuna.load_study(study_name="killed", storage=storage)  # one connection pool
     while time.monotonic() < deadline:  # until the victim trains a trial
-        trials = optuna.load_study(study_name="killed", storage=storage).trials
+        trials = polled.get_trials()
         if any(
             t.state == optuna.trial.TrialState.RUNNING
             and str(t.user_attrs.get("owner", "")).endswith(owner)
