@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import search_args
+from conftest import REPO, TINY_DATA, search_args
+
+if TYPE_CHECKING:
+    from search.engines.optuna import OptunaSearch
 
 
 def _cli(args: list[str]) -> tuple[int, str]:
@@ -73,7 +78,6 @@ def test_a_worker_refuses_an_unknown_study_in_one_line(tmp_path: Path) -> None:
 def test_a_worker_on_other_data_refuses_in_one_line(tmp_path: Path) -> None:
     import optuna
     import yaml
-    from conftest import REPO, TINY_DATA
 
     storage = f"sqlite:///{tmp_path}/optuna.db"
     study = optuna.create_study(study_name="moved", storage=storage)
@@ -92,6 +96,30 @@ def test_a_worker_on_other_data_refuses_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in output and not (tmp_path / "mlflow.db").exists()
 
 
+def _untrained_search(
+    folder: Path, study: str, monkeypatch: pytest.MonkeyPatch, echo: Callable[[str], None]
+) -> OptunaSearch:
+    """A 1-trial Optuna search whose trials log a complete run without training."""
+    import search.engines.optuna as engine
+    from search.data import load_dataset
+    from search.engines.common import SearchOptions
+    from search.engines.optuna import OptunaSearch
+    from search.space import Space
+
+    def fake_run_trial(setup, data, tracker, parent, *a, **k):  # type: ignore[no-untyped-def]
+        run_id = tracker.start_trial(parent, setup.number, "x", {}, {"stage": "search"})
+        tracker.end_run(run_id, "complete")
+        return setup.record(len(data.train), state="complete", val_accuracy=0.5, run_id=run_id)
+
+    monkeypatch.setattr(engine, "run_trial", fake_run_trial)
+    options = SearchOptions(
+        trials=1, epochs=1, study=study, storage=f"sqlite:///{folder}/optuna.db",
+        tracking_uri=f"sqlite:///{folder}/mlflow.db", confirm=False,
+    )  # fmt: skip
+    space = Space.load(REPO / "spaces" / "default.yaml")
+    return OptunaSearch(load_dataset(TINY_DATA), space, options, echo=echo)
+
+
 def test_only_the_last_live_worker_closes_the_parent_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -102,28 +130,10 @@ def test_only_the_last_live_worker_closes_the_parent_run(
     from mlflow.tracking import MlflowClient
     from optuna.trial import TrialState
 
-    import search.engines.optuna as engine
-    from search.data import load_dataset
-    from search.engines.common import SearchOptions
-    from search.engines.optuna import OptunaSearch
-    from search.space import Space
     from search.workers import live_workers, note_worker, run_worker
 
-    def fake_run_trial(setup, data, tracker, parent, *a, **k):  # type: ignore[no-untyped-def]
-        run_id = tracker.start_trial(parent, setup.number, "x", {}, {"stage": "search"})
-        tracker.end_run(run_id, "complete")
-        return setup.record(len(data.train), state="complete", val_accuracy=0.5, run_id=run_id)
-
-    monkeypatch.setattr(engine, "run_trial", fake_run_trial)
-    from conftest import REPO, TINY_DATA
-
-    options = SearchOptions(
-        trials=1, epochs=1, study="last", storage=f"sqlite:///{tmp_path}/optuna.db",
-        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", confirm=False,
-    )  # fmt: skip
-    space = Space.load(REPO / "spaces" / "default.yaml")
-    search = OptunaSearch(load_dataset(TINY_DATA), space, options, echo=lambda line: None)
-    client = MlflowClient(options.tracking_uri)
+    search = _untrained_search(tmp_path, "last", monkeypatch, lambda line: None)
+    client = MlflowClient(search.options.tracking_uri)
     peer = subprocess.Popen(["sleep", "60"])  # another worker of this machine, between trials
     here = f"{socket.gethostname()}:{peer.pid}"
     now = time.time()
@@ -158,35 +168,18 @@ def test_a_search_leaves_the_parent_run_open_while_another_worker_is_live(
 ) -> None:
     import time
 
-    from conftest import REPO, TINY_DATA
     from mlflow.tracking import MlflowClient
 
-    import search.engines.optuna as engine
-    from search.data import load_dataset
-    from search.engines.common import SearchOptions
-    from search.engines.optuna import OptunaSearch
-    from search.space import Space
     from search.workers import note_worker
 
-    def fake_run_trial(setup, data, tracker, parent, *a, **k):  # type: ignore[no-untyped-def]
-        run_id = tracker.start_trial(parent, setup.number, "x", {}, {"stage": "search"})
-        tracker.end_run(run_id, "complete")
-        return setup.record(len(data.train), state="complete", val_accuracy=0.5, run_id=run_id)
-
-    monkeypatch.setattr(engine, "run_trial", fake_run_trial)
-    options = SearchOptions(
-        trials=1, epochs=1, study="open", storage=f"sqlite:///{tmp_path}/optuna.db",
-        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", confirm=False,
-    )  # fmt: skip
-    space = Space.load(REPO / "spaces" / "default.yaml")
     lines: list[str] = []
-    search = OptunaSearch(load_dataset(TINY_DATA), space, options, echo=lines.append)
-    client = MlflowClient(options.tracking_uri)
+    search = _untrained_search(tmp_path, "open", monkeypatch, lines.append)
+    client = MlflowClient(search.options.tracking_uri)
     note_worker(search.study, "elsewhere:9", {"beat": time.time(), "left": False})
     search.run()
     assert client.get_run(search.parent_id).info.status == "RUNNING"
     assert any("the last one to finish closes its parent run" in line for line in lines)
     note_worker(search.study, "elsewhere:9", {"beat": time.time(), "left": True})
-    search = OptunaSearch(load_dataset(TINY_DATA), space, options, echo=lines.append)
+    search = _untrained_search(tmp_path, "open", monkeypatch, lines.append)
     search.run()
     assert client.get_run(search.parent_id).info.status == "FINISHED"
