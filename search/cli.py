@@ -48,6 +48,13 @@ BOX_FREE_SPACE = "spaces/classic.yaml"
 
 StorageOption = Annotated[str, typer.Option(help="Optuna storage URL (RDB or journal).")]
 StudyOption = Annotated[str | None, typer.Option(help="Study name; an existing study is resumed.")]
+#: The stores of a study several processes share; the environment passes them to workers.
+SharedStorageOption = Annotated[
+    str, typer.Option(envvar="CROPSEARCH_STORAGE", help="The study's Optuna storage URL.")
+]
+SharedTrackingOption = Annotated[
+    str, typer.Option(envvar="CROPSEARCH_TRACKING_URI", help="The study's MLflow tracking URI.")
+]
 
 
 class UserError(Exception):
@@ -311,12 +318,8 @@ def search(
 @app.command("status")
 def status_command(
     study: Annotated[str, typer.Option(help="The study to check.")],
-    storage: Annotated[
-        str, typer.Option(envvar="CROPSEARCH_STORAGE", help="The study's Optuna storage URL.")
-    ] = DEFAULT_STORAGE,
-    tracking_uri: Annotated[
-        str, typer.Option(envvar="CROPSEARCH_TRACKING_URI", help="MLflow tracking URI.")
-    ] = DEFAULT_TRACKING,
+    storage: SharedStorageOption = DEFAULT_STORAGE,
+    tracking_uri: SharedTrackingOption = DEFAULT_TRACKING,
 ) -> None:
     """Trials by state and engine; exit 1 when Optuna and MLflow disagree about them."""
     import optuna
@@ -341,13 +344,8 @@ def status_command(
 @app.command("worker")
 def worker_command(
     study: Annotated[str, typer.Option(help="The study to join (started by cropsearch search).")],
-    storage: Annotated[
-        str, typer.Option(envvar="CROPSEARCH_STORAGE", help="The study's Optuna storage URL.")
-    ],
-    tracking_uri: Annotated[
-        str,
-        typer.Option(envvar="CROPSEARCH_TRACKING_URI", help="The study's MLflow tracking URI."),
-    ],
+    storage: SharedStorageOption,
+    tracking_uri: SharedTrackingOption,
     trials: Annotated[int, typer.Option(min=1, help="Trials this worker runs.")] = 10,
     total: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
     threads: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,

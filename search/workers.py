@@ -53,7 +53,7 @@ class Presence:
     until :meth:`leave`."""
 
     def __init__(self, study: optuna.Study, who: str | None = None) -> None:
-        from search.engines.optuna import HEARTBEAT_SECONDS, owner
+        from search.engines.optuna_storage import HEARTBEAT_SECONDS, owner
 
         self.study, self.who = study, who or owner()
         self._stop = threading.Event()
@@ -99,7 +99,7 @@ def live_workers(study: optuna.Study) -> list[str]:
 
 
 def _alive(who: str, note: Any) -> bool:
-    from search.engines.optuna import GRACE_SECONDS
+    from search.engines.optuna_storage import GRACE_SECONDS
 
     if not isinstance(note, dict) or note.get("left", True):
         return False
@@ -136,8 +136,9 @@ def join_study(
 
     from search.data import load_dataset
     from search.engines.common import SearchOptions
-    from search.engines.optuna import SPACE_SPEC, OptunaSearch, owner, sampler_seed
+    from search.engines.optuna import SPACE_SPEC, OptunaSearch, sampler_seed
     from search.engines.optuna import _sampler as make_sampler
+    from search.engines.optuna_storage import owner
     from search.space import Space, SpaceFile
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)

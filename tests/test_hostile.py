@@ -357,7 +357,7 @@ def _study_db(folder: Path) -> str:
     """A study with one complete trial (for export), in ``folder``."""
     import optuna
 
-    from search.engines.optuna import RECORD
+    from search.engines.optuna_storage import RECORD
     from search.policy import CropPolicy
     from search.record import TrialRecord
 

@@ -11,11 +11,11 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from search.engines.optuna import (
+from search.engines.optuna_storage import (
     OWNER,
     RUN_ID,
-    _with_heartbeat,
     fail_interrupted,
+    open_storage,
     owner,
     repair_stale_trials,
 )
@@ -39,7 +39,7 @@ def _die(study: optuna.Study, tracker: Tracker, parent: str) -> tuple[int, str]:
 
 
 def test_a_dead_workers_trial_is_retried_once(tmp_path: Path) -> None:
-    storage = _with_heartbeat(f"sqlite:///{tmp_path}/optuna.db")
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
     study = optuna.create_study(study_name="r", storage=storage, direction="maximize")
     tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", "r")
     parent = tracker.start_parent("r", {})

@@ -28,6 +28,14 @@ def _cli(args: list[str]) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+def _served_args(folder: Path, study: str, trials: int, storage: str, tracking: str) -> list[str]:
+    """`search_args` with the study's stores on the servers."""
+    args = search_args(folder, study, trials=trials)
+    args[args.index("--storage") + 1] = storage
+    args[args.index("--tracking-uri") + 1] = tracking
+    return args
+
+
 def test_search_on_postgresql_and_an_mlflow_server(
     cluster: Postgres, tracking: str, tmp_path: Path
 ) -> None:
@@ -35,9 +43,7 @@ def test_search_on_postgresql_and_an_mlflow_server(
     from mlflow.tracking import MlflowClient
 
     storage = cluster.create_database("optuna")
-    args = search_args(tmp_path, "served", trials=2)
-    args[args.index("--storage") + 1] = storage
-    args[args.index("--tracking-uri") + 1] = tracking
+    args = _served_args(tmp_path, "served", 2, storage, tracking)
     code, output = _cli(args)
     assert code == 0, output
     assert "postgresql://postgres@127.0.0.1" in output and tracking in output
@@ -68,9 +74,7 @@ def test_two_workers_on_postgresql_and_an_mlflow_server_agree(
     cluster: Postgres, tracking: str, tmp_path: Path
 ) -> None:
     storage = cluster.create_database("pair")
-    args = search_args(tmp_path, "pair", trials=3)
-    args[args.index("--storage") + 1] = storage
-    args[args.index("--tracking-uri") + 1] = tracking
+    args = _served_args(tmp_path, "pair", 3, storage, tracking)
     code, output = _cli([*args, "--workers", "2"])
     assert code == 0, output
     code, output = _cli(
@@ -98,9 +102,7 @@ def test_kill_9_of_one_worker_on_postgresql_the_study_completes_and_agrees(
     import optuna
 
     storage = cluster.create_database("killed")
-    args = search_args(tmp_path, "killed", trials=1)
-    args[args.index("--storage") + 1] = storage
-    args[args.index("--tracking-uri") + 1] = tracking
+    args = _served_args(tmp_path, "killed", 1, storage, tracking)
     code, output = _cli(args)  # creates the study, runs the baseline
     assert code == 0, output
     victim = _worker("killed", storage, tracking, 3)
@@ -148,10 +150,10 @@ def test_the_storage_survives_a_postgresql_restart(cluster: Postgres) -> None:
     """Last in this module: it restarts the shared cluster."""
     import optuna
 
-    from search.engines.optuna import _with_heartbeat
+    from search.engines.optuna_storage import open_storage
 
     url = cluster.create_database("restarted")
-    study = optuna.create_study(study_name="r", storage=_with_heartbeat(url))
+    study = optuna.create_study(study_name="r", storage=open_storage(url))
     study.enqueue_trial({"x": 0.5})
     cluster.stop()
     cluster.start()

@@ -16,12 +16,13 @@ from conftest import TINY_DATA
 from optuna.trial import TrialState
 
 import search.engines.optuna as engine
+import search.engines.optuna_storage as optuna_storage
 from search.data import load_dataset
 from search.engines.common import SearchOptions
-from search.engines.optuna import (
+from search.engines.optuna import OptunaSearch
+from search.engines.optuna_storage import (
     CONFIGURATION,
     OWNER,
-    OptunaSearch,
     earlier_running_twin,
     owner,
     wait_for_trial,
@@ -73,7 +74,7 @@ def test_a_trial_waits_for_its_running_twin_and_reuses_its_result(
         return setup.record(n, state="complete", val_accuracy=0.75, seconds=1.0, run_id=run_id)
 
     monkeypatch.setattr(engine, "run_trial", fake_run_trial)
-    monkeypatch.setattr(engine, "TWIN_POLL_SECONDS", 0.05)
+    monkeypatch.setattr(optuna_storage, "TWIN_POLL_SECONDS", 0.05)
     lines: list[str] = []
     search.echo = lines.append
     assert [t.state for t in search.study.trials] == [TrialState.WAITING]  # queued at creation

@@ -3,10 +3,6 @@ its pruner, and keeps each trial's :class:`TrialRecord` in the Optuna storage.""
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
-import socket
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -30,11 +26,22 @@ from search.engines.common import (
     screen_index,
     study_params,
 )
+from search.engines.optuna_storage import (
+    CONFIGURATION,
+    OWNER,
+    RECORD,
+    RUN_ID,
+    configuration_key,
+    earlier_running_twin,
+    fail_interrupted,
+    open_storage,
+    owner,
+    repair_stale_trials,
+    wait_for_trial,
+)
 from search.names import check_study_name
 from search.record import OBJECTIVE, TrialRecord
 from search.report import clock, progress_line
-from search.retry import retried
-from search.signals import raise_if_received
 from search.space import Space, split_values
 from search.stores import created_once
 from search.tracking import Tracker
@@ -42,32 +49,10 @@ from search.trial import TrialSetup, reuse_trial, run_trial
 from search.views import Printer, ViewRefresh, log_study_views
 
 ENGINE = "optuna"
-#: Record key in a trial's ``user_attrs``.
-RECORD = "record"
-#: Keys of what a running trial notes before it trains: its MLflow run, its process.
-RUN_ID, OWNER = "mlflow_run_id", "owner"
-#: Optuna heartbeat: a trial whose process has not beaten for GRACE seconds is failed by the
-#: next process that opens the study (a dead process on this machine is found at once).
-HEARTBEAT_SECONDS, GRACE_SECONDS = 10, 30
 #: Study attribute holding the space (a worker joins without the space file).
 SPACE_SPEC = "space_spec"
 #: Trials that count against a shared budget (a failed one is replaced).
 STARTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
-#: Key of what a trial trains (policy, training settings, seed, share), noted before it trains.
-CONFIGURATION = "configuration"
-#: A trial whose configuration another process is training checks on it this often, and
-#: waits for it at most this long (a dead twin is failed within the heartbeat's grace).
-TWIN_POLL_SECONDS, TWIN_WAIT_SECONDS = 2.0, 6 * 3600.0
-#: Storage calls retried while the database connection is lost (idempotent ones, and those
-#: a trial cannot go without).
-_RETRIED = (
-    "create_new_trial", "set_trial_param", "set_trial_state_values",
-    "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
-    "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
-    "get_study_user_attrs", "get_study_system_attrs", "get_trial", "get_all_trials",
-    "get_trial_id_from_study_id_trial_number", "get_best_trial", "record_heartbeat",
-    "_get_stale_trial_ids",
-)  # fmt: skip
 
 
 class TrialFailed(RuntimeError):
@@ -124,7 +109,7 @@ def open_study(
     with created_once(storage):  # created (and its anchors queued) by one process only
         study = optuna.create_study(
             study_name=name,
-            storage=_with_heartbeat(storage),
+            storage=open_storage(storage),
             direction="maximize",
             sampler=_sampler(derive_seed(seed, "sampler"), algorithm, space),
             pruner=_pruner(pruner, n_anchors, epochs),
@@ -136,181 +121,6 @@ def open_study(
                 study.enqueue_trial(dict(values), skip_if_exists=True)
     study.sampler = _sampler(sampler_seed(seed, len(study.trials)), algorithm, space)
     return study
-
-
-def _with_heartbeat(storage: str) -> str | optuna.storages.BaseStorage:
-    """An RDB storage with Optuna's heartbeat, so a dead worker's trial gets failed."""
-    if not storage.startswith(("sqlite:", "postgresql", "mysql")):
-        return storage
-    # A server that accepts the connection but never answers must not hang the command.
-    # A connection the server dropped (a restart) is replaced before use (pool_pre_ping).
-    connect: dict[str, Any] = (
-        {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
-        if storage.startswith("postgresql")
-        else {}
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RetryingRDBStorage(
-            storage,
-            engine_kwargs=connect or None,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=retry_dead_trial,
-        )
-
-
-class RetryingRDBStorage(optuna.storages.RDBStorage):
-    """Optuna's RDB storage whose calls around a trial (ask, report, attributes, tell, the
-    heartbeat) survive a lost connection: retried for up to a minute (:mod:`search.retry`)."""
-
-
-def _retrying(name: str) -> Any:
-    method = getattr(optuna.storages.RDBStorage, name)
-
-    @functools.wraps(method)
-    def call(self: optuna.storages.RDBStorage, *args: Any, **kwargs: Any) -> Any:
-        return retried(method, self, *args, what=f"the study storage {self.url}", **kwargs)
-
-    return call
-
-
-for _name in _RETRIED:
-    setattr(RetryingRDBStorage, _name, _retrying(_name))
-
-
-def retry_dead_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Queue a trial whose process died again, once, with its parameters (Optuna's
-    ``RetryHeartbeatStaleTrialCallback`` with ``max_retry=1``, minus the dead process's owner
-    and run, which a live worker could otherwise take for a dead one before it notes its own)."""
-    history = list(trial.system_attrs.get("retry_history", []))
-    if history:  # already a retry
-        return
-    study.add_trial(
-        optuna.create_trial(
-            state=TrialState.WAITING,
-            params=trial.params,
-            distributions=trial.distributions,
-            user_attrs={k: v for k, v in trial.user_attrs.items() if k not in (OWNER, RUN_ID)},
-            system_attrs={
-                **trial.system_attrs,
-                "failed_trial": trial.number,
-                "retry_history": [trial.number],
-            },
-        )
-    )
-
-
-def owner() -> str:
-    """This process, as noted on the trials it runs."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _dead_here(trial: optuna.trial.FrozenTrial) -> bool:
-    """A running trial owned by a process of this machine that no longer exists."""
-    host, _, pid = str(trial.user_attrs.get(OWNER, "")).rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def repair_stale_trials(study: optuna.Study, tracker: Tracker) -> list[int]:
-    """Mark trials whose process died (here, or silent past the heartbeat's grace) failed,
-    and close their MLflow runs as failed; returns the numbers of those this call repaired."""
-    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # a no-op without a heartbeat
-    repaired = []
-    for trial in study.get_trials(deepcopy=False):
-        changed = False
-        if trial.state == TrialState.RUNNING and _dead_here(trial):
-            # Optuna has no public call to fail another process's trial.
-            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-            retry_dead_trial(
-                study, study._storage.get_trial(trial._trial_id)
-            )  # as the heartbeat would
-            changed = True
-        elif trial.state != TrialState.FAIL or RECORD in trial.user_attrs:
-            continue
-        changed = changed or trial.number in running  # the heartbeat failed it just now
-        run_id = trial.user_attrs.get(RUN_ID)
-        if run_id and tracker.run_status(run_id) == "RUNNING":
-            tracker.end_run(run_id, "failed", {"error": "its process died during the trial"})
-            changed = True
-        if changed:
-            repaired.append(trial.number)
-    return repaired
-
-
-def fail_interrupted(study: optuna.Study, tracker: Tracker, shared: bool) -> list[int]:
-    """After an interrupt, fail this process's trials that Optuna could not tell (the signal
-    came between a trial's creation and its objective), with their runs; returns their numbers.
-    Alone on the study, a trial not yet marked with an owner is ours too; a worker leaves such a
-    trial to the heartbeat."""
-    me = owner()
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        who = trial.user_attrs.get(OWNER)
-        if who != me and (who is not None or shared):
-            continue
-        study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-        run_id = trial.user_attrs.get(RUN_ID)
-        if run_id and tracker.run_status(run_id) == "RUNNING":
-            tracker.end_run(run_id, "failed", {"error": "interrupted"})
-        failed.append(trial.number)
-    return failed
-
-
-def configuration_key(record: TrialRecord) -> str:
-    """What makes two screening trials the same training: policy, settings, seed and share."""
-    policy, train = record.configuration()
-    text = repr((policy, train, record.train.seed, round(record.train_fraction, 9)))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def earlier_running_twin(
-    study: optuna.Study, number: int, key: str
-) -> optuna.trial.FrozenTrial | None:
-    """The earliest running trial before ``number`` noted with configuration ``key``, whose
-    process is alive. Only earlier trials count: of two twins started together, the later one
-    waits and the earlier one trains."""
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if (
-            trial.number < number
-            and trial.user_attrs.get(CONFIGURATION) == key
-            and not _dead_here(trial)
-        ):
-            return trial
-    return None
-
-
-def wait_for_trial(
-    study: optuna.Study,
-    trial: optuna.trial.FrozenTrial,
-    poll: float = TWIN_POLL_SECONDS,
-    limit: float = TWIN_WAIT_SECONDS,
-) -> optuna.trial.FrozenTrial:
-    """``trial`` once it is no longer running, its process died, or ``limit`` seconds passed.
-    A twin on another machine whose heartbeat stops is failed after the grace period."""
-    deadline = time.monotonic() + limit
-    while True:
-        current = study._storage.get_trial(trial._trial_id)
-        if current.state != TrialState.RUNNING or _dead_here(current):
-            return current
-        if time.monotonic() > deadline:
-            return current
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        raise_if_received()
-        time.sleep(poll)
 
 
 def sampler_seed(seed: int, n_done: int) -> int:
@@ -539,9 +349,9 @@ class OptunaSearch:
             baseline=baseline,
             train_index=self.train_index,
         )
-        twin = self._completed_twin(setup)
-        if twin is None:
-            twin = self._running_twin(trial, setup)
+        key = configuration_key(setup.record(len(self.data.train)))
+        trial.set_user_attr(CONFIGURATION, key)
+        twin = self._completed_twin(key) or self._running_twin(trial, key)
         if twin is not None:
             record = reuse_trial(setup, twin, self.data, self.tracker, self.parent_id)
         else:
@@ -566,24 +376,16 @@ class OptunaSearch:
             raise TrialFailed(record.error)
         return float(record.val_accuracy or 0.0)
 
-    def _completed_twin(self, setup: TrialSetup) -> TrialRecord | None:
-        """A complete trial that trained the same policy with the same settings and seed."""
-        probe = setup.record(len(self.data.train))
-        for record in self.records.search_records():
-            if (
-                record.state == "complete"
-                and record.configuration() == probe.configuration()
-                and record.train.seed == probe.train.seed
-                and abs(record.train_fraction - probe.train_fraction) < 1e-9
-            ):
-                return record
-        return None
+    def _completed_twin(self, key: str) -> TrialRecord | None:
+        """A complete trial that trained the configuration ``key`` (:func:`configuration_key`)."""
+        records = self.records.search_records()
+        return next(
+            (r for r in records if r.state == "complete" and configuration_key(r) == key), None
+        )
 
-    def _running_twin(self, trial: optuna.Trial, setup: TrialSetup) -> TrialRecord | None:
-        """Note what ``trial`` trains; when an earlier trial still running elsewhere trains the
-        same, wait for it and return its record if it completes (None: this trial trains)."""
-        key = configuration_key(setup.record(len(self.data.train)))
-        trial.set_user_attr(CONFIGURATION, key)
+    def _running_twin(self, trial: optuna.Trial, key: str) -> TrialRecord | None:
+        """When an earlier trial still running elsewhere trains the configuration ``key``, wait
+        for it and return its record if it completes (None: this trial trains)."""
         twin = earlier_running_twin(self.study, trial.number, key)
         if twin is None:
             return None

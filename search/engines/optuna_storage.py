@@ -1,0 +1,222 @@
+"""The Optuna storage a study's processes share, and the faults it survives: the heartbeat
+and its one retry of a dead process's trial, calls retried over a lost connection, repairing
+trials whose process died or was interrupted, and waiting for a twin another process trains."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import socket
+import time
+import warnings
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from search.record import TrialRecord
+from search.retry import retried
+from search.signals import raise_if_received
+from search.tracking import Tracker
+
+#: Record key in a trial's ``user_attrs``.
+RECORD = "record"
+#: Keys of what a running trial notes before it trains: its MLflow run, its process.
+RUN_ID, OWNER = "mlflow_run_id", "owner"
+#: Optuna heartbeat: a trial whose process has not beaten for GRACE seconds is failed by the
+#: next process that opens the study (a dead process on this machine is found at once).
+HEARTBEAT_SECONDS, GRACE_SECONDS = 10, 30
+#: Key of what a trial trains (policy, training settings, seed, share), noted before it trains.
+CONFIGURATION = "configuration"
+#: A trial whose configuration another process is training checks on it this often, and
+#: waits for it at most this long (a dead twin is failed within the heartbeat's grace).
+TWIN_POLL_SECONDS, TWIN_WAIT_SECONDS = 2.0, 6 * 3600.0
+#: Storage calls retried while the database connection is lost (idempotent ones, and those
+#: a trial cannot go without).
+_RETRIED = (
+    "create_new_trial", "set_trial_param", "set_trial_state_values",
+    "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+    "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
+    "get_study_user_attrs", "get_study_system_attrs", "get_trial", "get_all_trials",
+    "get_trial_id_from_study_id_trial_number", "get_best_trial", "record_heartbeat",
+    "_get_stale_trial_ids",
+)  # fmt: skip
+
+
+def open_storage(storage: str) -> str | optuna.storages.BaseStorage:
+    """The study storage for ``storage``: an RDB URL becomes Optuna's RDB storage with the
+    heartbeat (a dead worker's trial gets failed) and retried calls; others pass as they are."""
+    if not storage.startswith(("sqlite:", "postgresql", "mysql")):
+        return storage
+    # A server that accepts the connection but never answers must not hang the command.
+    # A connection the server dropped (a restart) is replaced before use (pool_pre_ping).
+    connect: dict[str, Any] = (
+        {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+        if storage.startswith("postgresql")
+        else {}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryingRDBStorage(
+            storage,
+            engine_kwargs=connect or None,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+            heartbeat_stale_trial_callback=retry_dead_trial,
+        )
+
+
+class RetryingRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage whose calls around a trial (ask, report, attributes, tell, the
+    heartbeat) survive a lost connection: retried for up to a minute (:mod:`search.retry`)."""
+
+
+def _retrying(name: str) -> Any:
+    method = getattr(optuna.storages.RDBStorage, name)
+
+    @functools.wraps(method)
+    def call(self: optuna.storages.RDBStorage, *args: Any, **kwargs: Any) -> Any:
+        return retried(method, self, *args, what=f"the study storage {self.url}", **kwargs)
+
+    return call
+
+
+for _name in _RETRIED:
+    setattr(RetryingRDBStorage, _name, _retrying(_name))
+
+
+def retry_dead_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Queue a trial whose process died again, once, with its parameters (Optuna's
+    ``RetryHeartbeatStaleTrialCallback`` with ``max_retry=1``, minus the dead process's owner
+    and run, which a live worker could otherwise take for a dead one before it notes its own)."""
+    history = list(trial.system_attrs.get("retry_history", []))
+    if history:  # already a retry
+        return
+    study.add_trial(
+        optuna.create_trial(
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs={k: v for k, v in trial.user_attrs.items() if k not in (OWNER, RUN_ID)},
+            system_attrs={
+                **trial.system_attrs,
+                "failed_trial": trial.number,
+                "retry_history": [trial.number],
+            },
+        )
+    )
+
+
+def owner() -> str:
+    """This process, as noted on the trials it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _dead_here(trial: optuna.trial.FrozenTrial) -> bool:
+    """A running trial owned by a process of this machine that no longer exists."""
+    host, _, pid = str(trial.user_attrs.get(OWNER, "")).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def repair_stale_trials(study: optuna.Study, tracker: Tracker) -> list[int]:
+    """Mark trials whose process died (here, or silent past the heartbeat's grace) failed,
+    and close their MLflow runs as failed; returns the numbers of those this call repaired."""
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # a no-op without a heartbeat
+    repaired = []
+    for trial in study.get_trials(deepcopy=False):
+        changed = False
+        if trial.state == TrialState.RUNNING and _dead_here(trial):
+            # Optuna has no public call to fail another process's trial.
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            retry_dead_trial(
+                study, study._storage.get_trial(trial._trial_id)
+            )  # as the heartbeat would
+            changed = True
+        elif trial.state != TrialState.FAIL or RECORD in trial.user_attrs:
+            continue
+        changed = changed or trial.number in running  # the heartbeat failed it just now
+        run_id = trial.user_attrs.get(RUN_ID)
+        if run_id and tracker.run_status(run_id) == "RUNNING":
+            tracker.end_run(run_id, "failed", {"error": "its process died during the trial"})
+            changed = True
+        if changed:
+            repaired.append(trial.number)
+    return repaired
+
+
+def fail_interrupted(study: optuna.Study, tracker: Tracker, shared: bool) -> list[int]:
+    """After an interrupt, fail this process's trials that Optuna could not tell (the signal
+    came between a trial's creation and its objective), with their runs; returns their numbers.
+    Alone on the study, a trial not yet marked with an owner is ours too; a worker leaves such a
+    trial to the heartbeat."""
+    me = owner()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        who = trial.user_attrs.get(OWNER)
+        if who != me and (who is not None or shared):
+            continue
+        study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        run_id = trial.user_attrs.get(RUN_ID)
+        if run_id and tracker.run_status(run_id) == "RUNNING":
+            tracker.end_run(run_id, "failed", {"error": "interrupted"})
+        failed.append(trial.number)
+    return failed
+
+
+def configuration_key(record: TrialRecord) -> str:
+    """What makes two screening trials the same training: policy, settings, seed and share."""
+    policy, train = record.configuration()
+    text = repr((policy, train, record.train.seed, round(record.train_fraction, 9)))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def earlier_running_twin(
+    study: optuna.Study, number: int, key: str
+) -> optuna.trial.FrozenTrial | None:
+    """The earliest running trial before ``number`` noted with configuration ``key``, whose
+    process is alive. Only earlier trials count: of two twins started together, the later one
+    waits and the earlier one trains."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if (
+            trial.number < number
+            and trial.user_attrs.get(CONFIGURATION) == key
+            and not _dead_here(trial)
+        ):
+            return trial
+    return None
+
+
+def wait_for_trial(
+    study: optuna.Study,
+    trial: optuna.trial.FrozenTrial,
+    poll: float | None = None,
+    limit: float | None = None,
+) -> optuna.trial.FrozenTrial:
+    """``trial`` once it is no longer running, its process died, or ``limit`` seconds passed
+    (default TWIN_WAIT_SECONDS; checked every ``poll``, default TWIN_POLL_SECONDS). A twin on
+    another machine whose heartbeat stops is failed after the grace period."""
+    poll = TWIN_POLL_SECONDS if poll is None else poll
+    deadline = time.monotonic() + (TWIN_WAIT_SECONDS if limit is None else limit)
+    while True:
+        current = study._storage.get_trial(trial._trial_id)
+        if current.state != TrialState.RUNNING or _dead_here(current):
+            return current
+        if time.monotonic() > deadline:
+            return current
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        raise_if_received()
+        time.sleep(poll)
