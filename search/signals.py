@@ -41,8 +41,10 @@ def _handle(signum: int, frame: FrameType | None) -> None:
 
 @contextmanager
 def deferred() -> Iterator[None]:
-    """Within the block a signal is only remembered, and raised when the block ends: for steps
-    that must happen together (a run created and noted on its trial)."""
+    """Within the block a signal is only remembered, for steps that must happen together (a
+    run created and noted on its trial). The caller raises it with :func:`raise_if_received`
+    once it can clean up after the block (end that run): raising it as the block ends would
+    escape the caller's clean-up."""
     global _deferring
     outer = _deferring
     _deferring = True
@@ -50,8 +52,6 @@ def deferred() -> Iterator[None]:
         yield
     finally:
         _deferring = outer
-    if not outer:
-        raise_if_received()
 
 
 @contextmanager

@@ -138,13 +138,15 @@ def run_trial(
     process dies can then have its run closed by the next process). ``resume`` continues a
     checkpoint (keras-tuner's Hyperband).
     """
-    with deferred():  # a run that exists is noted on its trial, so it can be closed
-        run_id = _start_run(setup, data, tracker, parent_id)
-        if on_start is not None:
-            on_start(run_id)
     n_train = len(data.train)
     writes = Writes()  # figure and metrics off the training path; joined before the run ends
+    run_id: str | None = None
     try:
+        with deferred():  # a run that exists is noted on its trial, so it can be closed
+            run_id = _start_run(setup, data, tracker, parent_id)
+            if on_start is not None:
+                on_start(run_id)
+        raise_if_received()  # a signal while the run was opened: it is closed below
         if crop_samples:
             writes.submit(_log_crop_grid, setup, data, tracker, run_id)
 
@@ -166,7 +168,10 @@ def run_trial(
         if not result.stopped:
             writes.submit(_log_trained, tracker, run_id, result, data)
         writes.join()
+        return _end_trained_run(setup, tracker, run_id, result, n_train)
     except BaseException as error:  # an interrupt too: the run must not stay RUNNING
+        if run_id is None:
+            raise
         writes.join(raise_errors=False)
         message = f"{type(error).__name__}: {error}"
         tracker.end_run(run_id, "failed", {"error": message})
@@ -174,6 +179,12 @@ def run_trial(
             raise
         raise_if_received()  # an interrupt that TensorFlow turned into another exception
         return setup.record(n_train, state="failed", error=message, run_id=run_id)
+
+
+def _end_trained_run(
+    setup: TrialSetup, tracker: Tracker, run_id: str, result: TrainResult, n_train: int
+) -> TrialRecord:
+    """Log the final scores, end the run as complete or pruned, and return its record."""
     values = {
         "history": result.history,
         "val_accuracy": result.val_accuracy,
@@ -202,13 +213,29 @@ def run_trial(
 
 
 def reuse_trial(
-    setup: TrialSetup, twin: TrialRecord, data: Dataset, tracker: Tracker, parent_id: str
+    setup: TrialSetup,
+    twin: TrialRecord,
+    data: Dataset,
+    tracker: Tracker,
+    parent_id: str,
+    on_start: Callable[[str], None] | None = None,
 ) -> TrialRecord:
     """Record ``setup`` as a repeat of the completed ``twin`` (same policy, training and seed):
-    its own child run gets the twin's metrics and artifacts, tagged ``duplicate_of``."""
-    run_id = _start_run(setup, data, tracker, parent_id)
-    if twin.run_id is not None:
-        tracker.copy_results(twin.run_id, run_id)
+    its own child run gets the twin's metrics and artifacts, tagged ``duplicate_of``. An error
+    or interrupt while copying ends the run as failed and propagates."""
+    run_id: str | None = None
+    try:
+        with deferred():
+            run_id = _start_run(setup, data, tracker, parent_id)
+            if on_start is not None:
+                on_start(run_id)
+        raise_if_received()
+        if twin.run_id is not None:
+            tracker.copy_results(twin.run_id, run_id)
+    except BaseException as error:
+        if run_id is not None:
+            tracker.end_run(run_id, "failed", {"error": f"{type(error).__name__}: {error}"})
+        raise
     tracker.end_run(run_id, "complete", {"duplicate_of": str(twin.number)})
     return twin.model_copy(
         update={

@@ -1,24 +1,35 @@
-"""Inside ``signals.deferred()`` a signal is remembered and raised when the block ends, so steps
-that belong together (a run created and noted on its trial) are not split by an interrupt."""
+"""Inside ``signals.deferred()`` a signal is only remembered, so steps that belong together (a
+run created and noted on its trial) are not split by an interrupt; the caller raises it once it
+can end that run. A signal while a trial's run is being opened ends the run as failed."""
 
 from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
-from search.signals import Interrupted, deferred, handled
+from search.config import TrainConfig
+from search.data import load_dataset
+from search.policy import CropPolicy
+from search.record import TrialRecord
+from search.signals import Interrupted, deferred, handled, raise_if_received
+from search.tracking import Tracker
+from search.trial import TrialSetup, reuse_trial, run_trial
 
 
-def test_a_signal_in_a_deferred_block_is_raised_when_the_block_ends() -> None:
+def test_a_signal_in_a_deferred_block_waits_for_the_caller_to_raise_it() -> None:
     steps = []
     with handled(), pytest.raises(Interrupted) as caught:
         with deferred():
             os.kill(os.getpid(), signal.SIGTERM)
             steps.append("after the signal")
         steps.append("after the block")
-    assert steps == ["after the signal"]
+        raise_if_received()
+        steps.append("after raising")
+    assert steps == ["after the signal", "after the block"]
     assert caught.value.exit_code == 143
 
 
@@ -30,3 +41,47 @@ def test_outside_a_deferred_block_a_signal_raises_at_once() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         steps.append("after the signal")
     assert steps == ["deferred"]
+
+
+def _setup(tmp_path: Path) -> tuple[TrialSetup, Tracker, str, MlflowClient]:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = Tracker(uri, "opened")
+    parent = tracker.start_parent("opened", {})
+    setup = TrialSetup(
+        "opened", 1, CropPolicy(kind="center", size=(16, 16)), TrainConfig(epochs=1, width=4)
+    )
+    return setup, tracker, parent, MlflowClient(uri)
+
+
+def test_a_signal_while_a_trial_run_opens_ends_the_run_as_failed(tmp_path: Path) -> None:
+    data = load_dataset("shapes:train=32,val=16,test=16")
+    setup, tracker, parent, client = _setup(tmp_path)
+    noted: list[str] = []
+
+    def note_and_signal(run_id: str) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # arrives while the run is being noted
+        noted.append(run_id)
+
+    with handled(), pytest.raises(Interrupted):
+        run_trial(setup, data, tracker, parent, on_start=note_and_signal)
+    assert len(noted) == 1  # the run was noted on its trial before the interrupt was raised
+    run = client.get_run(noted[0])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["state"] == "failed"
+    assert "Interrupted" in run.data.tags["error"]
+
+
+def test_a_signal_while_a_reused_trial_run_opens_ends_the_run_as_failed(tmp_path: Path) -> None:
+    data = load_dataset("shapes:train=32,val=16,test=16")
+    setup, tracker, parent, client = _setup(tmp_path)
+    twin = setup.record(len(data.train), state="complete", val_accuracy=0.5, number=0)
+    assert isinstance(twin, TrialRecord)
+    noted: list[str] = []
+
+    def note_and_signal(run_id: str) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        noted.append(run_id)
+
+    with handled(), pytest.raises(Interrupted):
+        reuse_trial(setup, twin, data, tracker, parent, note_and_signal)
+    assert client.get_run(noted[0]).info.status == "FAILED"

@@ -352,8 +352,12 @@ class OptunaSearch:
         key = configuration_key(setup.record(len(self.data.train)))
         trial.set_user_attr(CONFIGURATION, key)
         twin = self._completed_twin(key) or self._running_twin(trial, key)
+
+        def note_run(run_id: str) -> None:
+            trial.set_user_attr(RUN_ID, run_id)
+
         if twin is not None:
-            record = reuse_trial(setup, twin, self.data, self.tracker, self.parent_id)
+            record = reuse_trial(setup, twin, self.data, self.tracker, self.parent_id, note_run)
         else:
 
             def prune(epoch: int, metrics: dict[str, float]) -> bool:
@@ -367,7 +371,7 @@ class OptunaSearch:
                 self.tracker,
                 self.parent_id,
                 prune,
-                on_start=lambda run_id: trial.set_user_attr(RUN_ID, run_id),
+                on_start=note_run,
             )
         trial.set_user_attr(RECORD, record.to_json())
         if record.state == "pruned":
