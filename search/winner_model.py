@@ -82,7 +82,7 @@ def log_winner_model(
     import keras
     import mlflow
     import tensorflow as tf
-    from mlflow.models import ModelSignature
+    from mlflow.models import Model, ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
     model = served_model(policy, config, n_classes, weights)
@@ -95,12 +95,22 @@ def log_winner_model(
         ),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, n_classes))]),
     )
-    requirements = [f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}", "cropsearch"]
+    import pydantic
+    import yaml
+
+    import search.serving
+
+    requirements = [
+        f"{package.__name__}=={package.__version__}"
+        for package in (tf, keras, np, pydantic, mlflow)
+    ] + [f"pyyaml=={yaml.__version__}"]  # this package itself goes with the model as its code
     mlflow.set_tracking_uri(tracker.tracking_uri)
     with mlflow.start_run(run_id=run_id):
-        mlflow.keras.log_model(
-            model,
+        Model.log(
+            artifact_path=None,
             name=MODEL,
+            flavor=search.serving,
+            model=model,
             signature=signature,
             pip_requirements=requirements,
         )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import pytest
 from conftest import SearchRun
 from mlflow.tracking import MlflowClient
 from PIL import Image
+from servers import free_port
 
 pytestmark = pytest.mark.slow  # trains real models, starts a server and a browser
 
@@ -52,16 +52,10 @@ LEFT = ".ag-pinned-left-cols-container"  # the rows' pinned part, with the run n
 METRIC = "val_accuracy"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def ui_link(tiny_search: SearchRun, tmp_path: Path) -> Iterator[str]:
     """``cropsearch ui`` on the tiny search's store: the runs link it prints, once it serves."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "ui.log"
     with log.open("w") as out:
         process = subprocess.Popen(

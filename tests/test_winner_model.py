@@ -5,15 +5,22 @@ fresh process loads and calls on raw images and boxes with the search's own test
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from conftest import REPO, TINY_DATA, SearchRun
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
+from servers import free_port
 
 from search.cli import main
 from search.confusion import ClassReport, metric_name
@@ -37,6 +44,13 @@ def _runs(run: SearchRun) -> list:
     experiment = client.get_experiment_by_name(run.study)
     assert experiment is not None
     return list(client.search_runs([experiment.experiment_id]))
+
+
+def _winner(runs: list) -> tuple[str, Run]:
+    """The study's winner model URI and the run it is logged to."""
+    parent = next(r for r in runs if r.data.tags.get("cropsearch.role") == "study")
+    uri = parent.data.tags["winner_model"]
+    return uri, next(r for r in runs if uri == f"runs:/{r.info.run_id}/model")
 
 
 @pytest.mark.slow
@@ -66,9 +80,7 @@ def test_the_winner_run_has_the_policy_file_and_a_model_a_fresh_process_can_call
     tiny_search: SearchRun, tmp_path: Path
 ) -> None:
     runs = _runs(tiny_search)
-    parent = next(r for r in runs if r.data.tags.get("cropsearch.role") == "study")
-    uri = parent.data.tags["winner_model"]
-    winner = next(r for r in runs if uri == f"runs:/{r.info.run_id}/model")
+    uri, winner = _winner(runs)
     assert winner.data.tags["stage"] == "search"
     source = winner.data.tags["winner_weights_from"]
     trained = next(r for r in runs if r.info.run_id == source)
@@ -143,3 +155,55 @@ def test_export_of_an_unknown_trial_or_run_is_one_line(
     code = main(["export", "--study", "tiny", "-o", str(tmp_path / "x.yaml"), *stores, *extra])
     error = capsys.readouterr().err
     assert code == 2 and message in error and "Traceback" not in error
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_classifies_images_with_boxes_like_the_trained_run(
+    tiny_search: SearchRun, tmp_path: Path
+) -> None:
+    """The winner served by ``mlflow models serve`` (a process that never imports cropsearch
+    itself: the model's pyfunc loader does) answers with the trained run's predictions."""
+    uri, winner = _winner(_runs(tiny_search))
+    client = MlflowClient(tiny_search.tracking_uri)
+    source = winner.data.tags["winner_weights_from"]
+    logged = client.download_artifacts(source, "confusion_matrix.json", str(tmp_path))
+    port = free_port()
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",  # uvicorn beside the interpreter
+        "MLFLOW_TRACKING_URI": tiny_search.tracking_uri,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "HOME": str(tmp_path),
+    }
+    with (tmp_path / "serve.log").open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
+             "-h", "127.0.0.1", "-p", str(port)],
+            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        test = load_dataset(TINY_DATA).test
+        body = {"inputs": {"images": test.images.tolist(), "boxes": test.boxes.tolist()}}
+        answer = _post_when_up(f"http://127.0.0.1:{port}/invocations", body, server, tmp_path)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    predicted = np.array(answer["predictions"]).argmax(axis=1)
+    data = load_dataset(TINY_DATA)
+    matrix = ClassReport.of(predicted, data.test.labels, data.class_names).matrix
+    assert matrix.tolist() == json.loads(Path(logged).read_text())["matrix"]
+
+
+def _post_when_up(url: str, body: dict, server: subprocess.Popen, folder: Path) -> dict:
+    """POST ``body`` as JSON once the server answers (2 minutes at most)."""
+    deadline = time.monotonic() + 120
+    data = json.dumps(body).encode()
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError((folder / "serve.log").read_text())
+        try:
+            request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return dict(json.loads(response.read()))
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(1)
+    raise AssertionError("the model server never answered: " + (folder / "serve.log").read_text())
