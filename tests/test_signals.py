@@ -21,14 +21,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 pytestmark = pytest.mark.slow
 
-#: Big enough that a trial lasts several seconds, so a signal lands inside one.
+#: With 12 epochs, a trial lasts several seconds, so a signal lands inside one.
 DATA = "shapes:train=800,val=48,test=48"
 
 
 def start_search(folder: Path, study: str, trials: int = 3) -> subprocess.Popen[str]:
     args = [
         sys.executable, "-m", "search.cli", "search", "--data", DATA, "--trials", str(trials),
-        "--epochs", "6", "--study", study, "--no-confirm",
+        "--epochs", "12", "--study", study, "--no-confirm",
         "--storage", f"sqlite:///{folder}/optuna.db", "--tracking-uri", f"sqlite:///{folder}/mlflow.db",
     ]  # fmt: skip
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -56,14 +56,18 @@ def wait_for_trial(
 
 
 def training(trial: FrozenTrial) -> bool:
-    """Running, with its MLflow run noted: it is inside its epochs."""
-    return trial.state == TrialState.RUNNING and "mlflow_run_id" in trial.user_attrs
+    """Running, with its MLflow run noted and its first epoch reported: the signal then lands
+    with most of its epochs still to go, however fast one epoch is."""
+    return (
+        trial.state == TrialState.RUNNING
+        and "mlflow_run_id" in trial.user_attrs
+        and bool(trial.intermediate_values)
+    )
 
 
 def wait_for_running_trial(folder: Path, study: str, number: int) -> None:
-    """Until trial ``number`` is training, then a moment more (inside an epoch)."""
+    """Until trial ``number`` is inside its epochs."""
     wait_for_trial(folder, study, number, training)
-    time.sleep(1.5)
 
 
 def runs(folder: Path, study: str) -> list[Run]:
