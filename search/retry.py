@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from search.signals import shielded
 from search.uris import UriError, redact
 
 T = TypeVar("T")
@@ -69,7 +70,8 @@ def retried(
     **kwargs: Any,
 ) -> T:
     """``call(*args, **kwargs)``, repeated while it fails with a lost connection, for up to
-    ``seconds`` (default :data:`RETRY_SECONDS`).
+    ``seconds`` (default :data:`RETRY_SECONDS`). A signal during a call is raised once the
+    call is done (:func:`~search.signals.shielded`), never half-way through a commit.
 
     Raises:
         StoreUnavailable: the connection stayed lost; names ``what`` and the last error.
@@ -78,18 +80,20 @@ def retried(
     deadline = time.monotonic() + limit
     delay = _FIRST_DELAY
     while True:
-        try:
-            return call(*args, **kwargs)
-        except Exception as error:
-            if not transient(error):
-                raise
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                raise StoreUnavailable(
-                    f"{redact(what)} did not answer for {limit:.0f}s: "
-                    f"{type(error).__name__}: {redact(reason)}"
-                ) from None
+        with shielded():  # a signal waits for the call to finish, then raises
+            try:
+                return call(*args, **kwargs)
+            except Exception as caught:
+                error = caught
+        if not transient(error):
+            raise error
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise StoreUnavailable(
+                f"{redact(what)} did not answer for {limit:.0f}s: "
+                f"{type(error).__name__}: {redact(reason)}"
+            ) from None
         time.sleep(min(delay, remaining))
         delay = min(delay * 2, _MAX_DELAY)
 

@@ -10,6 +10,7 @@ exception.
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -29,12 +30,15 @@ class Interrupted(KeyboardInterrupt):
 
 
 _received: int | None = None
+#: Signals received so far (a block can tell whether one arrived inside it).
+_count = 0
 _deferring = False
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
-    global _received
+    global _received, _count
     _received = signum
+    _count += 1
     if not _deferring:
         raise Interrupted(signum)
 
@@ -52,6 +56,26 @@ def deferred() -> Iterator[None]:
         yield
     finally:
         _deferring = outer
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """A call that must not stop half-way (a database commit: an interrupt inside SQLAlchemy
+    can leave a connection holding the sqlite write lock). A signal that arrives inside the
+    block is raised as it ends, once the call is done. Only the main thread, where Python runs
+    signal handlers, is shielded; inside :func:`deferred`, the outer block decides."""
+    global _deferring
+    if threading.current_thread() is not threading.main_thread() or _deferring:
+        yield
+        return
+    before = _count
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+    if _count != before:
+        raise_if_received()
 
 
 @contextmanager

@@ -5,17 +5,22 @@ can end that run. A signal while a trial's run is being opened ends the run as f
 from __future__ import annotations
 
 import os
+import random
 import signal
+import threading
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
 from search.config import TrainConfig
 from search.data import load_dataset
+from search.engines.optuna_storage import open_storage
 from search.policy import CropPolicy
 from search.record import TrialRecord
-from search.signals import Interrupted, deferred, handled, raise_if_received
+from search.retry import retried
+from search.signals import Interrupted, deferred, handled, raise_if_received, shielded
 from search.tracking import Tracker
 from search.trial import TrialSetup, reuse_trial, run_trial
 
@@ -85,3 +90,46 @@ def test_a_signal_while_a_reused_trial_run_opens_ends_the_run_as_failed(tmp_path
     with handled(), pytest.raises(Interrupted):
         reuse_trial(setup, twin, data, tracker, parent, note_and_signal)
     assert client.get_run(noted[0]).info.status == "FAILED"
+
+
+def test_a_shielded_call_finishes_before_the_signal_is_raised() -> None:
+    steps: list[str] = []
+
+    def commit() -> str:
+        os.kill(os.getpid(), signal.SIGINT)  # arrives half-way
+        steps.append("committed")
+        return "done"
+
+    with handled(), pytest.raises(Interrupted):
+        retried(commit)
+    assert steps == ["committed"]
+    with handled():  # a signal received before the call does not stop a later one
+        with pytest.raises(Interrupted), shielded():
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert retried(lambda: "clean-up") == "clean-up"
+
+
+def test_an_interrupted_study_storage_still_works_for_the_clean_up(tmp_path: Path) -> None:
+    """SIGINT at random moments of ask/attribute/tell on sqlite: each time the interrupt comes
+    out as itself, and the same storage then fails the trial and takes new ones."""
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    for attempt in range(12):
+        study = optuna.create_study(study_name=f"s{attempt}", storage=storage)
+        timer = threading.Timer(
+            random.Random(attempt).uniform(0.01, 0.2),
+            lambda: os.kill(os.getpid(), signal.SIGINT),
+        )
+        with handled(), pytest.raises(Interrupted):
+            timer.start()
+            for number in range(100_000):
+                trial = study.ask()
+                trial.set_user_attr("number", number)
+                study.tell(trial, 1.0)
+        timer.join()
+        for frozen in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+            study._storage.set_trial_state_values(
+                frozen._trial_id, state=optuna.trial.TrialState.FAIL
+            )
+        trial = study.ask()
+        study.tell(trial, 2.0)
+        assert optuna.trial.TrialState.RUNNING not in [t.state for t in study.trials]
