@@ -44,26 +44,12 @@ def _handle(signum: int, frame: FrameType | None) -> None:
 
 
 @contextmanager
-def deferred() -> Iterator[None]:
-    """Within the block a signal is only remembered, for steps that must happen together (a
-    run created and noted on its trial). The caller raises it with :func:`raise_if_received`
-    once it can clean up after the block (end that run): raising it as the block ends would
-    escape the caller's clean-up."""
-    global _deferring
-    outer = _deferring
-    _deferring = True
-    try:
-        yield
-    finally:
-        _deferring = outer
-
-
-@contextmanager
 def shielded() -> Iterator[None]:
-    """A call that must not stop half-way (a database commit: an interrupt inside SQLAlchemy
-    can leave a connection holding the sqlite write lock). A signal that arrives inside the
-    block is raised as it ends, once the call is done. Only the main thread, where Python runs
-    signal handlers, is shielded; inside :func:`deferred`, the outer block decides."""
+    """Steps that must not stop half-way: a database commit (an interrupt inside SQLAlchemy
+    can leave a connection holding the sqlite write lock), a run created and noted on its
+    trial. A signal that arrives inside the block is raised as it ends, once the steps are done;
+    nested blocks raise at the outermost. Only the main thread, where Python runs signal
+    handlers, is shielded."""
     global _deferring
     if threading.current_thread() is not threading.main_thread() or _deferring:
         yield

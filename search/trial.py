@@ -18,7 +18,7 @@ from search.confusion import ClassReport
 from search.data import Dataset
 from search.policy import CropPolicy
 from search.record import Stage, TrialRecord
-from search.signals import deferred, raise_if_received
+from search.signals import raise_if_received, shielded
 from search.tracking import Tracker, flat_params
 
 if TYPE_CHECKING:
@@ -142,11 +142,10 @@ def run_trial(
     writes = Writes()  # figure and metrics off the training path; joined before the run ends
     run_id: str | None = None
     try:
-        with deferred():  # a run that exists is noted on its trial, so it can be closed
+        with shielded():  # a run that exists is noted on its trial; a signal ends it below
             run_id = _start_run(setup, data, tracker, parent_id)
             if on_start is not None:
                 on_start(run_id)
-        raise_if_received()  # a signal while the run was opened: it is closed below
         if crop_samples:
             writes.submit(_log_crop_grid, setup, data, tracker, run_id)
 
@@ -225,11 +224,10 @@ def reuse_trial(
     or interrupt while copying ends the run as failed and propagates."""
     run_id: str | None = None
     try:
-        with deferred():
+        with shielded():
             run_id = _start_run(setup, data, tracker, parent_id)
             if on_start is not None:
                 on_start(run_id)
-        raise_if_received()
         if twin.run_id is not None:
             tracker.copy_results(twin.run_id, run_id)
     except BaseException as error:

@@ -1,6 +1,6 @@
-"""Inside ``signals.deferred()`` a signal is only remembered, so steps that belong together (a
-run created and noted on its trial) are not split by an interrupt; the caller raises it once it
-can end that run. A signal while a trial's run is being opened ends the run as failed."""
+"""Inside ``signals.shielded()`` a signal is held until the block ends, so steps that belong
+together (a run created and noted on its trial, a database commit) are not split by an
+interrupt. A signal while a trial's run is being opened ends the run as failed."""
 
 from __future__ import annotations
 
@@ -20,32 +20,32 @@ from search.engines.optuna_storage import open_storage
 from search.policy import CropPolicy
 from search.record import TrialRecord
 from search.retry import retried
-from search.signals import Interrupted, deferred, handled, raise_if_received, shielded
+from search.signals import Interrupted, handled, shielded
 from search.tracking import Tracker
 from search.trial import TrialSetup, reuse_trial, run_trial
 
 
-def test_a_signal_in_a_deferred_block_waits_for_the_caller_to_raise_it() -> None:
+def test_a_signal_in_a_shielded_block_is_raised_when_the_block_ends() -> None:
     steps = []
     with handled(), pytest.raises(Interrupted) as caught:
-        with deferred():
+        with shielded():
             os.kill(os.getpid(), signal.SIGTERM)
-            steps.append("after the signal")
+            with shielded():  # nested: the outermost block raises
+                steps.append("after the signal")
+            steps.append("after the inner block")
         steps.append("after the block")
-        raise_if_received()
-        steps.append("after raising")
-    assert steps == ["after the signal", "after the block"]
+    assert steps == ["after the signal", "after the inner block"]
     assert caught.value.exit_code == 143
 
 
-def test_outside_a_deferred_block_a_signal_raises_at_once() -> None:
+def test_outside_a_shielded_block_a_signal_raises_at_once() -> None:
     steps = []
     with handled(), pytest.raises(Interrupted):
-        with deferred():
-            steps.append("deferred")
+        with shielded():
+            steps.append("shielded")
         os.kill(os.getpid(), signal.SIGINT)
         steps.append("after the signal")
-    assert steps == ["deferred"]
+    assert steps == ["shielded"]
 
 
 def _setup(tmp_path: Path) -> tuple[TrialSetup, Tracker, str, MlflowClient]:
