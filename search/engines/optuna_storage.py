@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from search.record import TrialRecord
 from search.retry import retried
-from search.signals import raise_if_received
+from search.signals import raise_if_received, shielded
 from search.tracking import Tracker
 
 #: Record key in a trial's ``user_attrs``.
@@ -82,8 +82,22 @@ def _retrying(name: str) -> Any:
     return call
 
 
+def _shielding(name: str) -> Any:
+    method = getattr(optuna.storages.RDBStorage, name)
+
+    @functools.wraps(method)
+    def call(self: optuna.storages.RDBStorage, *args: Any, **kwargs: Any) -> Any:
+        with shielded():  # an interrupt inside a transaction would leave the database locked
+            return method(self, *args, **kwargs)
+
+    return call
+
+
 for _name in _RETRIED:
     setattr(RetryingRDBStorage, _name, _retrying(_name))
+for _name in dir(optuna.storages.BaseStorage):
+    if not _name.startswith("_") and _name not in _RETRIED:
+        setattr(RetryingRDBStorage, _name, _shielding(_name))
 
 
 def retry_dead_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
