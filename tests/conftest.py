@@ -17,6 +17,18 @@ MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
 TINY_DATA = "shapes:train=96,val=48,test=48"
 
 
+def require_program(present: bool, what: str, install: str) -> None:
+    """Skip the calling test (or module) when a system program is missing, with a one-line
+    reason that names the install line; under ``CI=true`` a missing program fails instead, so
+    CI never passes without the tests that need it."""
+    if present:
+        return
+    message = f"needs {what} ({install})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {message}", pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+
 @dataclass(frozen=True)
 class SearchRun:
     """A finished tiny search: where it wrote, what it printed."""

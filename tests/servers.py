@@ -2,7 +2,8 @@
 
 PostgreSQL: ``initdb`` + ``pg_ctl`` in a temporary folder on a free port (as the ``postgres``
 user when the tests run as root: ``initdb`` refuses root), trust authentication, listening on
-127.0.0.1 only. ``.ci/run`` installs the ``postgresql`` package when the binaries are missing.
+127.0.0.1 only. Without the binaries the tests that use the server skip (fail under
+``CI=true``); ``.ci/run`` installs the ``postgresql`` package when they are missing.
 
 Module-scoped fixtures ``cluster`` (the PostgreSQL server) and ``tracking`` (an ``mlflow
 server`` URI backed by it): import ``cluster_fixture, tracking_fixture`` into a test module.
@@ -25,8 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import require_program
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+POSTGRES_NEEDED = "PostgreSQL's server binaries (initdb, pg_ctl)"
+POSTGRES_INSTALL = "apt-get install -y postgresql"
 
 
 def free_port() -> int:
@@ -93,8 +99,8 @@ class Postgres:
 def postgres(folder: Path) -> Iterator[Postgres]:
     """A fresh PostgreSQL cluster in ``folder`` for the block's duration."""
     bin_dir = postgres_bin()
-    if bin_dir is None:
-        raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
+    require_program(bin_dir is not None, POSTGRES_NEEDED, POSTGRES_INSTALL)
+    assert bin_dir is not None
     folder.mkdir(parents=True, exist_ok=True)
     server = Postgres(folder, free_port(), bin_dir)
     if os.geteuid() == 0:
