@@ -4,7 +4,7 @@ Measures, on the same images and boxes in one run (absolute speeds swing ~2x on 
 machines, so read the ratios):
 
 - ``policy.apply``: numpy uint8 images in, uint8 crops out (the public API);
-- ``windows + cut``: the trainer's path, ``search.crops.cut`` on a resident ``tf`` canvas;
+- ``windows + cut``: the trainer's path, ``search.crop.cut.cut`` on a resident ``tf`` canvas;
 - the common per-image loop, ``tf.image.crop_to_bounding_box`` + ``tf.image.resize`` per
   image (on numpy images, and on slices of the resident canvas);
 - training images/s of the default compact CNN (``build_model((s, s, 3), 6)``, batch 64) at
@@ -33,8 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 
-from search.crops import cut
-from search.policy import CropPolicy
+from search.crop.cut import cut
+from search.crop.policy import CropPolicy
 
 SOURCE = 256
 BAR = 10.0
@@ -102,7 +102,7 @@ def training_rate(size: int, n: int, epochs: int) -> float:
     """Training images/s of the default model at ``size`` on random data (last epoch)."""
     import keras
 
-    from search.model import build_model
+    from search.training.model import build_model
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)

@@ -33,11 +33,11 @@ def main() -> None:
 
     from scipy import stats
 
-    from search.config import TrainConfig, derive_seed
     from search.data import load_dataset
     from search.engines.common import screen_fraction, screen_index
+    from search.settings import TrainConfig, derive_seed
     from search.space import Space, split_values
-    from search.train import train_policy
+    from search.training.fit import train_policy
 
     data = load_dataset(args.data)
     space = Space.load(REPO / "spaces" / "default.yaml")

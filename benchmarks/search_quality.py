@@ -55,10 +55,10 @@ def grid_policies() -> list[dict[str, Any]]:
 
 def run_grid(data: Any, epochs: int, repeats: int) -> list[dict[str, Any]]:
     """Each grid point trained with the confirmation seeds of seed 0."""
-    from search.config import TrainConfig
-    from search.confirm import confirm_seeds, estimate
-    from search.policy import CropPolicy
-    from search.train import train_policy
+    from search.crop.policy import CropPolicy
+    from search.settings import TrainConfig
+    from search.study.confirm import confirm_seeds, estimate
+    from search.training.fit import train_policy
 
     rows = []
     for i, fields in enumerate(grid_policies(), start=1):

@@ -38,7 +38,7 @@ def _warm_model(shape: tuple[int, int, int], n_classes: int, width: int, depth: 
     """One compiled, traced model per shape (built once; its weights drift, its speed does not)."""
     import keras
 
-    from search.model import build_model
+    from search.training.model import build_model
 
     key = (shape, n_classes, width, depth)
     if key not in _WARM:
@@ -57,7 +57,7 @@ def compute_seconds(record: Any, data: Any, train_index: Any) -> tuple[float, fl
     a warm model of its shape."""
     import numpy as np
 
-    from search.crops import crop_samples
+    from search.crop.cut import crop_samples
 
     policy, config = record.crop_policy, record.train
     train = data.train if train_index is None else data.train.take(np.sort(train_index))
@@ -98,8 +98,8 @@ def main() -> None:
     from search.data import load_dataset
     from search.engines.common import SearchOptions
     from search.engines.optuna import OptunaSearch
-    from search.record import TrialRecord
     from search.space import Space
+    from search.study.record import TrialRecord
 
     data = load_dataset(args.data)
     space = Space.load(REPO / "spaces" / "default.yaml")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from search.export import load_policy
-from search.policy import CropPolicy, PolicyError
+from search.crop.policy import CropPolicy, PolicyError
+from search.results.export import load_policy
 
 __all__ = ["CropPolicy", "PolicyError", "load_policy"]

@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from search.config import DEFAULT_STORAGE, DEFAULT_TRACKING, TrainConfig
+from search.crop.policy import KINDS, OBJECT_KINDS, PolicyError
 from search.data import DataError, Dataset
-from search.export import PolicyFileError
 from search.names import StudyNameError
-from search.policy import KINDS, OBJECT_KINDS, PolicyError
+from search.ops.signals import Interrupted
+from search.ops.uris import UriError, redact
+from search.results.export import PolicyFileError
 from search.safe_yaml import MESSAGE_CHARS, YamlFileError, clip
-from search.signals import Interrupted
+from search.settings import DEFAULT_STORAGE, DEFAULT_TRACKING, TrainConfig
 from search.space import Space, SpaceError
 from search.strict import bounds
-from search.uris import UriError, redact
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import optuna
 
     from search.engines.keras_tuner_records import KerasTunerRecords
-    from search.record import TrialRecord
+    from search.study.record import TrialRecord
 
 app = typer.Typer(
     help="Search the crop policy for a compact CNN: Optuna trials, tracked in MLflow.",
@@ -90,7 +90,7 @@ def _finite(value: float | None) -> float | None:
 def _check_stores(study: str | None, storage: str | None, tracking_uri: str | None) -> None:
     """Refuse a bad study name or store URI before anything is created (each within seconds)."""
     from search.names import check_study_name
-    from search.uris import check_storage_uri, check_tracking_uri
+    from search.ops.uris import check_storage_uri, check_tracking_uri
 
     if study is not None:
         check_study_name(study)
@@ -112,8 +112,8 @@ def _raise_if_store_error(error: Exception) -> None:
 def _quiet_tensorflow(verbose: bool = False) -> None:
     """Keep TensorFlow's start-up lines (absl, oneDNN: written by C++ to file descriptor 2 even
     with TF_CPP_MIN_LOG_LEVEL=2) off the terminal unless ``verbose``; TensorFlow is still
-    imported only where it is needed (:mod:`search.quiet`)."""
-    from search.quiet import silence_first_import
+    imported only where it is needed (:mod:`search.ops.quiet`)."""
+    from search.ops.quiet import silence_first_import
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not verbose:
@@ -289,16 +289,16 @@ def search(
         f"space {space}; {trials} trials x {epochs} epochs; trial 0 is the full-image baseline"
         + (f", then each kind's conventional setting ({anchors})" if anchors > 0 else "")
     )
-    from search.signals import handled
+    from search.ops.signals import handled
 
     with handled():
         if workers > 1:  # stores, study, parent run and anchors exist: the workers only join
-            from search.workers import start_workers, wait_workers
+            from search.ops.workers import start_workers, wait_workers
 
             wait_workers(start_workers(run, workers, trials, typer.echo))
             run.options = dataclasses.replace(run.options, trials=0)  # confirm and close
         confirmation = run.run()
-    from search.report import best_record, print_confirmation, print_leaderboard
+    from search.results.report import best_record, print_confirmation, print_leaderboard
 
     records = run.records.search_records()
     print_leaderboard(records)
@@ -325,8 +325,8 @@ def status_command(
     import optuna
     from mlflow.tracking import MlflowClient
 
-    from search.status import study_status
-    from search.uris import sqlite_path
+    from search.ops.status import study_status
+    from search.ops.uris import sqlite_path
 
     _check_stores(study, storage, tracking_uri)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -355,8 +355,8 @@ def worker_command(
     """Join a running study from this or another machine: data spec, space and training
     settings come from the study; trials and runs go to the same stores."""
     from search.engines.common import StudyError
-    from search.signals import handled
-    from search.workers import WorkerError, join_study, run_worker, set_threads
+    from search.ops.signals import handled
+    from search.ops.workers import WorkerError, join_study, run_worker, set_threads
 
     _check_stores(study, storage, tracking_uri)
     _quiet_tensorflow(verbose)
@@ -394,12 +394,12 @@ def confirm_command(
 ) -> None:
     """Re-train a study's top policies and its baseline over seeds; finished repeats are
     reused, so running it again resumes (or just reprints)."""
-    from search.confirm import ConfirmPlan
-    from search.confirm import confirm as run_confirmation
     from search.data import load_dataset
     from search.engines.optuna import OptunaRecords, param_importances, study_attrs
-    from search.tracking import Tracker
-    from search.views import log_study_views
+    from search.results.tracking import Tracker
+    from search.results.views import log_study_views
+    from search.study.confirm import ConfirmPlan
+    from search.study.confirm import confirm as run_confirmation
 
     _check_stores(study, None, tracking_uri)
     tuned = _keras_tuner_study(study, storage)
@@ -431,7 +431,7 @@ def confirm_command(
         int(attrs.get("seed", 0)) if seed is None else seed,
         int(attrs.get("epochs", 4)) if epochs is None else epochs,
     )
-    from search.signals import handled
+    from search.ops.signals import handled
 
     confirmation = None
     try:
@@ -451,7 +451,7 @@ def confirm_command(
             final=records.confirm_records(),
         )
         tracker.end_run(parent_id, "complete")
-    from search.report import print_confirmation
+    from search.results.report import print_confirmation
 
     print_confirmation(confirmation)
 
@@ -459,7 +459,7 @@ def confirm_command(
 def _check_engine(study: str, storage: str, engine: str) -> None:
     """Refuse to resume a study with the other engine (they would share one MLflow
     experiment)."""
-    from search.uris import sqlite_path
+    from search.ops.uris import sqlite_path
 
     tuned = _keras_tuner_study(study, storage) is not None
     path = sqlite_path(storage)
@@ -467,7 +467,7 @@ def _check_engine(study: str, storage: str, engine: str) -> None:
     if path is None or path.exists():
         import optuna
 
-        from search.stores import created_once
+        from search.ops.stores import created_once
 
         with created_once(storage):  # opening a fresh database creates its tables: once
             in_optuna = study in optuna.get_all_study_names(storage)
@@ -483,8 +483,8 @@ def _check_engine(study: str, storage: str, engine: str) -> None:
 def _check_model(spec: str, space: Space, dataset: Dataset) -> None:
     """Build ``--model`` once for the baseline policy's input: a model that cannot be found
     or does not fit is one line before any trial."""
-    from search.model import ModelError, build_network, hyperparameters
     from search.space import split_values
+    from search.training.model import ModelError, build_network, hyperparameters
 
     policy, config = split_values(space.baseline(), TrainConfig(model=spec))
     try:
@@ -518,7 +518,7 @@ def _keras_tuner_study(name: str | None, storage: str) -> KerasTunerRecords | No
         keras_tuner_root,
         keras_tuner_studies,
     )
-    from search.uris import sqlite_path
+    from search.ops.uris import sqlite_path
 
     if name is not None:
         found = KerasTunerRecords(keras_tuner_root(storage), name)
@@ -535,7 +535,7 @@ def _keras_tuner_study(name: str | None, storage: str) -> KerasTunerRecords | No
 def _load_study(name: str | None, storage: str) -> optuna.Study:
     import optuna
 
-    from search.uris import check_storage_uri, sqlite_path
+    from search.ops.uris import check_storage_uri, sqlite_path
 
     path = sqlite_path(storage)
     if path is not None and not path.exists():
@@ -590,8 +590,8 @@ def export(
     trial given by --trial or --run-id, with provenance (and the confirmation's numbers when it
     is the confirmed winner) as a versioned YAML or JSON file."""
     from search.engines.optuna import OptunaRecords, study_attrs
-    from search.export import policy_document, write_policy_file
-    from search.views import chosen_record
+    from search.results.export import policy_document, write_policy_file
+    from search.results.views import chosen_record
 
     if trial is not None and run_id is not None:
         raise UserError("give --trial or --run-id, not both")
@@ -642,7 +642,7 @@ def _study_of_run(run_id: str, tracking_uri: str, study: str | None) -> str:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from search.uris import check_tracking_uri
+    from search.ops.uris import check_tracking_uri
 
     check_tracking_uri(tracking_uri)
     try:
@@ -675,7 +675,7 @@ def ui(
     study: Annotated[str | None, typer.Option(help="Print the runs link of this study.")] = None,
 ) -> None:
     """Start the MLflow UI on the search's store and print its URL (Ctrl-C stops it)."""
-    from search.tracking import artifact_root, sqlite_path
+    from search.results.tracking import artifact_root, sqlite_path
 
     path = sqlite_path(tracking_uri)
     if path is not None and not path.exists():
@@ -754,9 +754,9 @@ def apply_command(
 ) -> None:
     """Crop a dataset split with a policy file: PNGs in OUT/<class>/ and OUT/manifest.csv
     (source, label, box, window). Samples the data loader rejects are skipped and counted."""
-    from search.apply import ApplyError, skipped_summary, write_crops
     from search.data import load_dataset
-    from search.export import load_policy
+    from search.results.apply import ApplyError, skipped_summary, write_crops
+    from search.results.export import load_policy
 
     chosen = load_policy(policy)
     _quiet_tensorflow()
@@ -803,9 +803,9 @@ def preview(
 
     Fields: defaults, then --policy, then each --set. Neither --train nor --eval: both modes.
     """
+    from search.crop.policy import CropPolicy
     from search.data import load_dataset
-    from search.export import load_policy
-    from search.policy import CropPolicy
+    from search.results.export import load_policy
     from search.safe_yaml import load_yaml_text
 
     fields = load_policy(policy).to_dict() if policy is not None else {}
@@ -825,7 +825,7 @@ def preview(
         shown = ("train",) if train else ("eval",)
 
     _quiet_tensorflow(verbose)
-    from search.figures import crop_grid, save
+    from search.results.figures import crop_grid, save
 
     dataset = load_dataset(data)
     if len(dataset.val) == 0:
@@ -847,7 +847,7 @@ def preview(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes print one line on stderr and exit 2, with no traceback."""
-    from search.signals import forget, received
+    from search.ops.signals import forget, received
 
     forget()  # a signal an earlier command received in this process is not this one's
     command = typer.main.get_command(app)

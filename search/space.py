@@ -13,7 +13,7 @@ and ``fixed:`` for values not searched::
       context: {type: float, low: 0.0, high: 1.0, when: {kind: [object]}}
       learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
 
-Parameters are policy fields (:class:`search.policy.CropPolicy`) or training fields
+Parameters are policy fields (:class:`search.crop.policy.CropPolicy`) or training fields
 (``learning_rate``, ``width``, ``depth``, ``batch_size``); every range is checked against the
 bounds of the field it sets.
 """
@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from search.config import SEARCHABLE_TRAIN_FIELDS, TrainConfig
-from search.policy import KINDS, OBJECT_KINDS, CropPolicy, PolicyError
+from search.crop.policy import KINDS, OBJECT_KINDS, CropPolicy, PolicyError
 from search.safe_yaml import YamlFileError, clip, load_yaml_file, shorten
+from search.settings import SEARCHABLE_TRAIN_FIELDS, TrainConfig
 from search.strict import Integer, Number
 
 if TYPE_CHECKING:

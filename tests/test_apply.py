@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from search.apply import class_folders
 from search.cli import main
-from search.crops import crop_samples
+from search.crop.cut import crop_samples
+from search.crop.policy import CropPolicy
 from search.data import load_dataset
-from search.export import FORMAT, write_policy_file
-from search.policy import CropPolicy
+from search.results.apply import class_folders
+from search.results.export import FORMAT, write_policy_file
 
 DATA = "shapes:train=6,val=10,test=4"
 POLICY = CropPolicy(kind="object_random", context=0.2, fraction=0.3, size=(24, 32))

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from search.background import Writes
-from search.config import TrainConfig
+from search.crop.policy import CropPolicy
 from search.data import load_dataset
-from search.policy import CropPolicy
-from search.tracking import Tracker
-from search.trial import TrialSetup, run_trial
+from search.results.tracking import Tracker
+from search.settings import TrainConfig
+from search.study.background import Writes
+from search.study.trial import TrialSetup, run_trial
 
 
 def test_writes_run_in_order_off_the_calling_thread() -> None:

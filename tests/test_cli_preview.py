@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from search.cli import main
-from search.export import FORMAT, write_policy_file
-from search.policy import CropPolicy
+from search.crop.policy import CropPolicy
+from search.results.export import FORMAT, write_policy_file
 
 DATA = "shapes:train=4,val=8,test=4"
 

@@ -8,8 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from search.config import TrainConfig, derive_seed
-from search.confirm import (
+from search.crop.geometry import box_iou, crop_windows, noise_for_iou, noisy_boxes
+from search.crop.policy import CropPolicy
+from search.data import load_dataset
+from search.engines.common import plan_budget, screen_fraction, screen_index
+from search.engines.optuna import sampler_seed
+from search.results.report import confirmation_csv, needs_exact_boxes, robustness_rows
+from search.settings import TrainConfig, derive_seed
+from search.space import Space
+from search.study.confirm import (
     BOX_LEVELS,
     box_levels,
     candidates,
@@ -18,14 +25,7 @@ from search.confirm import (
     paired_interval,
     summarize,
 )
-from search.data import load_dataset
-from search.engines.common import plan_budget, screen_fraction, screen_index
-from search.engines.optuna import sampler_seed
-from search.policy import CropPolicy
-from search.record import TrialRecord
-from search.report import confirmation_csv, needs_exact_boxes, robustness_rows
-from search.space import Space
-from search.windows import box_iou, crop_windows, noise_for_iou, noisy_boxes
+from search.study.record import TrialRecord
 
 
 def record(number: int, kind: str = "object", value: float = 0.5, **fields: object) -> TrialRecord:

@@ -3,9 +3,9 @@ and its continuation are one configuration: the confirmation trains its own epoc
 
 from __future__ import annotations
 
-from search.config import TrainConfig
-from search.confirm import candidates
-from search.record import TrialRecord
+from search.settings import TrainConfig
+from search.study.confirm import candidates
+from search.study.record import TrialRecord
 
 
 def _record(

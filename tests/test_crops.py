@@ -1,4 +1,4 @@
-"""Pixels: ``policy.apply`` / ``search.crops.cut`` against an independent reference (Pillow).
+"""Pixels: ``policy.apply`` / ``search.crop.cut.cut`` against an independent reference (Pillow).
 
 Where the two resamplers agree, and so what is compared:
 
@@ -26,10 +26,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from search import crops
-from search.crops import cut, stack_images
-from search.policy import KINDS, RANDOM_KINDS, CropPolicy
-from search.windows import crop_and_resize_boxes
+from search.crop import cut as crops
+from search.crop.cut import cut, stack_images
+from search.crop.geometry import crop_and_resize_boxes
+from search.crop.policy import KINDS, RANDOM_KINDS, CropPolicy
 
 H, W = 90, 120
 BOX = (30.0, 20.0, 70.0, 60.0)

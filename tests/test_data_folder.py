@@ -158,9 +158,9 @@ def test_space_kinds(tmp_path: Path) -> None:
 def test_crop_grid_draws_no_box_on_box_free_samples(tmp_path: Path) -> None:
     from matplotlib.colors import to_rgba
 
-    from search.figures import BOX_COLOR as GREEN
-    from search.figures import crop_grid
-    from search.policy import CropPolicy
+    from search.crop.policy import CropPolicy
+    from search.results.figures import BOX_COLOR as GREEN
+    from search.results.figures import crop_grid
 
     data = load_dataset(f"folder:{digit_folder(tmp_path / 'd', 3, 2)},val=0.34,test=0.34")
     figure = crop_grid(CropPolicy(kind="center", fraction=0.7), data.val, data.class_names)

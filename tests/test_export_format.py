@@ -11,8 +11,8 @@ import yaml
 from conftest import SearchRun
 
 from search.cli import main
-from search.export import FORMAT, PolicyFileError, load_policy, write_policy_file
-from search.policy import CropPolicy
+from search.crop.policy import CropPolicy
+from search.results.export import FORMAT, PolicyFileError, load_policy, write_policy_file
 
 POLICY = CropPolicy(kind="object", context=0.3, size=(40, 48), box_noise=0.1)
 

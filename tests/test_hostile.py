@@ -23,8 +23,8 @@ import pytest
 from conftest import search_args
 
 from search.cli import main
-from search.config import TrainConfig
 from search.safe_yaml import MAX_FILE_BYTES, MESSAGE_CHARS
+from search.settings import TrainConfig
 from search.strict import bounds
 
 SECRET = "hunter2"
@@ -357,9 +357,9 @@ def _study_db(folder: Path) -> str:
     """A study with one complete trial (for export), in ``folder``."""
     import optuna
 
+    from search.crop.policy import CropPolicy
     from search.engines.optuna_storage import RECORD
-    from search.policy import CropPolicy
-    from search.record import TrialRecord
+    from search.study.record import TrialRecord
 
     storage = f"sqlite:///{folder}/optuna.db"
     study = optuna.create_study(study_name="done", storage=storage, direction="maximize")

@@ -101,9 +101,9 @@ def test_keras_tuner_search_runs_exports_and_resumes(tmp_path: Path) -> None:
 
 
 def _fail_second_training(monkeypatch: pytest.MonkeyPatch) -> None:
-    import search.train
+    import search.training.fit
 
-    real = search.train.train_policy
+    real = search.training.fit.train_policy
     calls = {"n": 0}
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -112,7 +112,7 @@ def _fail_second_training(monkeypatch: pytest.MonkeyPatch) -> None:
             raise RuntimeError("disk on fire")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(search.train, "train_policy", flaky)
+    monkeypatch.setattr(search.training.fit, "train_policy", flaky)
 
 
 @pytest.mark.parametrize("engine", ["optuna", "keras-tuner"])

@@ -13,8 +13,14 @@ import pytest
 from conftest import TINY_DATA, search_args
 
 from search.cli import main
-from search.config import TrainConfig
-from search.model import CompactCNN, ModelError, build_model, build_network, hyperparameters
+from search.settings import TrainConfig
+from search.training.model import (
+    CompactCNN,
+    ModelError,
+    build_model,
+    build_network,
+    hyperparameters,
+)
 
 
 def _layers(model: object) -> list[tuple[str, object]]:
@@ -100,10 +106,10 @@ def test_a_continued_training_continues_its_schedule(tmp_path: Path) -> None:
     """1 epoch saved, then continued to 3: the step count (so the learning rate) and the
     history carry on; a fresh 3-epoch run's first epoch is not what the continuation starts
     from."""
-    from search.continuation import Continuation, load_history
+    from search.crop.policy import CropPolicy
     from search.data import load_dataset
-    from search.policy import CropPolicy
-    from search.train import train_policy
+    from search.training.continuation import Continuation, load_history
+    from search.training.fit import train_policy
 
     data = load_dataset(TINY_DATA)
     policy = CropPolicy(size=(32, 32))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from search.policy import BOUNDS, KINDS, CropPolicy, PolicyError
+from search.crop.policy import BOUNDS, KINDS, CropPolicy, PolicyError
 
 
 def _just_outside(name: str) -> list[Any]:
@@ -81,8 +81,9 @@ def test_yaml_round_trip(kind: str) -> None:
 
 def test_policy_modules_stay_free_of_tensorflow() -> None:
     code = (
-        "import sys, search.policy, search.windows, search.space, search.export\n"
-        "from search.policy import CropPolicy\n"
+        "import sys, search.crop.policy, search.crop.geometry, search.space\n"
+        "import search.results.export\n"
+        "from search.crop.policy import CropPolicy\n"
         "CropPolicy(kind='object').windows([[10, 10]], [[1, 1, 5, 5]])\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
     )

@@ -11,8 +11,8 @@ import pytest
 from conftest import REPO
 
 from search.cli import main
-from search.export import FORMAT, write_policy_file
-from search.policy import CropPolicy
+from search.crop.policy import CropPolicy
+from search.results.export import FORMAT, write_policy_file
 
 pytestmark = pytest.mark.slow  # trains a small model for two epochs
 

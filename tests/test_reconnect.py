@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from servers import free_port
 
-from search.retry import StoreUnavailable, retried, transient
+from search.ops.retry import StoreUnavailable, retried, transient
 
 
 def _refused(port: int) -> None:

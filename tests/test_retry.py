@@ -19,7 +19,7 @@ from search.engines.optuna_storage import (
     owner,
     repair_stale_trials,
 )
-from search.tracking import Tracker
+from search.results.tracking import Tracker
 
 
 def _dead_pid() -> int:

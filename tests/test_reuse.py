@@ -5,12 +5,12 @@ from __future__ import annotations
 import keras
 import pytest
 
-from search import reuse
-from search.config import TrainConfig
+from search.crop.policy import CropPolicy
 from search.data import load_dataset
-from search.model import build_model
-from search.policy import CropPolicy
-from search.train import TrainResult, train_policy
+from search.settings import TrainConfig
+from search.training import reuse
+from search.training.fit import TrainResult, train_policy
+from search.training.model import build_model
 
 DATA = "shapes:train=96,val=48,test=48"
 POLICY = CropPolicy(kind="random_resized", fraction=0.4, size=(24, 24))
@@ -53,7 +53,7 @@ def test_reused_model_trains_like_a_new_one(seed: int, monkeypatch: pytest.Monke
     config = TrainConfig(epochs=2, batch_size=32, width=8, depth=3, seed=seed)
     reuse.clear()
     with monkeypatch.context() as patch:
-        patch.setattr("search.train.compiled_model", _before_reuse)
+        patch.setattr("search.training.fit.compiled_model", _before_reuse)
         before = train_policy(POLICY, data, config)
     fresh = train_policy(POLICY, data, config, reuse_model=False)
     # A trial of the same shape with other settings first: weights, optimizer moments, step

@@ -16,8 +16,8 @@ from mlflow.tracking import MlflowClient
 
 import search
 from search.cli import main
-from search.export import FORMAT
-from search.record import TrialRecord
+from search.results.export import FORMAT
+from search.study.record import TrialRecord
 
 pytestmark = pytest.mark.slow  # trains real models / starts a server
 
@@ -68,7 +68,7 @@ def test_mlflow_has_parent_and_one_child_per_trial(tiny_search: SearchRun) -> No
         assert child.data.tags["mlflow.parentRunId"] == parent_id
         assert child.data.tags["state"] == "complete"
         assert child.info.status == "FINISHED"
-        assert child.data.params["kind"] in search.policy.KINDS
+        assert child.data.params["kind"] in search.crop.policy.KINDS
         assert child.data.params["size"] == "48x48"
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             history = client.get_metric_history(child.info.run_id, key)
@@ -147,16 +147,16 @@ def test_resume_adds_trials_to_the_same_study(tiny_search: SearchRun, tmp_path: 
 def test_failed_trial_is_recorded_and_search_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import search.train
+    import search.training.fit
 
-    real_train = search.train.train_policy
+    real_train = search.training.fit.train_policy
 
     def train_or_fail(policy: search.CropPolicy, *args: Any, **kwargs: Any) -> Any:
         if policy.kind != "full":
             raise RuntimeError("simulated out-of-memory")
         return real_train(policy, *args, **kwargs)
 
-    monkeypatch.setattr(search.train, "train_policy", train_or_fail)
+    monkeypatch.setattr(search.training.fit, "train_policy", train_or_fail)
     storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
     space = tmp_path / "objects.yaml"
     space.write_text("params:\n  kind: {type: categorical, choices: [object]}\n")

@@ -14,15 +14,15 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from search.config import TrainConfig
+from search.crop.policy import CropPolicy
 from search.data import load_dataset
 from search.engines.optuna_storage import open_storage
-from search.policy import CropPolicy
-from search.record import TrialRecord
-from search.retry import retried
-from search.signals import Interrupted, handled, shielded
-from search.tracking import Tracker
-from search.trial import TrialSetup, reuse_trial, run_trial
+from search.ops.retry import retried
+from search.ops.signals import Interrupted, handled, shielded
+from search.results.tracking import Tracker
+from search.settings import TrainConfig
+from search.study.record import TrialRecord
+from search.study.trial import TrialSetup, reuse_trial, run_trial
 
 
 def test_a_signal_in_a_shielded_block_is_raised_when_the_block_ends() -> None:

@@ -10,8 +10,8 @@ import optuna
 import pytest
 import yaml
 
-from search.config import TrainConfig
-from search.policy import OBJECT_KINDS, CropPolicy
+from search.crop.policy import OBJECT_KINDS, CropPolicy
+from search.settings import TrainConfig
 from search.space import Space, SpaceError, SpaceFile, space_json_schema, split_values
 
 SPACES = Path(__file__).resolve().parent.parent / "spaces"

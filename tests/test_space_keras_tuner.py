@@ -82,7 +82,7 @@ def test_oracle_values_give_valid_configurations(tmp_path: Path, seed: int) -> N
     assert ("fraction" in values) == (values["kind"] == "center")
     assert ("context" in values) == (values["kind"] == "object")
     assert ("jitter" in values) == (values["kind"] == "object" and values["size"] == [48, 48])
-    from search.config import TrainConfig
+    from search.settings import TrainConfig
     from search.space import split_values
 
     policy, train = split_values(values, TrainConfig())

@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.tracking import Tracker
+from search.results.tracking import Tracker
 
 
 def _cli(args: list[str]) -> tuple[int, str]:

@@ -1,4 +1,4 @@
-"""The in-graph policy (``search.tf_policy``): the Keras layer and the ``tf.data`` map give the
+"""The in-graph policy (``search.crop.layer``): the Keras layer and the ``tf.data`` map give the
 pixels of the search's own cropping (``policy.apply``, ``crop_samples``) for every kind and
 mode, over the window and crop tables of ``test_windows.py`` and ``test_crops.py``.
 
@@ -23,11 +23,11 @@ import tensorflow as tf
 from test_crops import BOX, NEAREST_ROWS, NOISE
 from test_windows import WINDOW_TABLE
 
-from search import tf_policy
-from search.crops import apply_policy, crop_samples
+from search.crop import layer as tf_policy
+from search.crop.cut import apply_policy, crop_samples
+from search.crop.geometry import pixels_to_normalized, uniforms
+from search.crop.policy import KINDS, CropPolicy
 from search.data import Samples
-from search.policy import KINDS, CropPolicy
-from search.windows import pixels_to_normalized, uniforms
 
 SEEDS_EPOCHS = ((0, 0), (7, 3))
 

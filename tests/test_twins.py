@@ -28,7 +28,7 @@ from search.engines.optuna_storage import (
     wait_for_trial,
 )
 from search.space import Space
-from search.trial import TrialSetup
+from search.study.trial import TrialSetup
 
 
 @pytest.fixture

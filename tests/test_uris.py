@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from search.names import MAX_LENGTH, StudyNameError, check_study_name, safe_name
-from search.uris import UriError, check_storage_uri, check_tracking_uri, redact
+from search.ops.uris import UriError, check_storage_uri, check_tracking_uri, redact
 
 REDACTED = [
     ("postgresql://user:pw@host/db", "postgresql://user:***@host/db"),
@@ -47,9 +47,9 @@ def test_redact_keeps_uris_without_secrets(uri: str) -> None:
 
 
 def test_tracking_redact_is_the_one_redact() -> None:
-    import search.tracking
+    import search.results.tracking
 
-    assert search.tracking.redact is redact
+    assert search.results.tracking.redact is redact
 
 
 def test_good_stores_pass_and_create_nothing(tmp_path: Path) -> None:
@@ -70,9 +70,9 @@ def test_an_existing_optuna_storage_passes(tmp_path: Path) -> None:
 
 
 def test_a_hung_host_costs_at_most_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    import search.uris
+    import search.ops.uris
 
-    monkeypatch.setattr(search.uris, "CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setattr(search.ops.uris, "CONNECT_TIMEOUT", 0.5)
     started = time.monotonic()
     with pytest.raises(UriError):  # unroutable, refused or answered: never longer than 2 x 0.5 s
         check_tracking_uri("http://10.255.255.1:5999")
@@ -99,8 +99,8 @@ WORKER = textwrap.dedent(
     import os, sys, time
     from pathlib import Path
     import optuna
-    from search.stores import created_once
-    from search.tracking import Tracker
+    from search.ops.stores import created_once
+    from search.results.tracking import Tracker
 
     folder, barrier, workers = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     storage = f"sqlite:///{folder}/optuna.db"

@@ -11,12 +11,12 @@ import pytest
 from conftest import REPO, TINY_DATA
 from mlflow.tracking import MlflowClient
 
-import search.views
+import search.results.views
 from search.data import load_dataset
 from search.engines.common import SearchOptions
 from search.engines.optuna import OptunaSearch
+from search.results.views import ViewRefresh
 from search.space import Space
-from search.views import ViewRefresh
 
 
 def test_a_refresh_is_throttled_and_joined() -> None:
@@ -41,7 +41,7 @@ def test_a_refresh_is_throttled_and_joined() -> None:
 def test_the_parent_run_shows_the_leaderboard_while_the_search_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(search.views, "REFRESH_SECONDS", 0.0)
+    monkeypatch.setattr(search.results.views, "REFRESH_SECONDS", 0.0)
     options = SearchOptions(
         trials=3, epochs=1, study="live", storage=f"sqlite:///{tmp_path}/optuna.db",
         tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", confirm=False,

@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from search.policy import BOUNDS, KINDS, OBJECT_KINDS, RANDOM_KINDS, CropPolicy
-from search.windows import (
+from search.crop.geometry import (
     ASPECT_SPREAD,
     EDGE_TOLERANCE,
     box_coverage,
@@ -26,6 +25,7 @@ from search.windows import (
     spans_to_boxes,
     uniforms,
 )
+from search.crop.policy import BOUNDS, KINDS, OBJECT_KINDS, RANDOM_KINDS, CropPolicy
 
 TOL = 1e-9
 

@@ -23,9 +23,9 @@ from mlflow.tracking import MlflowClient
 from servers import free_port
 
 from search.cli import main
-from search.confusion import ClassReport, metric_name
 from search.data import load_dataset
-from search.export import load_policy
+from search.results.confusion import ClassReport, metric_name
+from search.results.export import load_policy
 
 
 def test_class_report_counts_true_against_predicted() -> None:
@@ -100,7 +100,7 @@ def test_the_winner_run_has_the_policy_file_and_a_model_a_fresh_process_can_call
 
     script = f"""
 import json, mlflow, numpy as np
-import search.tf_policy  # registers the crop layer with Keras
+import search.crop.layer  # registers the crop layer with Keras
 from search.data import load_dataset
 mlflow.set_tracking_uri({tiny_search.tracking_uri!r})
 model = mlflow.keras.load_model({uri!r})

@@ -9,12 +9,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from search.config import DEFAULT_STORAGE, DEFAULT_TRACKING, derive_seed
 from search.data import Dataset
 from search.names import safe_name
-from search.record import OBJECTIVE
+from search.ops.uris import redact
+from search.settings import DEFAULT_STORAGE, DEFAULT_TRACKING, derive_seed
 from search.space import Space
-from search.uris import redact
+from search.study.record import OBJECTIVE
 
 #: Search algorithms per engine (the first is the default).
 ALGORITHMS = {

@@ -11,7 +11,7 @@ carries on quietly).
 
 Hyperband trains a trial for ``tuner/epochs`` epochs; a promoted trial continues its
 predecessor's checkpoint from ``tuner/initial_epoch``, with the cosine decay spanning the
-search's ``--epochs`` (:mod:`search.continuation`), so it continues, not restarts.
+search's ``--epochs`` (:mod:`search.training.continuation`), so it continues, not restarts.
 """
 
 from __future__ import annotations
@@ -26,9 +26,6 @@ from typing import Any
 
 import keras_tuner
 
-from search.config import SEARCHABLE_TRAIN_FIELDS, TrainConfig, derive_seed
-from search.confirm import Confirmation, ConfirmPlan, confirm
-from search.continuation import Continuation, load_history
 from search.data import Dataset
 from search.engines.common import (
     CONFIRM_SHARE,
@@ -42,12 +39,15 @@ from search.engines.common import (
 from search.engines.keras_tuner_records import KerasTunerRecords, keras_tuner_root
 from search.engines.keras_tuner_space import hyperparameters
 from search.names import check_study_name
-from search.record import OBJECTIVE, TrialRecord
-from search.report import progress_line
+from search.results.report import progress_line
+from search.results.tracking import Tracker
+from search.results.views import Printer, ViewRefresh, log_study_views
+from search.settings import SEARCHABLE_TRAIN_FIELDS, TrainConfig, derive_seed
 from search.space import Space, split_values
-from search.tracking import Tracker
-from search.trial import TrialSetup, run_trial
-from search.views import Printer, ViewRefresh, log_study_views
+from search.study.confirm import Confirmation, ConfirmPlan, confirm
+from search.study.record import OBJECTIVE, TrialRecord
+from search.study.trial import TrialSetup, run_trial
+from search.training.continuation import Continuation, load_history
 
 ENGINE = "keras-tuner"
 #: Hyperband's reduction factor (keras-tuner's default).
@@ -192,7 +192,7 @@ class KerasTunerSearch:
         searches them with the policy; returns their defaults by name."""
         if self.options.model is None:
             return {}
-        from search.model import build_network
+        from search.training.model import build_network
 
         space = self.tuner.oracle.get_space()
         known = {h.name for h in space.space}

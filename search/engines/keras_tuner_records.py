@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from search.confirm import Confirmation
-from search.record import TrialRecord
-from search.uris import sqlite_path
+from search.ops.uris import sqlite_path
+from search.study.confirm import Confirmation
+from search.study.record import TrialRecord
 
 #: The folder (inside the store's folder) that holds every keras-tuner study.
 FOLDER = "keras-tuner"

@@ -12,8 +12,6 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from search.config import TrainConfig, derive_seed
-from search.confirm import Confirmation, ConfirmPlan, confirm
 from search.data import Dataset
 from search.engines.common import (
     Pruner,
@@ -40,13 +38,15 @@ from search.engines.optuna_storage import (
     wait_for_trial,
 )
 from search.names import check_study_name
-from search.record import OBJECTIVE, TrialRecord
-from search.report import clock, progress_line
+from search.ops.stores import created_once
+from search.results.report import clock, progress_line
+from search.results.tracking import Tracker
+from search.results.views import Printer, ViewRefresh, log_study_views
+from search.settings import TrainConfig, derive_seed
 from search.space import Space, split_values
-from search.stores import created_once
-from search.tracking import Tracker
-from search.trial import TrialSetup, reuse_trial, run_trial
-from search.views import Printer, ViewRefresh, log_study_views
+from search.study.confirm import Confirmation, ConfirmPlan, confirm
+from search.study.record import OBJECTIVE, TrialRecord
+from search.study.trial import TrialSetup, reuse_trial, run_trial
 
 ENGINE = "optuna"
 #: Study attribute holding the space (a worker joins without the space file).
@@ -233,7 +233,7 @@ class OptunaSearch:
         sampler; then confirm the top policies. Study views are written whatever happens; the
         parent run is closed unless another worker is still live on the study (the last one
         to finish closes it)."""
-        from search.workers import Presence
+        from search.ops.workers import Presence
 
         self.enqueue_anchors()
         self.tracker.log_text(self.parent_id, data_report(self.data), "data_report.txt")
@@ -281,7 +281,7 @@ class OptunaSearch:
         return time.monotonic() - self._started
 
     def _optimize(self, n_trials: int | None, timeout: float | None) -> None:
-        import search.train  # noqa: F401  TensorFlow loads (~6 s) before a trial's clock starts
+        import search.training.fit  # noqa: F401  TensorFlow loads (~6 s) before a trial's clock starts
 
         self.study.optimize(
             self.objective,
@@ -433,7 +433,7 @@ class OptunaSearch:
         self, confirmation: Confirmation | None, close: bool = False, live: bool = False
     ) -> None:
         """Write the study-level views to the parent run (and mark it finished); ``live``:
-        a refresh during the search (:class:`~search.views.ViewRefresh`)."""
+        a refresh during the search (:class:`~search.results.views.ViewRefresh`)."""
         if close:
             self.refresh.join()
         records = self.records.search_records()

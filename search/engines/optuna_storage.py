@@ -15,10 +15,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search.record import TrialRecord
-from search.retry import retried
-from search.signals import raise_if_received, shielded
-from search.tracking import Tracker
+from search.ops.retry import retried
+from search.ops.signals import raise_if_received, shielded
+from search.results.tracking import Tracker
+from search.study.record import TrialRecord
 
 #: Record key in a trial's ``user_attrs``.
 RECORD = "record"
@@ -69,7 +69,7 @@ def open_storage(storage: str) -> str | optuna.storages.BaseStorage:
 
 class RetryingRDBStorage(optuna.storages.RDBStorage):
     """Optuna's RDB storage whose calls around a trial (ask, report, attributes, tell, the
-    heartbeat) survive a lost connection: retried for up to a minute (:mod:`search.retry`)."""
+    heartbeat) survive a lost connection: retried for up to a minute (:mod:`search.ops.retry`)."""
 
 
 def _retrying(name: str) -> Any:

@@ -12,7 +12,7 @@ from search.safe_yaml import clip, shorten
 from search.strict import Integer, Number
 
 if TYPE_CHECKING:
-    from search.tf_policy import PolicyCrop
+    from search.crop.layer import PolicyCrop
 
 Kind = Literal["full", "center", "random", "random_resized", "object", "object_random"]
 Border = Literal["shift", "pad"]
@@ -78,7 +78,7 @@ class CropPolicy(BaseModel):
     min_object_covered: Number = _bounded("min_object_covered", 0.5)
     #: Train-time disturbance of the object box, as a detector's boxes are disturbed: the box
     #: centre moves by up to ``box_noise`` x its size and each side scales by up to
-    #: ``exp(+-box_noise)`` (:func:`search.windows.disturb_boxes`). Measured mean IoU with the
+    #: ``exp(+-box_noise)`` (:func:`search.crop.geometry.disturb_boxes`). Measured mean IoU with the
     #: true box: 0.05 -> 0.90, 0.14 -> 0.75, 0.35 -> 0.50. Object kinds only; eval never
     #: disturbs the box.
     box_noise: Number = _bounded("box_noise", 0.0)
@@ -157,7 +157,7 @@ class CropPolicy(BaseModel):
             epoch: epoch number, so every epoch sees other random crops.
             indices: sample ids keying the randomness (default ``0..N-1``).
         """
-        from search.windows import crop_windows
+        from search.crop.geometry import crop_windows
 
         return crop_windows(self, image_sizes, boxes, training, seed, epoch, indices)
 
@@ -173,7 +173,7 @@ class CropPolicy(BaseModel):
 
         Imports TensorFlow on first use; the policy itself stays TF-free.
         """
-        from search.crops import apply_policy
+        from search.crop.cut import apply_policy
 
         return apply_policy(self, images, boxes, training=training, seed=seed, epoch=epoch)
 
@@ -188,9 +188,9 @@ class CropPolicy(BaseModel):
 
         Eval windows at inference; with ``train_crops`` train-mode windows while the model
         trains. ``box_format``: ``xyxy`` pixels or ``rel_yxyx`` (TF's normalized
-        ``[y_min, x_min, y_max, x_max]``). See :class:`search.tf_policy.PolicyCrop`.
+        ``[y_min, x_min, y_max, x_max]``). See :class:`search.crop.layer.PolicyCrop`.
         """
-        from search.tf_policy import as_layer
+        from search.crop.layer import as_layer
 
         return as_layer(self, box_format, train_crops, seed, **kwargs)
 
@@ -202,8 +202,8 @@ class CropPolicy(BaseModel):
         epoch: Any = 0,
     ) -> Callable[..., Any]:
         """A ``tf.data.Dataset.map`` function ``(image, box, label) -> (crop, label)``,
-        batched or not; see :func:`search.tf_policy.tf_map`."""
-        from search.tf_policy import tf_map
+        batched or not; see :func:`search.crop.layer.tf_map`."""
+        from search.crop.layer import tf_map
 
         return tf_map(self, box_format, training, seed, epoch)
 

@@ -24,8 +24,8 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from search.postgres import prefer_psycopg
-from search.uris import redact, sqlite_path
+from search.ops.postgres import prefer_psycopg
+from search.ops.uris import redact, sqlite_path
 
 #: Longest wait for another process to finish creating a store, in seconds.
 LOCK_TIMEOUT = 300.0

@@ -23,15 +23,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from search.crops import FILL_VALUE
-from search.policy import OBJECT_KINDS, CropPolicy
-from search.windows import (
+from search.crop.cut import FILL_VALUE
+from search.crop.geometry import (
     _END_INSET,
     _MIN_SIDE,
     ASPECT_SPREAD,
     EDGE_TOLERANCE,
     OBJECT_RANDOM_ATTEMPTS,
 )
+from search.crop.policy import OBJECT_KINDS, CropPolicy
 
 BoxFormat = Literal["xyxy", "rel_yxyx"]
 #: ``xyxy``: pixels ``(x_min, y_min, x_max, y_max)``, the project's public form (Pascal VOC).
@@ -63,7 +63,7 @@ def uniforms(
     seed: int | tf.Tensor, epoch: int | tf.Tensor, indices: tf.Tensor, draw: int | tf.Tensor
 ) -> tf.Tensor:
     """Uniform float64 in [0, 1) keyed by (seed, epoch, index, draw): bit for bit
-    :func:`search.windows.uniforms`; ``indices`` and ``draw`` broadcast."""
+    :func:`search.crop.geometry.uniforms`; ``indices`` and ``draw`` broadcast."""
     golden = _u64(_GOLDEN)
     h = _mix(_u64(seed) + golden)
     h = _mix(tf.bitwise.bitwise_xor(h, _u64(epoch) * golden + _u64(1)))
@@ -173,7 +173,7 @@ def crop_windows(
     epoch: int | tf.Tensor = 0,
     indices: tf.Tensor | None = None,
 ) -> tf.Tensor:
-    """Float64 (N, 4) pixel windows: :func:`search.windows.crop_windows` in-graph.
+    """Float64 (N, 4) pixel windows: :func:`search.crop.geometry.crop_windows` in-graph.
 
     Args:
         policy: the crop policy.
@@ -341,9 +341,9 @@ def cut(
     """Cut ``windows[i]`` from ``canvas[i]`` (image i is ``canvas[i, :h_i, :w_i]``, ``sizes``
     its (h, w)) and resize to ``size``: float32 (N, h, w, C) of whole grey levels 0..255.
 
-    As :func:`search.crops.cut`: samples at output pixel centres, edge pixels reaching to the
+    As :func:`search.crop.cut.cut`: samples at output pixel centres, edge pixels reaching to the
     image's border, samples whose centre is outside the image (``border=pad``) and letterbox
-    bars :data:`~search.crops.FILL_VALUE`.
+    bars :data:`~search.crop.cut.FILL_VALUE`.
     """
     sizes = tf.cast(sizes, _F64)
     windows = tf.cast(windows, _F64)
@@ -579,7 +579,7 @@ def as_layer(
     seed: int | None = None,
     **kwargs: Any,
 ) -> PolicyCrop:
-    """``policy`` as a :class:`PolicyCrop` layer; see :meth:`search.policy.CropPolicy.as_layer`."""
+    """``policy`` as a :class:`PolicyCrop` layer; see :meth:`CropPolicy.as_layer`."""
     return PolicyCrop(policy, box_format, train_crops, seed, **kwargs)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import keras
 
-from search.model import build_model
+from search.training.model import build_model
 
 #: Shapes kept at once (a search over width/depth has a handful; each model is small).
 CACHE_SIZE = 4

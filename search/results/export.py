@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 import yaml
 
-from search.confirm import LEVEL, Confirmation, Estimate, Interval
-from search.policy import CropPolicy, PolicyError
-from search.record import TrialRecord
+from search.crop.policy import CropPolicy, PolicyError
+from search.study.confirm import LEVEL, Confirmation, Estimate, Interval
+from search.study.record import TrialRecord
 
 FORMAT = "cropsearch.policy/v1"
 #: Sections of a policy file: required, then optional.
@@ -96,7 +96,7 @@ def _interval(value: Interval | None) -> dict[str, float] | None:
 def confirmation_document(confirmation: Confirmation) -> dict[str, Any]:
     """The confirmed result as plain data: winner and baseline over seeds, the interval between
     them, the verdict in words and the robustness table."""
-    from search.report import needs_exact_boxes
+    from search.results.report import needs_exact_boxes
 
     win, base = confirmation.winner_summary, confirmation.baseline_summary
     robustness = {}

@@ -13,9 +13,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from search.confirm import Confirmation
+from search.crop.policy import CropPolicy
 from search.data import Samples
-from search.policy import CropPolicy
+from search.study.confirm import Confirmation
 
 BOX_COLOR, TRAIN_COLOR, EVAL_COLOR = "#00e000", "#ff3030", "#ffd000"
 
@@ -38,7 +38,7 @@ def crop_grid(
 ) -> Figure:
     """For each sample: the source with its box (green; none for box-free data) and the train
     (red) / eval (yellow, dashed) windows drawn, followed by the crops in each of ``modes``."""
-    from search.crops import cut
+    from search.crop.cut import cut
 
     index = np.arange(len(samples))
     crops, windows = {}, {}
@@ -123,7 +123,7 @@ def policy_gallery(
 ) -> Figure:
     """Side by side: each sample with its box (if any), then its eval-mode crop under every
     policy."""
-    from search.crops import crop_samples
+    from search.crop.cut import crop_samples
 
     crops = {name: crop_samples(p, samples) for name, p in policies.items()}
     fig, axes = plt.subplots(

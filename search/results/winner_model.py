@@ -2,7 +2,7 @@
 
 Every completed run keeps its trained weights (``weights.npz``, in ``model.get_weights()``
 order), so the winner's network can be rebuilt whichever process, machine or engine trained it.
-:func:`log_winner_model` puts the policy's :class:`~search.tf_policy.PolicyCrop` layer in
+:func:`log_winner_model` puts the policy's :class:`~search.crop.layer.PolicyCrop` layer in
 front of that network and logs the whole as the ``mlflow.keras`` flavour, with the input
 signature ``images`` (N, H, W, 3) pixels 0..255 and ``boxes`` (N, 4) pixel ``xyxy``.
 """
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from search.config import TrainConfig
-from search.policy import CropPolicy
-from search.tracking import Tracker
+from search.crop.policy import CropPolicy
+from search.results.tracking import Tracker
+from search.settings import TrainConfig
 
 if TYPE_CHECKING:
     import keras
@@ -52,8 +52,8 @@ def served_model(
     ``config`` describes with ``weights``."""
     import keras
 
-    from search.model import build_network, hyperparameters
-    from search.tf_policy import PolicyCrop
+    from search.crop.layer import PolicyCrop
+    from search.training.model import build_network, hyperparameters
 
     network = build_network(config.model, (*policy.size, 3), n_classes, hyperparameters(config))
     network.set_weights(weights)
@@ -98,7 +98,7 @@ def log_winner_model(
     import pydantic
     import yaml
 
-    import search.serving
+    import search.results.serving
 
     requirements = [
         f"{package.__name__}=={package.__version__}"
@@ -109,7 +109,7 @@ def log_winner_model(
         Model.log(
             artifact_path=None,
             name=MODEL,
-            flavor=search.serving,
+            flavor=search.results.serving,
             model=model,
             signature=signature,
             pip_requirements=requirements,
@@ -123,6 +123,6 @@ def load_winner(uri: str) -> Any:
     """The logged winner model (``mlflow.keras.load_model`` with the crop layer known)."""
     import mlflow
 
-    import search.tf_policy  # noqa: F401  registers the crop layer with Keras
+    import search.crop.layer  # noqa: F401  registers the crop layer with Keras
 
     return mlflow.keras.load_model(uri)

@@ -8,11 +8,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from search.background import Writes
-from search.confirm import Confirmation
 from search.data import Dataset
-from search.record import TrialRecord
-from search.report import (
+from search.results.report import (
     baseline_record,
     best_record,
     confirmation_csv,
@@ -21,7 +18,10 @@ from search.report import (
     needs_exact_boxes,
     robustness_csv,
 )
-from search.tracking import Tracker
+from search.results.tracking import Tracker
+from search.study.background import Writes
+from search.study.confirm import Confirmation
+from search.study.record import TrialRecord
 
 Printer = Callable[[str], None]
 #: Validation samples shown in the best-vs-baseline gallery.
@@ -55,13 +55,13 @@ def log_study_views(
     (the confirmation runs, maybe none) marks the study's last write: the winner's own run then
     gets the policy file and the trained model (:func:`log_winner`). Without ``gallery``, the
     best-vs-baseline gallery is left as it is (a refresh whose best is unchanged)."""
-    from search.export import policy_document, policy_yaml
-    from search.figures import (
+    from search.results.export import policy_document, policy_yaml
+    from search.results.figures import (
         confirmation_plot,
         optimization_history,
         policy_gallery,
     )
-    from search.figures import (
+    from search.results.figures import (
         importances as importances_figure,
     )
 
@@ -135,8 +135,8 @@ def log_winner(
     model with the crop layer in front; returns the model's URI (None when no run kept the
     weights). With a confirmation, the model is the one its first confirmation seed trained
     (on the full training split); else the search trial's own."""
-    from search.export import policy_document, policy_yaml
-    from search.winner_model import log_winner_model
+    from search.results.export import policy_document, policy_yaml
+    from search.results.winner_model import log_winner_model
 
     if chosen.run_id is None:
         return None

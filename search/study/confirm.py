@@ -14,14 +14,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from search.config import TrainConfig, derive_seed
-from search.record import TrialRecord
+from search.settings import TrainConfig, derive_seed
+from search.study.record import TrialRecord
 
 if TYPE_CHECKING:
     import numpy as np
 
     from search.data import Dataset
-    from search.tracking import Tracker
+    from search.results.tracking import Tracker
 
 #: Confidence of the intervals against the baseline.
 LEVEL = 0.95
@@ -288,7 +288,7 @@ def _verdict(winner: PolicySummary) -> tuple[str, bool]:
 def box_levels(data: Dataset, seed: int) -> tuple[dict[str, np.ndarray | None], dict[str, Any]]:
     """Test-time boxes per level (disturbed to a target mean IoU, or none) and what each
     level is: ``{name: {"target_iou", "noise", "mean_iou"}}``."""
-    from search.windows import noise_for_iou, noisy_boxes
+    from search.crop.geometry import noise_for_iou, noisy_boxes
 
     boxes, sizes = data.test.boxes, data.test.sizes
     level_seed = derive_seed(seed, "boxes")
@@ -334,7 +334,7 @@ def confirm(
 ) -> Confirmation:
     """Re-train the baseline and the top policies over fresh seeds (reusing finished repeats),
     then summarize. Every run is a child run tagged ``stage=confirm``."""
-    from search.trial import TrialSetup, run_trial
+    from search.study.trial import TrialSetup, run_trial
 
     records = store.search_records()
     chosen = candidates(records, plan.top)

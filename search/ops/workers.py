@@ -32,13 +32,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from search.config import derive_seed
+from search.settings import derive_seed
 
 if TYPE_CHECKING:
     import optuna
 
     from search.engines.optuna import OptunaSearch
-    from search.views import Printer
+    from search.results.views import Printer
 
 #: Study system attribute of each worker that joined: ``worker:<host>:<pid>``.
 WORKER = "worker:"

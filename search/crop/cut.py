@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import tensorflow as tf
 
-from search.windows import EDGE_TOLERANCE, letterbox_frames, sample_spans, spans_to_boxes
+from search.crop.geometry import EDGE_TOLERANCE, letterbox_frames, sample_spans, spans_to_boxes
 
 if TYPE_CHECKING:
+    from search.crop.policy import CropPolicy
     from search.data import Samples
-    from search.policy import CropPolicy
 
 #: Value of pixels outside the image (``border=pad``) and of letterbox bars.
 FILL_VALUE = 0.0
@@ -234,7 +234,7 @@ def apply_policy(
     epoch: int = 0,
     indices: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Crop a batch with ``policy``: see :meth:`search.policy.CropPolicy.apply`."""
+    """Crop a batch with ``policy``: see :meth:`search.crop.policy.CropPolicy.apply`."""
     canvas, sizes = stack_images(images)
     windows = policy.windows(
         sizes, boxes, training=training, seed=seed, epoch=epoch, indices=indices

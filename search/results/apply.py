@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 if TYPE_CHECKING:
+    from search.crop.policy import CropPolicy
     from search.data import DataReport, Dataset
-    from search.policy import CropPolicy
 
 Split = Literal["train", "val", "test"]
 MANIFEST = "manifest.csv"
@@ -95,8 +95,8 @@ def write_crops(
         ApplyError: ``out`` is not empty or not writable, or the policy needs boxes the data
             does not have.
     """
-    from search.crops import cut
-    from search.policy import OBJECT_KINDS
+    from search.crop.cut import cut
+    from search.crop.policy import OBJECT_KINDS
 
     samples = getattr(dataset, split)
     if policy.kind in OBJECT_KINDS and not dataset.has_boxes:

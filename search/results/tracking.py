@@ -15,9 +15,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from search.names import check_study_name
-from search.retry import Retrying
-from search.stores import created_once
-from search.uris import redact, sqlite_path
+from search.ops.retry import Retrying
+from search.ops.stores import created_once
+from search.ops.uris import redact, sqlite_path
 
 # MLflow narrates database creation and migrations at INFO, draws a progress bar for every
 # artifact it copies and prints two links per run ended on a server; a search prints its own.
@@ -46,7 +46,7 @@ def artifact_root(tracking_uri: str) -> str | None:
 class Tracker:
     """Writes a study to MLflow. Every call names its run id, so nothing depends on MLflow's
     global active-run state. A call that loses its connection (a tracking server or database
-    restarting) is retried for up to a minute (:mod:`search.retry`)."""
+    restarting) is retried for up to a minute (:mod:`search.ops.retry`)."""
 
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         self.tracking_uri = tracking_uri
@@ -136,7 +136,7 @@ class Tracker:
 
     def log_figure(self, run_id: str, figure: Any, name: str) -> None:
         """Save a matplotlib figure as a PNG artifact of the run."""
-        from search.figures import save
+        from search.results.figures import save
 
         with tempfile.TemporaryDirectory() as folder:
             self.client.log_artifact(run_id, str(save(figure, Path(folder) / name)))

@@ -12,13 +12,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from search.config import TrainConfig
-from search.continuation import Continuation, load_state, save_state
-from search.crops import crop_samples
+from search.crop.cut import crop_samples
+from search.crop.policy import OBJECT_KINDS, CropPolicy
 from search.data import Dataset, Samples
-from search.model import compiled_network
-from search.policy import OBJECT_KINDS, CropPolicy
-from search.reuse import compiled_model
+from search.settings import TrainConfig
+from search.training.continuation import Continuation, load_state, save_state
+from search.training.model import compiled_network
+from search.training.reuse import compiled_model
 
 #: Called after each epoch with (epoch, metrics); returning True stops training (pruned).
 EpochCallback = Callable[[int, dict[str, float]], bool | None]
@@ -64,7 +64,7 @@ def train_policy(
         reuse_model: reset and reuse a compiled model of the same shape from an earlier
             call (identical results, no new trace); False builds and compiles a new one.
         resume: continue a checkpoint from its epoch, with the decay spanning more epochs
-            (keras-tuner's Hyperband; :mod:`search.continuation`).
+            (keras-tuner's Hyperband; :mod:`search.training.continuation`).
     """
     start = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
@@ -79,7 +79,9 @@ def train_policy(
         test_crops = ahead.submit(crop_samples, policy, data.test)
         span = config.epochs if resume is None else max(resume.schedule_epochs, config.epochs)
         steps = span * math.ceil(len(train) / config.batch_size)
-        if config.model is not None:  # a user's network (search.model): built and compiled anew
+        if (
+            config.model is not None
+        ):  # a user's network (search.training.model): built and compiled anew
             model = compiled_network(config, (*policy.size, 3), data.n_classes, steps)
         else:
             # The initial weights and optimizer state of a new model; traced functions kept.

@@ -23,7 +23,7 @@ class TrainConfig(BaseModel):
     #: numpy's and Optuna's samplers take seeds in [0, 2**32 - 1].
     seed: Integer = Field(0, ge=0, le=2**32 - 1)
     #: The network: None for the built-in compact CNN, else a user's ``module:attr``
-    #: (a keras-tuner HyperModel or ``build(hp)`` callable; ``search.model``).
+    #: (a keras-tuner HyperModel or ``build(hp)`` callable; ``search.training.model``).
     model: str | None = Field(None, max_length=200)
     #: Values of the network's own hyperparameters (a user model's ``hp.Int("units", ...)``),
     #: as keras-tuner chose them; empty: each takes its default.

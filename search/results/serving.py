@@ -3,7 +3,7 @@ layer, so ``mlflow models serve`` and ``mlflow.pyfunc.load_model`` work in a pro
 imported cropsearch.
 
 Keras rebuilds only its own layers when loading; the crop layer
-(:class:`~search.tf_policy.PolicyCrop`) is known once ``search.tf_policy`` is imported. The
+(:class:`~search.crop.layer.PolicyCrop`) is known once ``search.crop.layer`` is imported. The
 ``keras`` flavour is saved unchanged (``mlflow.keras.load_model`` after that import); the
 ``python_function`` flavour loads through :func:`_load_pyfunc` here, with this package copied
 into the model as its code, the way MLflow's ``code_paths`` are.
@@ -28,7 +28,7 @@ def save_model(model: Any, path: str, mlflow_model: Any = None, **kwargs: Any) -
 
     mlflow_model = Model() if mlflow_model is None else mlflow_model
     mlflow.keras.save_model(model, path, mlflow_model=mlflow_model, **kwargs)
-    package = Path(__file__).parent
+    package = Path(__file__).parents[1]  # the whole `search` package
     shutil.copytree(
         package, Path(path) / CODE / package.name, ignore=shutil.ignore_patterns("__pycache__")
     )
@@ -42,6 +42,6 @@ def _load_pyfunc(path: str) -> Any:
     """The pyfunc model (MLflow calls this with the model's data folder)."""
     from mlflow.keras.load import _load_pyfunc as load_keras_pyfunc
 
-    import search.tf_policy  # noqa: F401  registers the crop layer with Keras
+    import search.crop.layer  # noqa: F401  registers the crop layer with Keras
 
     return load_keras_pyfunc(path)

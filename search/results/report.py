@@ -15,8 +15,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from search.confirm import BOX_LEVELS, Confirmation
-from search.record import OBJECTIVE, TrialRecord
+from search.study.confirm import BOX_LEVELS, Confirmation
+from search.study.record import OBJECTIVE, TrialRecord
 
 
 def clock(seconds: float) -> str:

@@ -118,7 +118,7 @@ def _check_database(url: str, flag: str, what: str, required_table: str) -> None
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-    from search.postgres import prefer_psycopg
+    from search.ops.postgres import prefer_psycopg
 
     prefer_psycopg()
     shown = _show(url)

@@ -10,7 +10,7 @@ import keras
 import keras_tuner
 from keras import layers
 
-from search.config import TrainConfig
+from search.settings import TrainConfig
 
 
 def build_model(
@@ -46,7 +46,7 @@ class CompactCNN(keras_tuner.HyperModel):
     """The compact CNN family as a keras-tuner ``HyperModel``.
 
     ``build(hp)`` declares its searchable settings with defaults equal to
-    :class:`search.config.TrainConfig`'s, so an empty ``HyperParameters`` builds the default
+    :class:`search.settings.TrainConfig`'s, so an empty ``HyperParameters`` builds the default
     network. ``learning_rate`` is declared for tuners; the trial's optimizer reads it.
     """
 

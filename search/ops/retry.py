@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from search.signals import shielded
-from search.uris import UriError, redact
+from search.ops.signals import shielded
+from search.ops.uris import UriError, redact
 
 T = TypeVar("T")
 
@@ -71,7 +71,7 @@ def retried(
 ) -> T:
     """``call(*args, **kwargs)``, repeated while it fails with a lost connection, for up to
     ``seconds`` (default :data:`RETRY_SECONDS`). A signal during a call is raised once the
-    call is done (:func:`~search.signals.shielded`), never half-way through a commit.
+    call is done (:func:`~search.ops.signals.shielded`), never half-way through a commit.
 
     Raises:
         StoreUnavailable: the connection stayed lost; names ``what`` and the last error.

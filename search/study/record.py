@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from search.config import TrainConfig
-from search.policy import CropPolicy
+from search.crop.policy import CropPolicy
+from search.settings import TrainConfig
 
 State = Literal["running", "complete", "pruned", "failed"]
 Stage = Literal["search", "confirm"]

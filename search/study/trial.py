@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from search.background import Writes
-from search.config import TrainConfig
-from search.confusion import ClassReport
+from search.crop.policy import CropPolicy
 from search.data import Dataset
-from search.policy import CropPolicy
-from search.record import Stage, TrialRecord
-from search.signals import raise_if_received, shielded
-from search.tracking import Tracker, flat_params
+from search.ops.signals import raise_if_received, shielded
+from search.results.confusion import ClassReport
+from search.results.tracking import Tracker, flat_params
+from search.settings import TrainConfig
+from search.study.background import Writes
+from search.study.record import Stage, TrialRecord
 
 if TYPE_CHECKING:
-    from search.continuation import Continuation
-    from search.train import TrainResult
+    from search.training.continuation import Continuation
+    from search.training.fit import TrainResult
 
 #: Samples drawn in each trial's crop-sample grid.
 GRID_SAMPLES = 8
@@ -99,7 +99,7 @@ def _start_run(setup: TrialSetup, data: Dataset, tracker: Tracker, parent_id: st
 
 
 def _log_crop_grid(setup: TrialSetup, data: Dataset, tracker: Tracker, run_id: str) -> None:
-    from search.figures import crop_grid
+    from search.results.figures import crop_grid
 
     samples = data.val.take(slice(0, GRID_SAMPLES))
     grid = crop_grid(setup.policy, samples, data.class_names, seed=setup.train.seed)
@@ -109,8 +109,8 @@ def _log_crop_grid(setup: TrialSetup, data: Dataset, tracker: Tracker, run_id: s
 def _log_trained(tracker: Tracker, run_id: str, result: TrainResult, data: Dataset) -> None:
     """What a completed run leaves besides its scores: per-class test accuracy, the confusion
     matrix (JSON and PNG) and the trained weights (for the winner's model)."""
-    from search.figures import confusion_figure
-    from search.winner_model import log_weights
+    from search.results.figures import confusion_figure
+    from search.results.winner_model import log_weights
 
     report = ClassReport.of(result.test_predictions, data.test.labels, data.class_names)
     tracker.log_metrics(run_id, report.metrics(), max(len(result.history) - 1, 0))
@@ -153,7 +153,7 @@ def run_trial(
             writes.submit(tracker.log_metrics, run_id, metrics, epoch)
             return bool(on_epoch is not None and on_epoch(epoch, metrics))
 
-        from search.train import train_policy
+        from search.training.fit import train_policy
 
         result = train_policy(
             setup.policy,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from search.policy import CropPolicy
+    from search.crop.policy import CropPolicy
 
 #: ``random_resized`` and ``object_random`` draw the aspect ratio log-uniformly in
 #: [aspect_ratio / ASPECT_SPREAD, aspect_ratio * ASPECT_SPREAD], as torchvision does.
@@ -209,7 +209,7 @@ def crop_windows(
     indices: np.ndarray | None = None,
 ) -> np.ndarray:
     """The windows ``policy`` cuts from images of (height, width) ``image_sizes``; see
-    :meth:`search.policy.CropPolicy.windows`."""
+    :meth:`search.crop.policy.CropPolicy.windows`."""
     sizes = np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2)
     height, width = sizes[:, 0], sizes[:, 1]
     n = len(sizes)

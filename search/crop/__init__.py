@@ -1,0 +1,1 @@
+"""The crop: kinds, the policy value, window geometry, the pixel cut, the Keras layer."""

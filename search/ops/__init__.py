@@ -1,0 +1,1 @@
+"""Running for real: stores and URIs, retries, signals, workers and presence, status."""

@@ -1,0 +1,1 @@
+"""One trial, its typed record, the selection rules and the confirmation."""
