@@ -51,7 +51,7 @@ import numpy as np
 
 from search.data import images as imaging
 from search.data.cache import CacheKey, load_or_build
-from search.data.dataset import DataError, DataReport, Dataset
+from search.data.dataset import DataError, DataReport, Dataset, ImageTable
 from search.data.decoded import Decoded, SplitIndex, assemble, check_memory
 from search.data.specs import DataSpec, check_options, option
 from search.data.splits import SPLITS, TEST, TRAIN, VAL, split_groups
@@ -321,6 +321,8 @@ def _decode_all(
             MEMORY_HINT,
         )
     pixels: list[np.ndarray] = []
+    names: list[str] = []
+    frames: list[tuple[int, int, int]] = []
     rows: dict[int, list[tuple[int, np.ndarray, int]]] = {code: [] for code in (TRAIN, VAL, TEST)}
     resized = 0
     for image, code in zip(probed, codes, strict=True):
@@ -335,6 +337,8 @@ def _decode_all(
         for obj, box in zip(image.objects, boxes, strict=True):
             rows[int(code)].append((len(pixels), box, index[obj.label]))
         pixels.append(array)
+        names.append(image.name)
+        frames.append((image.probe.width, image.probe.height, image.probe.orientation))
     decoded_labels = [label for code in rows for _, _, label in rows[code]]
     _check_classes(annotations.source, class_names, Counter(decoded_labels), report)
     _check_splits(annotations.source, options, annotations, rows)
@@ -350,7 +354,8 @@ def _decode_all(
         )
     side = "original size" if options.max_side <= 0 else f"longest side <= {options.max_side}"
     report.notes.append(f"images: {len(pixels)} decoded, {resized} resized ({side})")
-    return Decoded.from_images(class_names, pixels, splits, report, annotations.has_boxes)
+    table = ImageTable(tuple(names), np.array(frames, dtype=np.int64).reshape(-1, 3))
+    return Decoded.from_images(class_names, pixels, splits, report, annotations.has_boxes, table)
 
 
 def _where(name: str, detail: str) -> str:
@@ -392,10 +397,7 @@ def _working_boxes(image: _Image, width: int, height: int) -> np.ndarray:
     assert image.probe is not None
     probe = image.probe
     boxes = np.array([obj.box for obj in image.objects], dtype=np.float64).reshape(-1, 4)
-    oriented = imaging.orient_boxes(boxes, probe.width, probe.height, probe.orientation)
-    full_width, full_height = probe.oriented_size
-    scale = np.array([width / full_width, height / full_height] * 2)
-    return oriented * scale
+    return imaging.place_boxes(boxes, probe.width, probe.height, probe.orientation, (height, width))
 
 
 def _class_names(

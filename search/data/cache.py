@@ -12,7 +12,8 @@ file therefore misses the cache and rebuilds it.
 Stored (uncompressed ``.npz``, no pickles): every kept image once, unpadded and back to back
 (one channel only when every pixel is gray, as for MNIST: a third of the bytes), its size, and
 per split each sample's image index, box and label, plus the class names, whether the data has
-boxes, and the :class:`DataReport` as JSON. ``cache=0`` in a spec bypasses the cache (no read,
+boxes, each image's name and stored frame (to place a detector's boxes), and the
+:class:`DataReport` as JSON. ``cache=0`` in a spec bypasses the cache (no read,
 no write).
 """
 
@@ -30,14 +31,14 @@ from typing import Any
 import numpy as np
 import PIL
 
-from search.data.dataset import DataReport
+from search.data.dataset import DataReport, ImageTable
 from search.data.decoded import Decoded, SplitIndex
 from search.data.specs import DataSpec, option
 from search.data.splits import SPLITS
 
 CACHE_ENV = "CROPSEARCH_CACHE"
 #: Bump when what a loader produces for the same files and options changes.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 #: Pixels compared per step when checking whether an image set is gray.
 _CHUNK = 1 << 22
 
@@ -116,12 +117,15 @@ def write(path: Path, decoded: Decoded) -> None:
         "class_names": list(decoded.class_names),
         "report": decoded.report.to_dict(),
         "boxes": decoded.has_boxes,
+        "image_names": None if decoded.images is None else list(decoded.images.names),
     }
     arrays: dict[str, np.ndarray] = {
         "meta": np.array(json.dumps(meta)),
         "pixels": decoded.pixels[::3] if gray else decoded.pixels,
         "sizes": decoded.sizes,
     }
+    if decoded.images is not None:
+        arrays["image_frames"] = decoded.images.frames
     for name in SPLITS:
         split = decoded.splits[name]
         arrays[f"{name}_image"] = split.image
@@ -150,6 +154,8 @@ def read(path: Path) -> Decoded | None:
                 )
                 for name in SPLITS
             }
+            names = meta.get("image_names")
+            table = None if names is None else ImageTable(tuple(names), stored["image_frames"])
             pixels = stored["pixels"]
             if meta.get("channels") == 1:
                 pixels = np.stack([pixels] * 3, axis=1).reshape(-1)
@@ -160,6 +166,7 @@ def read(path: Path) -> Decoded | None:
                 splits,
                 DataReport.from_dict(meta["report"]),
                 bool(meta.get("boxes", True)),
+                table,
             )
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None

@@ -26,6 +26,8 @@ class Samples:
         labels: int (N,), indices into the dataset's ``class_names``.
         has_boxes: False for box-free data (an image folder): each box is then the whole
             image, so every kind that needs no object box works unchanged.
+        image: int (N,), each sample's row in the dataset's :class:`ImageTable` (None for
+            generated data, whose samples come from no file).
     """
 
     images: np.ndarray
@@ -33,6 +35,7 @@ class Samples:
     boxes: np.ndarray
     labels: np.ndarray
     has_boxes: bool = True
+    image: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -50,7 +53,27 @@ class Samples:
             self.boxes[index],
             self.labels[index],
             self.has_boxes,
+            None if self.image is None else self.image[index],
         )
+
+    def with_boxes(self, boxes: np.ndarray) -> Samples:
+        """The same samples with other boxes (e.g. a detector's)."""
+        return Samples(self.images, self.sizes, boxes, self.labels, self.has_boxes, self.image)
+
+
+@dataclass(frozen=True)
+class ImageTable:
+    """Where the decoded images came from, so boxes given for the files can be placed.
+
+    Attributes:
+        names: each image's name as its annotations give it (a path relative to the dataset
+            root, or the name a format stores with an embedded image).
+        frames: int (M, 3): the file's stored width and height, and the EXIF orientation
+            applied when it was decoded (1 = none).
+    """
+
+    names: tuple[str, ...]
+    frames: np.ndarray
 
 
 @dataclass
@@ -114,6 +137,8 @@ class Dataset:
     val: Samples
     test: Samples
     report: DataReport = field(default_factory=DataReport)
+    #: The source images of file-based data (None for generated data).
+    images: ImageTable | None = None
 
     @property
     def n_classes(self) -> int:

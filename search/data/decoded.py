@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from search.data.dataset import DataError, DataReport, Dataset, Samples
+from search.data.dataset import DataError, DataReport, Dataset, ImageTable, Samples
 from search.data.specs import DataSpec, option
 from search.data.splits import SPLITS
 
@@ -50,6 +50,7 @@ class Decoded:
         splits: ``{"train": SplitIndex, "val": ..., "test": ...}``.
         report: what loading kept and skipped.
         has_boxes: False for box-free data, whose boxes are the whole images.
+        images: where each image came from (None for generated data).
     """
 
     class_names: tuple[str, ...]
@@ -58,6 +59,7 @@ class Decoded:
     splits: dict[str, SplitIndex]
     report: DataReport
     has_boxes: bool = True
+    images: ImageTable | None = None
 
     @classmethod
     def from_images(
@@ -67,12 +69,13 @@ class Decoded:
         splits: dict[str, SplitIndex],
         report: DataReport,
         has_boxes: bool = True,
+        table: ImageTable | None = None,
     ) -> Decoded:
         """Build from a list of (h, w, 3) uint8 images."""
         sizes = np.array([image.shape[:2] for image in images], dtype=np.int64).reshape(-1, 2)
         flat = [image.reshape(-1) for image in images]
         pixels = np.concatenate(flat) if flat else np.zeros(0, dtype=np.uint8)
-        return cls(class_names, pixels, sizes, splits, report, has_boxes)
+        return cls(class_names, pixels, sizes, splits, report, has_boxes, table)
 
     @property
     def n_samples(self) -> int:
@@ -142,10 +145,11 @@ def assemble(spec: DataSpec, decoded: Decoded, hint: str) -> Dataset:
                 np.asarray(split.boxes, dtype=np.float64).reshape(-1, 4),
                 np.asarray(split.labels, dtype=np.int64),
                 decoded.has_boxes,
+                None if decoded.images is None else index,
             )
         )
     train, val, test = splits
-    return Dataset(str(spec), decoded.class_names, train, val, test, decoded.report)
+    return Dataset(str(spec), decoded.class_names, train, val, test, decoded.report, decoded.images)
 
 
 def _take(stack: np.ndarray, index: np.ndarray) -> np.ndarray:

@@ -177,3 +177,15 @@ def orient_boxes(boxes: np.ndarray, width: int, height: int, orientation: int) -
         8: (y0, w - x1, y1, w - x0),  # rotate 90 counter-clockwise
     }
     return np.stack(table.get(orientation, table[1]), axis=1)
+
+
+def place_boxes(
+    boxes: np.ndarray, width: int, height: int, orientation: int, working: tuple[int, int]
+) -> np.ndarray:
+    """Boxes in a ``width`` x ``height`` file's stored frame -> the decoded image's frame:
+    the EXIF ``orientation`` applied, then scaled to the ``working`` (height, width)."""
+    oriented = orient_boxes(boxes, width, height, orientation)
+    full_width, full_height = Probe(width, height, orientation).oriented_size
+    scale = np.array([working[1] / full_width, working[0] / full_height] * 2)
+    result: np.ndarray = (oriented * scale).reshape(-1, 4)
+    return result[0] if np.ndim(boxes) == 1 else result
