@@ -17,20 +17,32 @@ from search.settings import TrainConfig
 from search.training.model import (
     CompactCNN,
     ModelError,
-    build_model,
     build_network,
     hyperparameters,
 )
 
 
-def _layers(model: object) -> list[tuple[str, object]]:
+def _filters(model: object) -> list[int]:
+    """The filters of each convolution, in order."""
     return [
-        (type(layer).__name__, layer.get_config().get("filters"))
+        layer.get_config()["filters"]
         for layer in model.layers  # type: ignore[attr-defined]
+        if type(layer).__name__ == "Conv2D"
     ]
 
 
-def test_hypermodel_defaults_are_the_training_defaults() -> None:
+def _expected_params(filters: list[int], channels: int, classes: int) -> int:
+    """3x3 convolutions without bias, batch norm (4 numbers per filter: scale, offset and the
+    two moving statistics), then a dense softmax layer with bias."""
+    total, previous = 0, channels
+    for width in filters:
+        total += 9 * previous * width + 4 * width
+        previous = width
+    return total + previous * classes + classes
+
+
+def test_the_default_network_is_the_documented_one() -> None:
+    """16/32/64/96 filters and about 80k parameters, as the README says."""
     hp = keras_tuner.HyperParameters()
     model = CompactCNN((48, 48, 3), 6).build(hp)
     defaults = TrainConfig()
@@ -39,15 +51,18 @@ def test_hypermodel_defaults_are_the_training_defaults() -> None:
         "depth": defaults.depth,
         "learning_rate": defaults.learning_rate,
     }
-    reference = build_model((48, 48, 3), 6)
-    assert model.count_params() == reference.count_params()
-    assert _layers(model) == _layers(reference)
+    assert _filters(model) == [16, 32, 64, 96]
+    assert model.count_params() == _expected_params([16, 32, 64, 96], 3, 6) == 80_182
+    assert model.output_shape == (None, 6)
 
 
 def test_a_trial_s_settings_reach_build() -> None:
     config = TrainConfig(width=8, depth=3)
     model = build_network(None, (32, 32, 3), 6, hyperparameters(config))
-    assert model.count_params() == build_model((32, 32, 3), 6, 8, 3).count_params()
+    assert _filters(model) == [8, 16, 32]
+    assert model.count_params() == _expected_params([8, 16, 32], 3, 6)
+    wide = build_network(None, (32, 32, 3), 4, hyperparameters(TrainConfig(width=8, depth=5)))
+    assert _filters(wide) == [8, 16, 32, 48, 48], "widths double up to 6x, then stay"
 
 
 def test_user_models_in_every_form() -> None:
