@@ -97,8 +97,36 @@ def test_data_command_bad_data_is_one_line_and_exit_2(
     )
 
 
-def test_study_logs_the_same_report(spec: str) -> None:
-    from search.engines.common import data_report
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["optuna", "keras-tuner"])
+def test_a_study_logs_its_data_report(spec: str, tmp_path: Path, engine: str) -> None:
+    """The parent run's ``data_report.txt`` is the report of the data the study trained on,
+    skips and clipped boxes included, whichever engine ran it."""
+    import contextlib
+    import io
 
-    data = load_dataset(spec)
-    assert data_report(data) == format_report(data)
+    from mlflow.tracking import MlflowClient
+
+    from search.cli import main
+
+    stores = tmp_path / "stores"
+    stores.mkdir()
+    args = [
+        "search", "--data", spec, "--trials", "1", "--epochs", "1", "--no-confirm",
+        "--study", "report", "--engine", engine, "--storage", f"sqlite:///{stores}/optuna.db",
+        "--tracking-uri", f"sqlite:///{stores}/mlflow.db",
+    ]  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(args) == 0
+    client = MlflowClient(f"sqlite:///{stores}/mlflow.db")
+    experiment = client.get_experiment_by_name("report")
+    assert experiment is not None
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`cropsearch.role` = 'study'")
+    logged = Path(client.download_artifacts(parent.info.run_id, "data_report.txt", str(tmp_path)))
+    expected = format_report(load_dataset(spec))
+
+    def facts(text: str) -> list[str]:  # the cache note says whether this load decoded
+        return [line for line in text.splitlines() if not line.startswith("cache:")]
+
+    assert facts(logged.read_text()) == facts(expected)
+    assert "skipped: 2" in logged.read_text() and "clipped boxes: 1" in logged.read_text()
