@@ -1,9 +1,10 @@
 """The MLflow UI as a user meets it: ``cropsearch ui``'s printed link in headless Chromium.
 
-Checks what the README promises: the link opens the study in MLflow's "Model training" mode
-(the bare experiment link opens the GenAI overview, checked first so the mode check can fail),
-the trial runs fold under the study's parent run, a metric column shows their values, and a
-trial's ``crop_samples.png`` is displayed. Screenshots go to ``<tmp>/screenshots``.
+Checks what ``docs/results.md`` promises ("Browsing results"): the link opens the study in
+MLflow's "Model training" mode (the bare experiment link opens the GenAI overview, checked first
+so the mode check can fail), the trial runs fold under the study's parent run, a metric column
+shows their values, and a trial's ``crop_samples.png`` is displayed. Screenshots go to
+``<tmp>/screenshots``.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); without them
 the test is skipped with that reason, and fails under ``CI=true``.
@@ -211,5 +212,5 @@ def test_ui_link_shows_the_study_in_model_training_mode(
         assert shown_size == list(png.size)
     _close_assistant(browser)
     browser.save_screenshot(str(shots / "crop_samples.png"))
-    if folder := os.environ.get("CROPSEARCH_SCREENSHOTS"):  # to refresh the README's pictures
+    if folder := os.environ.get("CROPSEARCH_SCREENSHOTS"):  # docs/results.md's pictures
         shutil.copytree(shots, folder, dirs_exist_ok=True)
