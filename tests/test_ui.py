@@ -28,6 +28,23 @@ def _get(url: str) -> bytes:
         return bytes(response.read())
 
 
+def listeners(port: int) -> set[str]:
+    """The local addresses listening on ``port`` (from the kernel's socket tables)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = open(table).read().splitlines()[1:]  # noqa: SIM115
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                assert len(address) == width
+                found.add(address)
+    return found
+
+
 def test_ui_serves_runs_and_crop_samples(tiny_search: SearchRun) -> None:
     port = _free_port()
     process = subprocess.Popen(
@@ -68,6 +85,8 @@ def test_ui_serves_runs_and_crop_samples(tiny_search: SearchRun) -> None:
             for r in client.search_runs([experiment.experiment_id])
             if r.data.tags.get("cropsearch.role") == "trial" and r.data.tags["stage"] == "search"
         )
+        # Bound to loopback only: 127.0.0.1 (0100007F little-endian), never 0.0.0.0 or ::.
+        assert listeners(port) == {"0100007F"}
         png = _get(f"{base}/get-artifact?path=crop_samples.png&run_uuid={child.info.run_id}")
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
         assert _get(base + "/").lower().startswith(b"<!doctype html")
