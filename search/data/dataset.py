@@ -28,6 +28,8 @@ class Samples:
             image, so every kind that needs no object box works unchanged.
         image: int (N,), each sample's row in the dataset's :class:`ImageTable` (None for
             generated data, whose samples come from no file).
+        annotated: the annotated boxes when ``boxes`` are others, those a policy is scored
+            with (a detector's; NaN rows: no box); None when ``boxes`` are the annotations.
     """
 
     images: np.ndarray
@@ -36,6 +38,7 @@ class Samples:
     labels: np.ndarray
     has_boxes: bool = True
     image: np.ndarray | None = None
+    annotated: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -54,11 +57,18 @@ class Samples:
             self.labels[index],
             self.has_boxes,
             None if self.image is None else self.image[index],
+            None if self.annotated is None else self.annotated[index],
         )
 
-    def with_boxes(self, boxes: np.ndarray) -> Samples:
-        """The same samples with other boxes (e.g. a detector's)."""
-        return Samples(self.images, self.sizes, boxes, self.labels, self.has_boxes, self.image)
+    @property
+    def annotated_boxes(self) -> np.ndarray:
+        """The annotated boxes, whatever boxes the samples are scored with."""
+        return self.boxes if self.annotated is None else self.annotated
+
+    @property
+    def missing_boxes(self) -> np.ndarray:
+        """bool (N,): samples with no box at inference (a detector's miss, or none)."""
+        return ~np.isfinite(self.boxes).all(axis=1)
 
 
 @dataclass(frozen=True)

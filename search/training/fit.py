@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -75,8 +76,8 @@ def train_policy(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cropsearch-crops") as ahead:
         first = 0 if resume is None or resume.load_from is None else resume.initial_epoch
         next_x = ahead.submit(crop_samples, policy, train, True, config.seed, first, train_canvas)
-        val_crops = ahead.submit(crop_samples, policy, data.val)
-        test_crops = ahead.submit(crop_samples, policy, data.test)
+        val_crops = ahead.submit(eval_crops, policy, data.val)
+        test_crops = ahead.submit(eval_crops, policy, data.test)
         span = config.epochs if resume is None else max(resume.schedule_epochs, config.epochs)
         steps = span * math.ceil(len(train) / config.batch_size)
         if (
@@ -170,8 +171,29 @@ def _loss(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(-np.log(chosen)))
 
 
+def eval_crops(policy: CropPolicy, samples: Samples) -> np.ndarray:
+    """Eval-mode crops of a split. A sample without a box (a detector's miss, or no boxes at
+    all) is cut as the full image when the policy needs a box, as a two-stage pipeline without
+    a detection would; kinds that need no box cut it as usual."""
+    missing = samples.missing_boxes
+    if not missing.any():
+        return crop_samples(policy, samples)
+    height, width = samples.sizes[:, 0], samples.sizes[:, 1]
+    whole = np.stack([np.zeros_like(width), np.zeros_like(height), width, height], axis=1)
+    filled = dataclasses.replace(samples, boxes=np.where(missing[:, None], whole, samples.boxes))
+    if policy.kind not in OBJECT_KINDS:
+        return crop_samples(policy, filled)
+    fallback = policy.model_copy(update={"kind": "full"})
+    if missing.all():
+        return crop_samples(fallback, filled)
+    crops = np.empty((len(samples), *policy.size, 3), dtype=np.uint8)
+    crops[~missing] = crop_samples(policy, filled.take(~missing))
+    crops[missing] = crop_samples(fallback, filled.take(missing))
+    return crops
+
+
 def _accuracy(model: keras.Model, policy: CropPolicy, samples: Samples) -> float:
-    return _hits(_scores(model, crop_samples(policy, samples)), samples.labels)
+    return _hits(_scores(model, eval_crops(policy, samples)), samples.labels)
 
 
 def _robust_accuracy(
@@ -181,10 +203,10 @@ def _robust_accuracy(
     boxes: np.ndarray | None,
     result: TrainResult,
 ) -> float:
-    """Test accuracy with other boxes (or none: the full image); kinds that do not read the
-    box score as with the true one."""
+    """Test accuracy with other boxes (None: no box, the full image); kinds that do not read
+    the box score as with the true one."""
     if policy.kind not in OBJECT_KINDS:
         return result.test_accuracy
     if boxes is None:
-        return _accuracy(model, policy.model_copy(update={"kind": "full"}), test)
-    return _accuracy(model, policy, Samples(test.images, test.sizes, boxes, test.labels))
+        boxes = np.full_like(test.boxes, np.nan, dtype=np.float64)
+    return _accuracy(model, policy, dataclasses.replace(test, boxes=boxes))
