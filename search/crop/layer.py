@@ -12,7 +12,9 @@ says why training keeps the numpy path.
 One difference of form: ``cut.cut`` normalises sample positions by the canvas it is given,
 this module by each image's own size, so a crop never depends on what else is in the batch.
 On a canvas larger than the image the two can differ by float32 rounding (at most one grey
-level, bilinear).
+level, bilinear). Inside a ``tf.function`` (a ``tf.data`` map, a traced model) graph
+optimisation can tip a rounding tie too: measured on ``shapes`` (96x96 -> 48x48, ``full``),
+10% of pixel values one grey level off; eager, none (``docs/crop-design.md``).
 """
 
 from __future__ import annotations
