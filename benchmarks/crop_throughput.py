@@ -5,6 +5,9 @@ machines, so read the ratios):
 
 - ``policy.apply``: numpy uint8 images in, uint8 crops out (the public API);
 - ``windows + cut``: the trainer's path, ``search.crop.cut.cut`` on a resident ``tf`` canvas;
+- ``in-graph``: the same crops cut by ``search.crop.layer.crop_batch`` (traced once, 256 crops
+  per call) on the same canvas: the path training would take with one geometry (the pixels
+  that differ from the trainer's are counted);
 - the common per-image loop, ``tf.image.crop_to_bounding_box`` + ``tf.image.resize`` per
   image (on numpy images, and on slices of the resident canvas);
 - training images/s of the default compact CNN (``build_model((s, s, 3), 6)``, batch 64) at
@@ -34,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from search.crop.cut import cut
+from search.crop.layer import crop_batch
 from search.crop.policy import CropPolicy
 
 SOURCE = 256
@@ -63,6 +67,33 @@ def loop_crops(images: np.ndarray | tf.Tensor, windows: np.ndarray, size: int) -
         crop = tf.image.crop_to_bounding_box(images[i], y0[i], x0[i], y1[i] - y0[i], x1[i] - x0[i])
         crops.append(tf.image.resize(crop, (size, size)))
     return tf.cast(tf.round(tf.clip_by_value(tf.stack(crops), 0, 255)), tf.uint8).numpy()
+
+
+def in_graph_crops(
+    policy: CropPolicy, canvas: tf.Tensor, boxes: np.ndarray
+) -> Callable[[], object]:
+    """Train-mode crops of ``policy`` by the in-graph path, traced once, 256 per call."""
+    crop = tf.function(
+        lambda images, boxes, ids: tf.cast(
+            crop_batch(policy, images, boxes, training=True, seed=0, epoch=0, indices=ids),
+            tf.uint8,
+        ),
+        input_signature=[
+            tf.TensorSpec([None, *canvas.shape[1:]], tf.uint8),
+            tf.TensorSpec([None, 4], tf.float64),
+            tf.TensorSpec([None], tf.int64),
+        ],
+    )
+    ids = np.arange(len(boxes), dtype=np.int64)
+
+    def run() -> object:
+        parts = [
+            crop(canvas[i : i + 256], boxes[i : i + 256], ids[i : i + 256]).numpy()
+            for i in range(0, len(boxes), 256)
+        ]
+        return np.concatenate(parts)
+
+    return run
 
 
 def best_rate(function: Callable[[], object], items: int, repeats: int) -> float:
@@ -176,9 +207,12 @@ def main(argv: list[str] | None = None) -> int:
         def loop_tensor(size: int = size, windows: np.ndarray = windows) -> object:
             return loop_crops(canvas, windows, size)
 
+        in_graph = in_graph_crops(policy, canvas, boxes)
+        differ = np.abs(in_graph().astype(int) - np.asarray(trainer_path()).astype(int))
         rates = {
             "policy.apply (numpy in)": best_rate(batched_apply, args.n, args.repeats),
             "windows + cut (tf canvas)": best_rate(trainer_path, args.n, args.repeats),
+            "in-graph (tf canvas)": best_rate(in_graph, args.n, args.repeats),
             "per-image loop (numpy in)": best_rate(loop_numpy, args.n, args.repeats),
             "per-image loop (tf canvas)": best_rate(loop_tensor, args.n, args.repeats),
         }
@@ -196,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:28s} {rate:9.0f} {versus_loop} {versus_train}")
         if train:
             print(f"  {'training (images/s)':28s} {train:9.0f}")
+        trainer = rates["windows + cut (tf canvas)"]
+        print(
+            f"  in-graph / trainer path: {rates['in-graph (tf canvas)'] / trainer:.2f}x; "
+            f"{np.count_nonzero(differ)} of {differ.size} pixels differ (max {differ.max()})"
+        )
         for name, loop in pairs.items():
             checks = [(loop, rates[name] / rates[loop])]
             if train:

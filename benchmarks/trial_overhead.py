@@ -13,6 +13,10 @@ each trial keeps both figures under the same machine load.
 
 ``--compare FILE`` also checks each trial's validation accuracy and history against an earlier
 run's JSON (same seed): run this script from a checkout of an older commit to get one.
+
+``--crops in-graph`` trains on crops cut by the in-graph path (``search.crop.layer``) instead of
+the numpy geometry + ``crop_and_resize``: the cost of keeping one geometry
+(``docs/crop-design.md``).
 """
 
 from __future__ import annotations
@@ -83,6 +87,56 @@ def compute_seconds(record: Any, data: Any, train_index: Any) -> tuple[float, fl
     return time.perf_counter() - started, time.process_time() - cpu
 
 
+_IN_GRAPH: dict[tuple[Any, ...], Any] = {}
+
+
+def in_graph_crop_samples(
+    policy: Any,
+    samples: Any,
+    training: bool = False,
+    seed: int = 0,
+    epoch: int = 0,
+    canvas: Any = None,
+) -> Any:
+    """``search.crop.cut.crop_samples`` on the in-graph path: ``search.crop.layer.crop_batch``
+    traced once per policy and mode, 256 crops per call."""
+    import numpy as np
+    import tensorflow as tf
+
+    from search.crop.layer import crop_batch
+
+    key = (policy, training)
+    if key not in _IN_GRAPH:
+        spec = [
+            tf.TensorSpec([None, None, None, 3], tf.uint8),
+            tf.TensorSpec([None, 2], tf.int64),
+            tf.TensorSpec([None, 4], tf.float64),
+            tf.TensorSpec([None], tf.int64),
+            tf.TensorSpec([], tf.int64),
+            tf.TensorSpec([], tf.int64),
+        ]
+
+        def crop(images: Any, sizes: Any, boxes: Any, ids: Any, seed: Any, epoch: Any) -> Any:
+            crops = crop_batch(policy, images, boxes, sizes, "xyxy", training, seed, epoch, ids)
+            return tf.cast(crops, tf.uint8)
+
+        _IN_GRAPH[key] = tf.function(crop, input_signature=spec)
+    source = tf.convert_to_tensor(samples.images) if canvas is None else canvas
+    ids = np.arange(len(samples), dtype=np.int64)
+    parts = [
+        _IN_GRAPH[key](
+            source[start : start + 256],
+            samples.sizes[start : start + 256].astype(np.int64),
+            samples.boxes[start : start + 256].astype(np.float64),
+            ids[start : start + 256],
+            np.int64(seed),
+            np.int64(epoch),
+        ).numpy()
+        for start in range(0, len(samples), 256)
+    ]
+    return np.concatenate(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10)
@@ -91,7 +145,17 @@ def main() -> None:
     parser.add_argument("--data", default="shapes")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "trial_overhead.json")
     parser.add_argument("--compare", type=Path, help="an earlier run's JSON (same seed)")
+    parser.add_argument(
+        "--crops",
+        choices=["numpy", "in-graph"],
+        default="numpy",
+        help="the path training cuts its crops on (in-graph: the one-geometry alternative)",
+    )
     args = parser.parse_args()
+    if args.crops == "in-graph":
+        import search.training.fit
+
+        search.training.fit.crop_samples = in_graph_crop_samples  # type: ignore[assignment]
 
     import optuna
 

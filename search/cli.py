@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from search.crop.policy import KINDS, OBJECT_KINDS, PolicyError
+from search.crop.kinds import KINDS, OBJECT_KINDS
+from search.crop.policy import PolicyError
 from search.data import DataError, Dataset
 from search.names import StudyNameError
 from search.ops.signals import Interrupted

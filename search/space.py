@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from search.crop.policy import KINDS, OBJECT_KINDS, CropPolicy, PolicyError
+from search.crop.kinds import KINDS, OBJECT_KINDS
+from search.crop.policy import CropPolicy, PolicyError
 from search.safe_yaml import YamlFileError, clip, load_yaml_file, shorten
 from search.settings import SEARCHABLE_TRAIN_FIELDS, TrainConfig
 from search.strict import Integer, Number
@@ -281,8 +282,9 @@ class Space:
 
     def conventions(self) -> list[dict[str, Any]]:
         """One configuration per searched kind other than ``full``, at the setting users know
-        (:data:`CONVENTIONS`, else the field's default), moved into the space's range: the
-        anchors a search tries before its sampler explores."""
+        (the kind's ``convention`` in :data:`search.crop.kinds.KINDS`, else the field's
+        default), moved into the space's range: the anchors a search tries before its sampler
+        explores."""
         kind = self.spec.params.get("kind")
         if not isinstance(kind, CategoricalParam):
             return []
@@ -297,30 +299,12 @@ class Space:
                     and not all(values.get(k) in allowed for k, allowed in param.when.items())
                 ):
                     continue
-                values[name] = _conventional(name, param, CONVENTIONS.get(str(choice), {}))
+                values[name] = _conventional(name, param, KINDS[str(choice)].convention)
             found.append({k: v for k, v in values.items() if k in self.spec.params})
         return found
 
 
-#: Conventional settings per kind: timm's centre crop_pct 0.875; torchvision's RandomResizedCrop
-#: area range (0.08, 1); the object box with a moderate 20% context on each side, no jitter;
-#: Inception's ``sample_distorted_bounding_box`` (area from 0.05, min_object_covered 0.1).
-CONVENTIONS: dict[str, dict[str, Any]] = {
-    "center": {"fraction": 0.875, "aspect_ratio": 1.0},
-    "random": {"fraction": 0.875, "aspect_ratio": 1.0},
-    "random_resized": {"fraction": 0.08, "aspect_ratio": 1.0},
-    "object": {"context": 0.2, "aspect_ratio": 1.0, "jitter": 0.0, "box_noise": 0.0},
-    "object_random": {
-        "fraction": 0.05,
-        "min_object_covered": 0.1,
-        "context": 0.2,
-        "aspect_ratio": 1.0,
-        "box_noise": 0.0,
-    },
-}
-
-
-def _conventional(name: str, param: Any, conventions: dict[str, Any]) -> Any:
+def _conventional(name: str, param: Any, conventions: Mapping[str, Any]) -> Any:
     """The conventional (else default) value of ``name``, moved into ``param``'s range."""
     if name in conventions:
         value = conventions[name]

@@ -68,7 +68,7 @@ def test_mlflow_has_parent_and_one_child_per_trial(tiny_search: SearchRun) -> No
         assert child.data.tags["mlflow.parentRunId"] == parent_id
         assert child.data.tags["state"] == "complete"
         assert child.info.status == "FINISHED"
-        assert child.data.params["kind"] in search.crop.policy.KINDS
+        assert child.data.params["kind"] in search.crop.kinds.KINDS
         assert child.data.params["size"] == "48x48"
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             history = client.get_metric_history(child.info.run_id, key)

@@ -10,7 +10,8 @@ import optuna
 import pytest
 import yaml
 
-from search.crop.policy import OBJECT_KINDS, CropPolicy
+from search.crop.kinds import OBJECT_KINDS
+from search.crop.policy import CropPolicy
 from search.settings import TrainConfig
 from search.space import Space, SpaceError, SpaceFile, space_json_schema, split_values
 

@@ -8,14 +8,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 import tensorflow as tf
 
-from search.crop.geometry import EDGE_TOLERANCE, letterbox_frames, sample_spans, spans_to_boxes
+from search.crop.geometry import (
+    EDGE_TOLERANCE,
+    FILL_VALUE,
+    crop_windows,
+    letterbox_frames,
+    sample_spans,
+    spans_to_boxes,
+)
 
 if TYPE_CHECKING:
     from search.crop.policy import CropPolicy
     from search.data import Samples
 
-#: Value of pixels outside the image (``border=pad``) and of letterbox bars.
-FILL_VALUE = 0.0
 #: Bytes of float32 crops cut per ``crop_and_resize`` call. Buffers above glibc's mmap
 #: threshold (32 MB) are fresh pages on every call, and faulting them in cost more than the
 #: cropping itself (96x96 crops: 2,660/s with 1,024-crop chunks, 5,500/s with 128).
@@ -51,10 +56,10 @@ def cut(
 
     ``canvas`` holds the images top-left aligned and zero-padded, ``sizes`` their true (height,
     width) (default: the canvas size). An output pixel whose centre falls outside its image is
-    :data:`FILL_VALUE`; one inside it is interpolated from the image alone, the edge pixels
-    reaching to the image's border (as in Pillow and ``tf.image.resize``). A ``tf.Tensor``
-    canvas stays resident (the trainer's path); a numpy canvas is converted piece by piece,
-    only the images each chunk of crops reads.
+    :data:`~search.crop.geometry.FILL_VALUE`; one inside it is interpolated from the image
+    alone, the edge pixels reaching to the image's border (as in Pillow and
+    ``tf.image.resize``). A ``tf.Tensor`` canvas stays resident (the trainer's path); a numpy
+    canvas is converted piece by piece, only the images each chunk of crops reads.
     """
     resident = isinstance(canvas, tf.Tensor)
     source = canvas if resident else np.asarray(canvas)
@@ -236,9 +241,7 @@ def apply_policy(
 ) -> np.ndarray:
     """Crop a batch with ``policy``: see :meth:`search.crop.policy.CropPolicy.apply`."""
     canvas, sizes = stack_images(images)
-    windows = policy.windows(
-        sizes, boxes, training=training, seed=seed, epoch=epoch, indices=indices
-    )
+    windows = crop_windows(policy, sizes, boxes, training, seed, epoch, indices)
     index = np.arange(len(sizes))
     return cut(canvas, windows, index, policy.size, policy.fit, policy.interpolation, sizes)
 
@@ -256,6 +259,6 @@ def crop_samples(
     ``canvas`` may hold ``samples.images`` as a resident tensor, converted once per trial.
     """
     index = np.arange(len(samples))
-    windows = policy.windows(samples.sizes, samples.boxes, training, seed, epoch, index)
+    windows = crop_windows(policy, samples.sizes, samples.boxes, training, seed, epoch, index)
     source = samples.images if canvas is None else canvas
     return cut(source, windows, index, policy.size, policy.fit, policy.interpolation, samples.sizes)

@@ -7,20 +7,38 @@ width W and height H is ``(0, 0, W, H)``. Train-mode randomness is a counter-bas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from search.crop.kinds import KINDS
+
 if TYPE_CHECKING:
     from search.crop.policy import CropPolicy
+
+# The numbers below are shared with the in-graph port (search/crop/layer.py): named once, here.
 
 #: ``random_resized`` and ``object_random`` draw the aspect ratio log-uniformly in
 #: [aspect_ratio / ASPECT_SPREAD, aspect_ratio * ASPECT_SPREAD], as torchvision does.
 ASPECT_SPREAD = 4.0 / 3.0
 #: Candidates tried per sample by ``object_random`` before it falls back to the object window.
 OBJECT_RANDOM_ATTEMPTS = 32
-_MIN_SIDE = 1.0
+#: Smallest side, in pixels, of a box or window that is measured, grown or disturbed: a
+#: degenerate box still gives a window.
+MIN_SIDE = 1.0
+#: Value of pixels outside the image (``border=pad``) and of letterbox bars.
+FILL_VALUE = 0.0
+#: A sample within this many pixels beyond an image's first/last pixel centre counts as on it
+#: (it is still well inside the image's outer half pixel): float noise in windows, such as a
+#: shifted window at x = -1e-14, must not change how it is cut.
+EDGE_TOLERANCE = 1e-3
+#: ``crop_and_resize`` computes sample positions in float32 and treats any beyond ``H - 1`` as
+#: outside (extrapolation value): a span ending exactly on the last pixel centre can overshoot by
+#: an ulp and turn the last row into fill. Such ends are pulled in by this fraction of the canvas
+#: (at most 0.002 px at 1024 px), which changes no rounded pixel value in practice.
+END_INSET = 2e-6
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -70,7 +88,7 @@ def grow_to_aspect(windows: np.ndarray, aspect: float | np.ndarray) -> np.ndarra
     """Grow each window about its centre to aspect w/h, never cutting any of it."""
     x0, y0, x1, y1 = windows.T
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    w, h = np.maximum(x1 - x0, _MIN_SIDE), np.maximum(y1 - y0, _MIN_SIDE)
+    w, h = np.maximum(x1 - x0, MIN_SIDE), np.maximum(y1 - y0, MIN_SIDE)
     w, h = np.maximum(w, h * aspect), np.maximum(h, w / aspect)
     return _centred(cx, cy, w, h)
 
@@ -99,7 +117,7 @@ def shift_inside(windows: np.ndarray, width: np.ndarray, height: np.ndarray) -> 
 def object_windows(boxes: np.ndarray, context: float, aspect: float) -> np.ndarray:
     """Each box grown by ``context`` x its size on every side, then grown to ``aspect``."""
     x0, y0, x1, y1 = boxes.T
-    bw, bh = np.maximum(x1 - x0, _MIN_SIDE), np.maximum(y1 - y0, _MIN_SIDE)
+    bw, bh = np.maximum(x1 - x0, MIN_SIDE), np.maximum(y1 - y0, MIN_SIDE)
     grown = np.stack(
         [x0 - context * bw, y0 - context * bh, x1 + context * bw, y1 + context * bh], 1
     )
@@ -137,17 +155,17 @@ def disturb_boxes(
         return boxes
     sizes = np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2)
     x0, y0, x1, y1 = boxes.T
-    w, h = np.maximum(x1 - x0, _MIN_SIDE), np.maximum(y1 - y0, _MIN_SIDE)
+    w, h = np.maximum(x1 - x0, MIN_SIDE), np.maximum(y1 - y0, MIN_SIDE)
     cx = (x0 + x1) / 2 + (2.0 * draws() - 1.0) * noise * w
     cy = (y0 + y1) / 2 + (2.0 * draws() - 1.0) * noise * h
     w = w * np.exp((2.0 * draws() - 1.0) * noise)
     h = h * np.exp((2.0 * draws() - 1.0) * noise)
     moved = _centred(cx, cy, w, h)
     height, width = sizes[:, 0], sizes[:, 1]
-    moved[:, 0] = np.clip(moved[:, 0], 0.0, width - _MIN_SIDE)
-    moved[:, 1] = np.clip(moved[:, 1], 0.0, height - _MIN_SIDE)
-    moved[:, 2] = np.clip(moved[:, 2], moved[:, 0] + _MIN_SIDE, width)
-    moved[:, 3] = np.clip(moved[:, 3], moved[:, 1] + _MIN_SIDE, height)
+    moved[:, 0] = np.clip(moved[:, 0], 0.0, width - MIN_SIDE)
+    moved[:, 1] = np.clip(moved[:, 1], 0.0, height - MIN_SIDE)
+    moved[:, 2] = np.clip(moved[:, 2], moved[:, 0] + MIN_SIDE, width)
+    moved[:, 3] = np.clip(moved[:, 3], moved[:, 1] + MIN_SIDE, height)
     return moved
 
 
@@ -199,6 +217,126 @@ def box_coverage(windows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.where(area > 0, ix * iy / np.where(area > 0, area, 1.0), 0.0)
 
 
+@dataclass(frozen=True)
+class WindowInputs:
+    """What a kind's window function reads besides the policy: one row per sample."""
+
+    width: np.ndarray
+    height: np.ndarray
+    #: (N, 4) object boxes in pixels; the whole image where the caller gave none.
+    boxes: np.ndarray
+    #: Successive train-mode draws keyed by (seed, epoch, sample index, draw number).
+    draws: _Draws
+
+
+#: A kind's window function: the policy and the samples -> (N, 4) pixel windows.
+WindowFunction = Callable[["CropPolicy", WindowInputs], np.ndarray]
+
+
+class KindWindows(NamedTuple):
+    """A kind's train and eval window functions."""
+
+    train: WindowFunction
+    eval: WindowFunction
+
+
+def _whole_image(policy: CropPolicy, batch: WindowInputs) -> np.ndarray:
+    zero = np.zeros(len(batch.width))
+    return np.stack([zero, zero, batch.width, batch.height], axis=1)
+
+
+def _fraction_of_largest(policy: CropPolicy, batch: WindowInputs) -> tuple[np.ndarray, np.ndarray]:
+    w, h = largest_window(batch.width, batch.height, policy.aspect_ratio)
+    return w * policy.fraction, h * policy.fraction
+
+
+def _centre_window(policy: CropPolicy, batch: WindowInputs) -> np.ndarray:
+    w, h = _fraction_of_largest(policy, batch)
+    return _centred(batch.width / 2, batch.height / 2, w, h)
+
+
+def _randomly_placed_window(policy: CropPolicy, batch: WindowInputs) -> np.ndarray:
+    w, h = _fraction_of_largest(policy, batch)
+    draws = batch.draws
+    return _placed(draws() * (batch.width - w), draws() * (batch.height - h), w, h)
+
+
+def _random_area_window(policy: CropPolicy, batch: WindowInputs) -> np.ndarray:
+    return _random_area_windows(
+        batch.draws, batch.width, batch.height, policy.fraction, policy.aspect_ratio
+    )
+
+
+def _mean_area_window(policy: CropPolicy, batch: WindowInputs) -> np.ndarray:
+    """The centred window whose area is the mean train-time area (same average zoom)."""
+    width, height = batch.width, batch.height
+    w, h = largest_window(width, height, policy.aspect_ratio)
+    mean_area = (1.0 + policy.fraction) / 2.0 * width * height
+    scale = np.minimum(1.0, np.sqrt(mean_area / (w * h)))
+    return _centred(width / 2, height / 2, w * scale, h * scale)
+
+
+def _train_boxes(policy: CropPolicy, batch: WindowInputs) -> np.ndarray:
+    """The object boxes as training sees them: disturbed by ``box_noise``."""
+    if policy.box_noise <= 0:
+        return batch.boxes
+    sizes = np.stack([batch.height, batch.width], axis=1)
+    return disturb_boxes(batch.boxes, sizes, policy.box_noise, batch.draws)
+
+
+def _within_border(policy: CropPolicy, windows: np.ndarray, batch: WindowInputs) -> np.ndarray:
+    if policy.border == "shift":
+        return shift_inside(windows, batch.width, batch.height)
+    return windows
+
+
+def _object_window(policy: CropPolicy, batch: WindowInputs) -> np.ndarray:
+    windows = object_windows(batch.boxes, policy.context, policy.aspect_ratio)
+    return _within_border(policy, windows, batch)
+
+
+def _jittered_object_window(policy: CropPolicy, batch: WindowInputs) -> np.ndarray:
+    windows = object_windows(_train_boxes(policy, batch), policy.context, policy.aspect_ratio)
+    if policy.jitter > 0:
+        draws = batch.draws
+        x0, y0, x1, y1 = windows.T
+        w, h = x1 - x0, y1 - y0
+        scale = np.exp((2.0 * draws() - 1.0) * np.log1p(policy.jitter))
+        cx = (x0 + x1) / 2 + (2.0 * draws() - 1.0) * policy.jitter * w
+        cy = (y0 + y1) / 2 + (2.0 * draws() - 1.0) * policy.jitter * h
+        windows = _centred(cx, cy, w * scale, h * scale)
+    return _within_border(policy, windows, batch)
+
+
+def _object_covering_window(policy: CropPolicy, batch: WindowInputs) -> np.ndarray:
+    """The first of several random windows that covers enough of the (disturbed) box, else
+    the object window."""
+    boxes = _train_boxes(policy, batch)
+    chosen = _within_border(
+        policy, object_windows(boxes, policy.context, policy.aspect_ratio), batch
+    )
+    pending = np.ones(len(boxes), dtype=bool)
+    for _ in range(OBJECT_RANDOM_ATTEMPTS):
+        candidates = _random_area_window(policy, batch)
+        ok = pending & (box_coverage(candidates, boxes) >= policy.min_object_covered)
+        chosen[ok] = candidates[ok]
+        pending &= ~ok
+        if not pending.any():
+            break
+    return chosen
+
+
+#: Each kind's window functions, by the names of :data:`search.crop.kinds.KINDS`.
+WINDOWS: dict[str, KindWindows] = {
+    "full": KindWindows(train=_whole_image, eval=_whole_image),
+    "center": KindWindows(train=_centre_window, eval=_centre_window),
+    "random": KindWindows(train=_randomly_placed_window, eval=_centre_window),
+    "random_resized": KindWindows(train=_random_area_window, eval=_mean_area_window),
+    "object": KindWindows(train=_jittered_object_window, eval=_object_window),
+    "object_random": KindWindows(train=_object_covering_window, eval=_object_window),
+}
+
+
 def crop_windows(
     policy: CropPolicy,
     image_sizes: np.ndarray | Sequence[Sequence[int]],
@@ -214,7 +352,7 @@ def crop_windows(
     height, width = sizes[:, 0], sizes[:, 1]
     n = len(sizes)
     if boxes is None:
-        if policy.kind in ("object", "object_random"):
+        if KINDS[policy.kind].needs_box:
             raise ValueError(f"crop kind '{policy.kind}' needs object boxes")
         box_array = np.stack([np.zeros(n), np.zeros(n), width, height], axis=1)
     else:
@@ -224,63 +362,9 @@ def crop_windows(
     ids = np.arange(n) if indices is None else np.asarray(indices).reshape(-1)
     if len(ids) != n:  # one index would broadcast: every sample would get the same draws
         raise ValueError(f"got {n} image sizes but {len(ids)} indices")
-    draws = _Draws(0 if seed is None else seed, epoch, ids)
-    kind, aspect = policy.kind, policy.aspect_ratio
-
-    if kind == "full":
-        return np.stack([np.zeros(n), np.zeros(n), width, height], axis=1)
-    if kind in ("center", "random"):
-        w, h = largest_window(width, height, aspect)
-        w, h = w * policy.fraction, h * policy.fraction
-        if kind == "random" and training:
-            return _placed(draws() * (width - w), draws() * (height - h), w, h)
-        return _centred(width / 2, height / 2, w, h)
-    if kind == "random_resized":
-        if training:
-            return _random_area_windows(draws, width, height, policy.fraction, aspect)
-        # Eval: the centred window whose area is the mean train-time area (same average zoom).
-        w, h = largest_window(width, height, aspect)
-        mean_area = (1.0 + policy.fraction) / 2.0 * width * height
-        scale = np.minimum(1.0, np.sqrt(mean_area / (w * h)))
-        return _centred(width / 2, height / 2, w * scale, h * scale)
-
-    if training and policy.box_noise > 0:
-        box_array = disturb_boxes(box_array, sizes, policy.box_noise, draws)
-    eval_windows = object_windows(box_array, policy.context, aspect)
-    if kind == "object" and training and policy.jitter > 0:
-        x0, y0, x1, y1 = eval_windows.T
-        w, h = x1 - x0, y1 - y0
-        scale = np.exp((2.0 * draws() - 1.0) * np.log1p(policy.jitter))
-        cx = (x0 + x1) / 2 + (2.0 * draws() - 1.0) * policy.jitter * w
-        cy = (y0 + y1) / 2 + (2.0 * draws() - 1.0) * policy.jitter * h
-        eval_windows = _centred(cx, cy, w * scale, h * scale)
-    if policy.border == "shift":
-        eval_windows = shift_inside(eval_windows, width, height)
-    if kind == "object" or not training:
-        return eval_windows
-
-    # object_random, train: the first of several random windows that covers enough of the box.
-    chosen = eval_windows.copy()
-    pending = np.ones(n, dtype=bool)
-    for _ in range(OBJECT_RANDOM_ATTEMPTS):
-        candidates = _random_area_windows(draws, width, height, policy.fraction, aspect)
-        ok = pending & (box_coverage(candidates, box_array) >= policy.min_object_covered)
-        chosen[ok] = candidates[ok]
-        pending &= ~ok
-        if not pending.any():
-            break
-    return chosen
-
-
-#: A sample within this many pixels beyond an image's first/last pixel centre counts as on it
-#: (it is still well inside the image's outer half pixel): float noise in windows, such as a
-#: shifted window at x = -1e-14, must not change how it is cut.
-EDGE_TOLERANCE = 1e-3
-#: ``crop_and_resize`` computes sample positions in float32 and treats any beyond ``H - 1`` as
-#: outside (extrapolation value): a span ending exactly on the last pixel centre can overshoot by
-#: an ulp and turn the last row into fill. Such ends are pulled in by this fraction of the canvas
-#: (at most 0.002 px at 1024 px), which changes no rounded pixel value in practice.
-_END_INSET = 2e-6
+    batch = WindowInputs(width, height, box_array, _Draws(0 if seed is None else seed, epoch, ids))
+    windows = WINDOWS[policy.kind]
+    return (windows.train if training else windows.eval)(policy, batch)
 
 
 def sample_spans(windows: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
@@ -306,7 +390,7 @@ def spans_to_boxes(spans: np.ndarray, canvas_size: tuple[int, int]) -> np.ndarra
     scale = np.maximum(np.concatenate([last, last]), 1.0)
     boxes = spans / scale
     ends_on_canvas = np.abs(spans[:, 2:] - last) <= EDGE_TOLERANCE
-    boxes[:, 2:] = np.where(ends_on_canvas, 1.0 - _END_INSET, boxes[:, 2:])
+    boxes[:, 2:] = np.where(ends_on_canvas, 1.0 - END_INSET, boxes[:, 2:])
     starts_on_canvas = (spans[:, :2] < 0) & (spans[:, :2] >= -EDGE_TOLERANCE)
     boxes[:, :2] = np.where(starts_on_canvas, 0.0, boxes[:, :2])
     return boxes.astype(np.float32)
@@ -345,8 +429,8 @@ def letterbox_frames(
     out_h, out_w = out_size
     grown = grow_to_aspect(windows, out_w / out_h)
     gw, gh = grown[:, 2] - grown[:, 0], grown[:, 3] - grown[:, 1]
-    w = np.maximum(windows[:, 2] - windows[:, 0], _MIN_SIDE)
-    h = np.maximum(windows[:, 3] - windows[:, 1], _MIN_SIDE)
+    w = np.maximum(windows[:, 2] - windows[:, 0], MIN_SIDE)
+    h = np.maximum(windows[:, 3] - windows[:, 1], MIN_SIDE)
     fx, fy = w / gw, h / gh
     frame = np.stack([(1 - fx) / 2, (1 - fy) / 2, (1 + fx) / 2, (1 + fy) / 2], axis=1)
     return grown, frame

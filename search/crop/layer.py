@@ -1,37 +1,43 @@
-"""The crop policy in-graph: a Keras layer and a ``tf.data`` map, pixel for pixel as ``crops.py``.
+"""The crop policy in-graph: a Keras layer and a ``tf.data`` map, pixel for pixel as ``cut.py``.
 
 Everything here is TensorFlow ops, so it runs inside a ``keras.Model`` and a ``tf.data``
 pipeline and saves with the model. It is a port, not a second design: the window maths of
-``windows.py`` in float64 (train-mode randomness is the same splitmix64 hash of (seed, epoch,
-sample index, draw), on uint64 tensors), and the sampling of ``crops.cut``: sample positions
+``geometry.py`` in float64 (train-mode randomness is the same splitmix64 hash of (seed, epoch,
+sample index, draw), on uint64 tensors), and the sampling of ``cut.cut``: sample positions
 computed in float32 exactly as ``tf.image.crop_and_resize`` computes them, samples beyond an
 image's edge pixel centres clamped to the edge, samples whose centre lies outside the image set
-to the fill value. ``tests/test_tf_policy.py`` holds the parity tests.
+to the fill value. ``tests/test_crop_layer.py`` holds the parity tests; ``docs/crop-design.md``
+says why training keeps the numpy path.
 
-One difference of form: ``crops.cut`` normalises sample positions by the canvas it is given,
+One difference of form: ``cut.cut`` normalises sample positions by the canvas it is given,
 this module by each image's own size, so a crop never depends on what else is in the batch.
 On a canvas larger than the image the two can differ by float32 rounding (at most one grey
-level, bilinear).
+level, bilinear). Inside a ``tf.function`` (a ``tf.data`` map, a traced model) graph
+optimisation can tip a rounding tie too: measured on ``shapes`` (96x96 -> 48x48, ``full``),
+10% of pixel values one grey level off; eager, none (``docs/crop-design.md``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, get_args
+from dataclasses import dataclass
+from itertools import count
+from typing import Any, Literal, NamedTuple, get_args
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from search.crop.cut import FILL_VALUE
 from search.crop.geometry import (
-    _END_INSET,
-    _MIN_SIDE,
     ASPECT_SPREAD,
     EDGE_TOLERANCE,
+    END_INSET,
+    FILL_VALUE,
+    MIN_SIDE,
     OBJECT_RANDOM_ATTEMPTS,
 )
-from search.crop.policy import OBJECT_KINDS, CropPolicy
+from search.crop.kinds import KINDS
+from search.crop.policy import CropPolicy
 
 BoxFormat = Literal["xyxy", "rel_yxyx"]
 #: ``xyxy``: pixels ``(x_min, y_min, x_max, y_max)``, the project's public form (Pascal VOC).
@@ -43,7 +49,7 @@ _F64 = tf.float64
 _GOLDEN = 0x9E3779B97F4A7C15
 
 
-# -- randomness: windows.uniforms on uint64 tensors -------------------------------------------
+# -- randomness: geometry.uniforms on uint64 tensors -------------------------------------------
 def _u64(value: int | tf.Tensor) -> tf.Tensor:
     if isinstance(value, int):
         return tf.constant(value % 2**64, tf.uint64)
@@ -72,7 +78,33 @@ def uniforms(
     return tf.cast(tf.bitwise.right_shift(h, _u64(11)), _F64) * 2.0**-53
 
 
-# -- windows: windows.crop_windows in float64 ------------------------------------------------
+# -- windows: geometry.crop_windows in float64 -----------------------------------------------
+class _Draws:
+    """``geometry._Draws`` in-graph: successive uniform draws, numbered as the numpy geometry
+    numbers them, so both paths draw the same numbers for the same sample."""
+
+    def __init__(self, seed: int | tf.Tensor, epoch: int | tf.Tensor, ids: tf.Tensor) -> None:
+        self.seed, self.epoch, self.ids, self.count = seed, epoch, ids, 0
+
+    def __call__(self) -> tf.Tensor:
+        self.count += 1
+        return uniforms(self.seed, self.epoch, self.ids, self.count)
+
+    def per_attempt(self, attempts: int, draws_each: int) -> Callable[[], tf.Tensor]:
+        """Draws for ``attempts`` loop iterations at once, each call (A, N): the k-th call gives
+        every attempt its k-th draw, numbered as the numpy loop, which takes ``draws_each``
+        draws per attempt, numbers them."""
+        first = self.count + 1
+        offsets = tf.range(attempts, dtype=tf.int64)[:, None] * draws_each
+        calls = count()
+        self.count += attempts * draws_each
+
+        def draw() -> tf.Tensor:
+            return uniforms(self.seed, self.epoch, self.ids, offsets + (first + next(calls)))
+
+        return draw
+
+
 def _centred(cx: tf.Tensor, cy: tf.Tensor, w: tf.Tensor, h: tf.Tensor) -> tf.Tensor:
     return tf.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
 
@@ -88,7 +120,7 @@ def _largest(width: tf.Tensor, height: tf.Tensor, aspect: float) -> tuple[tf.Ten
 
 def _grow_to_aspect(windows: tf.Tensor, aspect: float) -> tf.Tensor:
     x0, y0, x1, y1 = tf.unstack(windows, axis=-1)
-    w, h = tf.maximum(x1 - x0, _MIN_SIDE), tf.maximum(y1 - y0, _MIN_SIDE)
+    w, h = tf.maximum(x1 - x0, MIN_SIDE), tf.maximum(y1 - y0, MIN_SIDE)
     w, h = tf.maximum(w, h * aspect), tf.maximum(h, w / aspect)
     return _centred((x0 + x1) / 2, (y0 + y1) / 2, w, h)
 
@@ -106,7 +138,7 @@ def _shift_inside(windows: tf.Tensor, width: tf.Tensor, height: tf.Tensor) -> tf
 
 def _object_windows(boxes: tf.Tensor, context: float, aspect: float) -> tf.Tensor:
     x0, y0, x1, y1 = tf.unstack(boxes, axis=-1)
-    bw, bh = tf.maximum(x1 - x0, _MIN_SIDE), tf.maximum(y1 - y0, _MIN_SIDE)
+    bw, bh = tf.maximum(x1 - x0, MIN_SIDE), tf.maximum(y1 - y0, MIN_SIDE)
     grown = tf.stack(
         [x0 - context * bw, y0 - context * bh, x1 + context * bw, y1 + context * bh], axis=-1
     )
@@ -114,41 +146,36 @@ def _object_windows(boxes: tf.Tensor, context: float, aspect: float) -> tf.Tenso
 
 
 def _random_area_windows(
-    draw: Callable[[int], tf.Tensor],
-    first: int,
+    draw: Callable[[], tf.Tensor],
     width: tf.Tensor,
     height: tf.Tensor,
     min_area: float,
     aspect: float,
 ) -> tf.Tensor:
-    """``windows._random_area_windows`` with draws ``first .. first + 3``."""
-    area = (min_area + draw(first) * (1.0 - min_area)) * width * height
-    ratio = tf.exp(float(np.log(aspect)) + (2.0 * draw(first + 1) - 1.0) * np.log(ASPECT_SPREAD))
+    """``geometry._random_area_windows``: four draws."""
+    area = (min_area + draw() * (1.0 - min_area)) * width * height
+    ratio = tf.exp(float(np.log(aspect)) + (2.0 * draw() - 1.0) * np.log(ASPECT_SPREAD))
     w, h = tf.sqrt(area * ratio), tf.sqrt(area / ratio)
     scale = tf.minimum(tf.constant(1.0, _F64), tf.minimum(width / w, height / h))
     w, h = w * scale, h * scale
-    return _placed(draw(first + 2) * (width - w), draw(first + 3) * (height - h), w, h)
+    return _placed(draw() * (width - w), draw() * (height - h), w, h)
 
 
 def _disturb_boxes(
-    boxes: tf.Tensor,
-    width: tf.Tensor,
-    height: tf.Tensor,
-    noise: float,
-    draw: Callable[[int], tf.Tensor],
+    boxes: tf.Tensor, width: tf.Tensor, height: tf.Tensor, noise: float, draw: _Draws
 ) -> tf.Tensor:
-    """``windows.disturb_boxes`` with draws 1 .. 4."""
+    """``geometry.disturb_boxes``: four draws."""
     x0, y0, x1, y1 = tf.unstack(boxes, axis=-1)
-    w, h = tf.maximum(x1 - x0, _MIN_SIDE), tf.maximum(y1 - y0, _MIN_SIDE)
-    cx = (x0 + x1) / 2 + (2.0 * draw(1) - 1.0) * noise * w
-    cy = (y0 + y1) / 2 + (2.0 * draw(2) - 1.0) * noise * h
-    w = w * tf.exp((2.0 * draw(3) - 1.0) * noise)
-    h = h * tf.exp((2.0 * draw(4) - 1.0) * noise)
+    w, h = tf.maximum(x1 - x0, MIN_SIDE), tf.maximum(y1 - y0, MIN_SIDE)
+    cx = (x0 + x1) / 2 + (2.0 * draw() - 1.0) * noise * w
+    cy = (y0 + y1) / 2 + (2.0 * draw() - 1.0) * noise * h
+    w = w * tf.exp((2.0 * draw() - 1.0) * noise)
+    h = h * tf.exp((2.0 * draw() - 1.0) * noise)
     mx0, my0, mx1, my1 = tf.unstack(_centred(cx, cy, w, h), axis=-1)
-    mx0 = tf.minimum(tf.maximum(mx0, 0.0), width - _MIN_SIDE)
-    my0 = tf.minimum(tf.maximum(my0, 0.0), height - _MIN_SIDE)
-    mx1 = tf.minimum(tf.maximum(mx1, mx0 + _MIN_SIDE), width)
-    my1 = tf.minimum(tf.maximum(my1, my0 + _MIN_SIDE), height)
+    mx0 = tf.minimum(tf.maximum(mx0, 0.0), width - MIN_SIDE)
+    my0 = tf.minimum(tf.maximum(my0, 0.0), height - MIN_SIDE)
+    mx1 = tf.minimum(tf.maximum(mx1, mx0 + MIN_SIDE), width)
+    my1 = tf.minimum(tf.maximum(my1, my0 + MIN_SIDE), height)
     return tf.stack([mx0, my0, mx1, my1], axis=-1)
 
 
@@ -162,6 +189,122 @@ def _coverage(windows: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
     return tf.where(
         has_area, ix * iy / tf.where(has_area, area, _full(area, 1.0)), _full(area, 0.0)
     )
+
+
+@dataclass(frozen=True)
+class WindowInputs:
+    """``geometry.WindowInputs`` as float64 tensors."""
+
+    width: tf.Tensor
+    height: tf.Tensor
+    boxes: tf.Tensor
+    draws: _Draws
+
+
+#: A kind's in-graph window function: the policy and the samples -> float64 (N, 4) windows.
+WindowFunction = Callable[[CropPolicy, WindowInputs], tf.Tensor]
+
+
+class KindWindows(NamedTuple):
+    """A kind's in-graph train and eval window functions."""
+
+    train: WindowFunction
+    eval: WindowFunction
+
+
+def _whole_image(policy: CropPolicy, batch: WindowInputs) -> tf.Tensor:
+    zero = tf.zeros_like(batch.width)
+    return tf.stack([zero, zero, batch.width, batch.height], axis=-1)
+
+
+def _fraction_of_largest(policy: CropPolicy, batch: WindowInputs) -> tuple[tf.Tensor, tf.Tensor]:
+    w, h = _largest(batch.width, batch.height, policy.aspect_ratio)
+    return w * policy.fraction, h * policy.fraction
+
+
+def _centre_window(policy: CropPolicy, batch: WindowInputs) -> tf.Tensor:
+    w, h = _fraction_of_largest(policy, batch)
+    return _centred(batch.width / 2, batch.height / 2, w, h)
+
+
+def _randomly_placed_window(policy: CropPolicy, batch: WindowInputs) -> tf.Tensor:
+    w, h = _fraction_of_largest(policy, batch)
+    draws = batch.draws
+    return _placed(draws() * (batch.width - w), draws() * (batch.height - h), w, h)
+
+
+def _random_area_window(policy: CropPolicy, batch: WindowInputs) -> tf.Tensor:
+    return _random_area_windows(
+        batch.draws, batch.width, batch.height, policy.fraction, policy.aspect_ratio
+    )
+
+
+def _mean_area_window(policy: CropPolicy, batch: WindowInputs) -> tf.Tensor:
+    width, height = batch.width, batch.height
+    w, h = _largest(width, height, policy.aspect_ratio)
+    mean_area = (1.0 + policy.fraction) / 2.0 * width * height
+    scale = tf.minimum(tf.constant(1.0, _F64), tf.sqrt(mean_area / (w * h)))
+    return _centred(width / 2, height / 2, w * scale, h * scale)
+
+
+def _train_boxes(policy: CropPolicy, batch: WindowInputs) -> tf.Tensor:
+    if policy.box_noise <= 0:
+        return batch.boxes
+    return _disturb_boxes(batch.boxes, batch.width, batch.height, policy.box_noise, batch.draws)
+
+
+def _within_border(policy: CropPolicy, windows: tf.Tensor, batch: WindowInputs) -> tf.Tensor:
+    if policy.border == "shift":
+        return _shift_inside(windows, batch.width, batch.height)
+    return windows
+
+
+def _object_window(policy: CropPolicy, batch: WindowInputs) -> tf.Tensor:
+    windows = _object_windows(batch.boxes, policy.context, policy.aspect_ratio)
+    return _within_border(policy, windows, batch)
+
+
+def _jittered_object_window(policy: CropPolicy, batch: WindowInputs) -> tf.Tensor:
+    windows = _object_windows(_train_boxes(policy, batch), policy.context, policy.aspect_ratio)
+    if policy.jitter > 0:
+        draws = batch.draws
+        x0, y0, x1, y1 = tf.unstack(windows, axis=-1)
+        w, h = x1 - x0, y1 - y0
+        scale = tf.exp((2.0 * draws() - 1.0) * float(np.log1p(policy.jitter)))
+        cx = (x0 + x1) / 2 + (2.0 * draws() - 1.0) * policy.jitter * w
+        cy = (y0 + y1) / 2 + (2.0 * draws() - 1.0) * policy.jitter * h
+        windows = _centred(cx, cy, w * scale, h * scale)
+    return _within_border(policy, windows, batch)
+
+
+def _object_covering_window(policy: CropPolicy, batch: WindowInputs) -> tf.Tensor:
+    """The first attempt that covers enough of the box: all attempts at once, (A, N, 4)."""
+    boxes = _train_boxes(policy, batch)
+    fallback = _within_border(
+        policy, _object_windows(boxes, policy.context, policy.aspect_ratio), batch
+    )
+    candidates = _random_area_windows(
+        batch.draws.per_attempt(OBJECT_RANDOM_ATTEMPTS, 4),
+        batch.width,
+        batch.height,
+        policy.fraction,
+        policy.aspect_ratio,
+    )
+    ok = _coverage(candidates, boxes[None]) >= policy.min_object_covered
+    pick = tf.argmax(tf.cast(ok, tf.int32), axis=0)
+    chosen = tf.gather(tf.transpose(candidates, [1, 0, 2]), pick, axis=1, batch_dims=1)
+    return tf.where(tf.reduce_any(ok, axis=0)[:, None], chosen, fallback)
+
+
+#: Each kind's in-graph window functions, by the names of :data:`search.crop.kinds.KINDS`.
+WINDOWS: dict[str, KindWindows] = {
+    "full": KindWindows(train=_whole_image, eval=_whole_image),
+    "center": KindWindows(train=_centre_window, eval=_centre_window),
+    "random": KindWindows(train=_randomly_placed_window, eval=_centre_window),
+    "random_resized": KindWindows(train=_random_area_window, eval=_mean_area_window),
+    "object": KindWindows(train=_jittered_object_window, eval=_object_window),
+    "object_random": KindWindows(train=_object_covering_window, eval=_object_window),
+}
 
 
 def crop_windows(
@@ -186,71 +329,25 @@ def crop_windows(
     """
     sizes = tf.cast(sizes, _F64)
     height, width = sizes[:, 0], sizes[:, 1]
-    zero = tf.zeros_like(width)
     if boxes is None:
-        if policy.kind in OBJECT_KINDS:
+        if KINDS[policy.kind].needs_box:
             raise ValueError(f"crop kind '{policy.kind}' needs object boxes")
+        zero = tf.zeros_like(width)
         boxes = tf.stack([zero, zero, width, height], axis=-1)
-    boxes = tf.cast(boxes, _F64)
     ids = tf.range(tf.shape(sizes)[0], dtype=tf.int64) if indices is None else indices
-
-    def draw(number: int | tf.Tensor) -> tf.Tensor:
-        return uniforms(seed, epoch, ids, number)
-
-    kind, aspect = policy.kind, policy.aspect_ratio
-    if kind == "full":
-        return tf.stack([zero, zero, width, height], axis=-1)
-    if kind in ("center", "random"):
-        w, h = _largest(width, height, aspect)
-        w, h = w * policy.fraction, h * policy.fraction
-        if kind == "random" and training:
-            return _placed(draw(1) * (width - w), draw(2) * (height - h), w, h)
-        return _centred(width / 2, height / 2, w, h)
-    if kind == "random_resized":
-        if training:
-            return _random_area_windows(draw, 1, width, height, policy.fraction, aspect)
-        w, h = _largest(width, height, aspect)
-        mean_area = (1.0 + policy.fraction) / 2.0 * width * height
-        scale = tf.minimum(tf.constant(1.0, _F64), tf.sqrt(mean_area / (w * h)))
-        return _centred(width / 2, height / 2, w * scale, h * scale)
-
-    used = 0  # draws taken so far, as windows._Draws counts them
-    if training and policy.box_noise > 0:
-        boxes = _disturb_boxes(boxes, width, height, policy.box_noise, draw)
-        used = 4
-    windows = _object_windows(boxes, policy.context, aspect)
-    if kind == "object" and training and policy.jitter > 0:
-        x0, y0, x1, y1 = tf.unstack(windows, axis=-1)
-        w, h = x1 - x0, y1 - y0
-        scale = tf.exp((2.0 * draw(used + 1) - 1.0) * float(np.log1p(policy.jitter)))
-        cx = (x0 + x1) / 2 + (2.0 * draw(used + 2) - 1.0) * policy.jitter * w
-        cy = (y0 + y1) / 2 + (2.0 * draw(used + 3) - 1.0) * policy.jitter * h
-        windows = _centred(cx, cy, w * scale, h * scale)
-    if policy.border == "shift":
-        windows = _shift_inside(windows, width, height)
-    if kind == "object" or not training:
-        return windows
-
-    # object_random, train: the first of the attempts that covers enough of the box. All
-    # attempts at once, (A, N, 4); attempt a takes the next four draws, as the numpy loop does.
-    attempts = tf.range(OBJECT_RANDOM_ATTEMPTS, dtype=tf.int64)[:, None]
-    candidates = _random_area_windows(
-        lambda k: draw(attempts * 4 + k), used + 1, width, height, policy.fraction, aspect
-    )
-    ok = _coverage(candidates, boxes[None]) >= policy.min_object_covered
-    pick = tf.argmax(tf.cast(ok, tf.int32), axis=0)
-    chosen = tf.gather(tf.transpose(candidates, [1, 0, 2]), pick, axis=1, batch_dims=1)
-    return tf.where(tf.reduce_any(ok, axis=0)[:, None], chosen, windows)
+    batch = WindowInputs(width, height, tf.cast(boxes, _F64), _Draws(seed, epoch, ids))
+    windows = WINDOWS[policy.kind]
+    return (windows.train if training else windows.eval)(policy, batch)
 
 
-# -- pixels: crops.cut in-graph -------------------------------------------------------------
+# -- pixels: cut.cut in-graph -------------------------------------------------------------
 def _letterbox(windows: tf.Tensor, size: tuple[int, int]) -> tuple[tf.Tensor, tf.Tensor]:
-    """``windows.letterbox_frames``: the grown windows and the content frame fractions."""
+    """``geometry.letterbox_frames``: the grown windows and the content frame fractions."""
     out_h, out_w = size
     grown = _grow_to_aspect(windows, out_w / out_h)
     gw, gh = grown[:, 2] - grown[:, 0], grown[:, 3] - grown[:, 1]
-    w = tf.maximum(windows[:, 2] - windows[:, 0], _MIN_SIDE)
-    h = tf.maximum(windows[:, 3] - windows[:, 1], _MIN_SIDE)
+    w = tf.maximum(windows[:, 2] - windows[:, 0], MIN_SIDE)
+    h = tf.maximum(windows[:, 3] - windows[:, 1], MIN_SIDE)
     fx, fy = w / gw, h / gh
     return grown, tf.stack([(1 - fx) / 2, (1 - fy) / 2, (1 + fx) / 2, (1 + fy) / 2], axis=1)
 
@@ -271,10 +368,10 @@ def _axis_samples(
     """
     end = extent - 1.0
     scale = tf.maximum(end, 1.0)
-    # windows.spans_to_boxes, with the image as canvas
+    # geometry.spans_to_boxes, with the image as canvas
     low = tf.where((first < 0) & (first >= -EDGE_TOLERANCE), _full(first, 0.0), first / scale)
     high = tf.where(
-        tf.abs(last - end) <= EDGE_TOLERANCE, _full(last, 1.0 - _END_INSET), last / scale
+        tf.abs(last - end) <= EDGE_TOLERANCE, _full(last, 1.0 - END_INSET), last / scale
     )
     low32, high32 = tf.cast(low, tf.float32), tf.cast(high, tf.float32)
     end32 = tf.cast(end, tf.float32)
@@ -300,14 +397,14 @@ def _clamped(
     the image.
 
     For crops that leave the image, samples within ``EDGE_TOLERANCE`` of an edge centre or
-    beyond it move onto that edge line, as ``crops._clamp_to_images`` does; it cuts the last
-    line with ``crop_and_resize`` too, from a box whose end is pulled in by ``_END_INSET``, so
+    beyond it move onto that edge line, as ``cut._clamp_to_images`` does; it cuts the last
+    line with ``crop_and_resize`` too, from a box whose end is pulled in by ``END_INSET``, so
     the same float32 position is used here (a 1e-4 px blend that can tip a rounding tie).
     """
     end64 = (extent - 1.0)[:, None]
     end32 = tf.cast(end64, tf.float32)
     line = tf.cast(end64 / tf.maximum(end64, 1.0), tf.float32) + tf.constant(
-        1.0 - _END_INSET, tf.float32
+        1.0 - END_INSET, tf.float32
     )
     last_line = tf.cast(0.5 * tf.cast(line, _F64) * end64, tf.float32)
     snap = leaves[:, None]
@@ -352,7 +449,7 @@ def cut(
     if fit == "letterbox":
         windows, frames = _letterbox(windows, size)
     x0, y0, x1, y1 = tf.unstack(windows, axis=1)
-    # windows.sample_spans
+    # geometry.sample_spans
     inset_x = tf.maximum((x1 - x0) / out_w / 2 - 0.5, 0.0)
     inset_y = tf.maximum((y1 - y0) / out_h / 2 - 0.5, 0.0)
     height, width = sizes[:, 0], sizes[:, 1]

@@ -8,20 +8,16 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from search.crop.kinds import KINDS, Kind
 from search.safe_yaml import clip, shorten
 from search.strict import Integer, Number
 
 if TYPE_CHECKING:
     from search.crop.layer import PolicyCrop
 
-Kind = Literal["full", "center", "random", "random_resized", "object", "object_random"]
 Border = Literal["shift", "pad"]
 Fit = Literal["stretch", "letterbox"]
 Interpolation = Literal["bilinear", "nearest"]
-
-KINDS: tuple[str, ...] = get_args(Kind)
-OBJECT_KINDS: tuple[str, ...] = ("object", "object_random")
-RANDOM_KINDS: tuple[str, ...] = ("random", "random_resized", "object_random")
 
 #: Hard bounds of every numeric field (inclusive). The one place they live: the model's
 #: constraints, the error messages and the search-space validation all read this table.
@@ -33,16 +29,6 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "jitter": (0.0, 0.5),
     "min_object_covered": (0.0, 1.0),
     "box_noise": (0.0, 0.5),
-}
-
-#: The fields that change what each kind does; the others are carried but ignored.
-RELEVANT_FIELDS: dict[str, tuple[str, ...]] = {
-    "full": (),
-    "center": ("fraction", "aspect_ratio"),
-    "random": ("fraction", "aspect_ratio"),
-    "random_resized": ("fraction", "aspect_ratio"),
-    "object": ("context", "aspect_ratio", "jitter", "box_noise"),
-    "object_random": ("fraction", "min_object_covered", "context", "aspect_ratio", "box_noise"),
 }
 
 
@@ -124,20 +110,24 @@ class CropPolicy(BaseModel):
 
     def label(self) -> str:
         """Short human form naming the kind and the fields that matter for it."""
+        kind = KINDS[self.kind]
         parts = [
             f"{name}={_short(getattr(self, name))}"
-            for name in RELEVANT_FIELDS[self.kind]
+            for name in kind.fields
             if name != "box_noise"  # shown below, only when set
         ]
-        if self.kind in OBJECT_KINDS and self.box_noise > 0:
+        if kind.needs_box and self.box_noise > 0:
             parts.append(f"box_noise={_short(self.box_noise)}")
-        if self.kind in OBJECT_KINDS and self.border != "shift":
+        if kind.needs_box and self.border != "shift":
             parts.append(f"border={self.border}")
         if self.fit != "stretch":
             parts.append(f"fit={self.fit}")
         return f"{self.kind}({', '.join(parts)})" if parts else self.kind
 
-    # -- behaviour -----------------------------------------------------------------------
+    # -- behaviour ---------------------------------------------------------------------------
+    # Delegated to the modules that hold it, imported inside each method: the value imports no
+    # behaviour (those modules import it), and loading a policy imports no TensorFlow (cut and
+    # layer do).
     def windows(
         self,
         image_sizes: np.ndarray | Sequence[Sequence[int]],

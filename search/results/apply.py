@@ -96,7 +96,7 @@ def write_crops(
             does not have.
     """
     from search.crop.cut import cut
-    from search.crop.policy import OBJECT_KINDS
+    from search.crop.kinds import OBJECT_KINDS
 
     samples = getattr(dataset, split)
     if policy.kind in OBJECT_KINDS and not dataset.has_boxes:

@@ -14,7 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from search.crop.cut import crop_samples
-from search.crop.policy import OBJECT_KINDS, CropPolicy
+from search.crop.kinds import OBJECT_KINDS
+from search.crop.policy import CropPolicy
 from search.data import Dataset, Samples
 from search.settings import TrainConfig
 from search.training.continuation import Continuation, load_state, save_state

@@ -1,6 +1,6 @@
 """The in-graph policy (``search.crop.layer``): the Keras layer and the ``tf.data`` map give the
 pixels of the search's own cropping (``policy.apply``, ``crop_samples``) for every kind and
-mode, over the window and crop tables of ``test_windows.py`` and ``test_crops.py``.
+mode, over the window and crop tables of ``test_crop_geometry.py`` and ``test_crop_cut.py``.
 
 The issue's bound is one grey level; measured, the crops are identical wherever both paths see
 the same canvas (the image itself), so the tests also count differing pixels.
@@ -20,13 +20,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_crops import BOX, NEAREST_ROWS, NOISE
-from test_windows import WINDOW_TABLE
+from test_crop_cut import BOX, NEAREST_ROWS, NOISE
+from test_crop_geometry import WINDOW_TABLE
 
-from search.crop import layer as tf_policy
+from search.crop import layer as crop_layer
 from search.crop.cut import apply_policy, crop_samples
 from search.crop.geometry import pixels_to_normalized, uniforms
-from search.crop.policy import KINDS, CropPolicy
+from search.crop.kinds import KINDS
+from search.crop.policy import CropPolicy
 from search.data import Samples
 
 SEEDS_EPOCHS = ((0, 0), (7, 3))
@@ -65,10 +66,10 @@ def test_uniforms_match_numpy_bit_for_bit() -> None:
     ids = np.array([0, 1, 2, 99, 2**31 + 5, 2**40 + 3])
     for seed, epoch, draw in ((0, 0, 1), (2**64 - 1, 5, 33), (12345, 2**40, 4)):
         expected = uniforms(seed, epoch, ids, draw)
-        got = tf_policy.uniforms(seed, epoch, tf.constant(ids), draw).numpy()
+        got = crop_layer.uniforms(seed, epoch, tf.constant(ids), draw).numpy()
         np.testing.assert_array_equal(got, expected)
     # the epoch may be a tensor (a layer's variable)
-    got = tf_policy.uniforms(3, tf.constant(4, tf.int64), tf.constant(ids), 2).numpy()
+    got = crop_layer.uniforms(3, tf.constant(4, tf.int64), tf.constant(ids), 2).numpy()
     np.testing.assert_array_equal(got, uniforms(3, 4, ids, 2))
 
 
@@ -88,7 +89,7 @@ def test_windows_match_the_window_table(
     for training in (False, True):
         for seed, epoch in SEEDS_EPOCHS:
             expected = policy.windows(sizes, boxes, training, seed, epoch)
-            got = tf_policy.crop_windows(
+            got = crop_layer.crop_windows(
                 policy, tf.constant(sizes), None if boxes is None else tf.constant(boxes),
                 training, seed, epoch,
             )  # fmt: skip
@@ -148,7 +149,7 @@ def test_random_policies_images_and_boxes_match() -> None:
         low, high = rng.uniform(0, 0.5, (4, 2)), rng.uniform(0.5, 1, (4, 2))
         boxes = np.concatenate([low, high], axis=1) * np.tile(sizes[:, ::-1], 2)
         policy = CropPolicy(
-            kind=str(rng.choice(KINDS)),
+            kind=str(rng.choice(list(KINDS))),
             size=[int(v) for v in rng.integers(8, 60, size=2)],
             border=str(rng.choice(["shift", "pad"])),
             fit=str(rng.choice(["stretch", "letterbox"])),
@@ -163,20 +164,20 @@ def test_random_policies_images_and_boxes_match() -> None:
         training, seed, epoch = bool(rng.integers(2)), int(rng.integers(100)), int(rng.integers(5))
         expected = _numpy_crops(policy, images, boxes, training, seed, epoch)
         canvas, true_sizes = _padded(images)
-        padded = tf_policy.crop_batch(
+        padded = crop_layer.crop_batch(
             policy, canvas, boxes, true_sizes, training=training, seed=seed, epoch=epoch
         )
         assert _max_difference(padded, expected) == 0, policy
         pixels = np.concatenate([image.reshape(-1, 3) for image in images])
         widths = np.repeat(sizes[:, 1], sizes[:, 0])
         ragged = tf.RaggedTensor.from_nested_row_lengths(pixels, [sizes[:, 0], widths])
-        by_ragged = tf_policy.crop_batch(
+        by_ragged = crop_layer.crop_batch(
             policy, ragged, boxes, training=training, seed=seed, epoch=epoch
         )
         np.testing.assert_array_equal(by_ragged, padded)
         # normalized [y_min, x_min, y_max, x_max] boxes name the same windows
         relative = pixels_to_normalized(boxes, sizes)
-        by_relative = tf_policy.crop_batch(
+        by_relative = crop_layer.crop_batch(
             policy, canvas, relative, true_sizes, "rel_yxyx", training, seed, epoch
         )
         assert _max_difference(by_relative, expected) <= 1, policy
@@ -268,7 +269,7 @@ def test_layer_in_a_model_saves_and_loads(tmp_path: Path) -> None:
         loaded.predict([images, boxes], verbose=0), model.predict([images, boxes], verbose=0)
     )
     layer = loaded.get_layer("crop")
-    assert isinstance(layer, tf_policy.PolicyCrop)
+    assert isinstance(layer, crop_layer.PolicyCrop)
     assert (layer.policy, layer.box_format, layer.train_crops, layer.seed) == (
         policy,
         "rel_yxyx",
@@ -295,7 +296,7 @@ def test_layer_trains_on_the_search_train_crops() -> None:
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     model.fit(
         [images, boxes], np.arange(n) % 3, batch_size=5, epochs=2, shuffle=False,
-        callbacks=[tf_policy.EpochKeys()], verbose=0,
+        callbacks=[crop_layer.EpochKeys()], verbose=0,
     )  # fmt: skip
     layer = model.get_layer("crop")
     assert (int(layer.epoch.numpy()), int(layer.position.numpy())) == (1, n)

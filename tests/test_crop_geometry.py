@@ -25,7 +25,8 @@ from search.crop.geometry import (
     spans_to_boxes,
     uniforms,
 )
-from search.crop.policy import BOUNDS, KINDS, OBJECT_KINDS, RANDOM_KINDS, CropPolicy
+from search.crop.kinds import KINDS, OBJECT_KINDS, RANDOM_KINDS
+from search.crop.policy import BOUNDS, CropPolicy
 
 TOL = 1e-9
 
@@ -476,7 +477,7 @@ def _randomised(kind: str) -> CropPolicy:
     return CropPolicy(kind=kind, fraction=0.3, min_object_covered=0.0, aspect_ratio=0.8)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", list(KINDS))
 def test_eval_windows_are_deterministic(kind: str) -> None:
     rng = np.random.default_rng(8)
     sizes = _random_images(rng, 64)
@@ -501,7 +502,7 @@ def test_train_windows_follow_seed_and_epoch(kind: str) -> None:
         assert changed.mean() > 0.9, (seed, epoch)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", list(KINDS))
 def test_train_window_does_not_depend_on_the_batch(kind: str) -> None:
     rng = np.random.default_rng(10)
     sizes = _random_images(rng, 100, low=32)

@@ -29,7 +29,8 @@ from PIL import Image
 from search.crop import cut as crops
 from search.crop.cut import cut, stack_images
 from search.crop.geometry import crop_and_resize_boxes
-from search.crop.policy import KINDS, RANDOM_KINDS, CropPolicy
+from search.crop.kinds import KINDS, RANDOM_KINDS
+from search.crop.policy import CropPolicy
 
 H, W = 90, 120
 BOX = (30.0, 20.0, 70.0, 60.0)
@@ -222,7 +223,7 @@ def test_output_shape_is_always_size() -> None:
         images = [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for h, w in sizes]
         boxes = [[w * 0.2, h * 0.3, w * 0.6, h * 0.9] for h, w in sizes]
         policy = CropPolicy(
-            kind=str(rng.choice(KINDS)),
+            kind=str(rng.choice(list(KINDS))),
             size=[int(v) for v in rng.integers(8, 80, size=2)],
             border=str(rng.choice(["shift", "pad"])),
             fit=str(rng.choice(["stretch", "letterbox"])),
