@@ -220,7 +220,8 @@ def search(
 ) -> None:
     """Screen crop policies, confirm the best over seeds, and print the results."""
     from search.data import load_dataset
-    from search.engines.common import ALGORITHMS, SearchOptions, StudyError
+    from search.engines.common import SearchOptions, StudyError
+    from search.settings import ALGORITHMS
     from search.engines.optuna import OptunaSearch
     from search.space import Space
 
@@ -298,7 +299,8 @@ def search(
             wait_workers(start_workers(run, workers, trials, typer.echo))
             run.options = dataclasses.replace(run.options, trials=0)  # confirm and close
         confirmation = run.run()
-    from search.results.report import best_record, print_confirmation, print_leaderboard
+    from search.results.report import print_confirmation, print_leaderboard
+    from search.study.selection import best_record
 
     records = run.records.search_records()
     print_leaderboard(records)
@@ -395,11 +397,11 @@ def confirm_command(
     """Re-train a study's top policies and its baseline over seeds; finished repeats are
     reused, so running it again resumes (or just reprints)."""
     from search.data import load_dataset
-    from search.engines.optuna import OptunaRecords, param_importances, study_attrs
+    from search.engines.optuna_records import OptunaRecords, param_importances, study_attrs
     from search.results.tracking import Tracker
     from search.results.views import log_study_views
-    from search.study.confirm import ConfirmPlan
-    from search.study.confirm import confirm as run_confirmation
+    from search.study.confirm.stage import ConfirmPlan
+    from search.study.confirm.stage import confirm as run_confirmation
 
     _check_stores(study, None, tracking_uri)
     tuned = _keras_tuner_study(study, storage)
@@ -589,9 +591,9 @@ def export(
     """Write the study's answer (the confirmed winner, else the best screening trial), or the
     trial given by --trial or --run-id, with provenance (and the confirmation's numbers when it
     is the confirmed winner) as a versioned YAML or JSON file."""
-    from search.engines.optuna import OptunaRecords, study_attrs
+    from search.engines.optuna_records import OptunaRecords, study_attrs
     from search.results.export import policy_document, write_policy_file
-    from search.results.views import chosen_record
+    from search.study.selection import chosen_record
 
     if trial is not None and run_id is not None:
         raise UserError("give --trial or --run-id, not both")

@@ -13,7 +13,8 @@ from typing import Any, Literal
 import yaml
 
 from search.crop.policy import CropPolicy, PolicyError
-from search.study.confirm import LEVEL, Confirmation, Estimate, Interval
+from search.study.confirm.model import Confirmation
+from search.study.confirm.statistics import LEVEL, Estimate, Interval
 from search.study.record import TrialRecord
 
 FORMAT = "cropsearch.policy/v1"

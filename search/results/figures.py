@@ -15,7 +15,7 @@ from matplotlib.patches import Rectangle
 
 from search.crop.policy import CropPolicy
 from search.data import Samples
-from search.study.confirm import Confirmation
+from search.study.confirm.model import Confirmation
 
 BOX_COLOR, TRAIN_COLOR, EVAL_COLOR = "#00e000", "#ff3030", "#ffd000"
 

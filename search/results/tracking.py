@@ -166,6 +166,10 @@ class Tracker:
         except Exception:  # a run deleted or never created
             return None
 
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        """The tags of a run."""
+        return dict(self.client.get_run(run_id).data.tags)
+
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set several tags in one call."""
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])

@@ -10,8 +10,6 @@ from typing import Any
 
 from search.data import Dataset
 from search.results.report import (
-    baseline_record,
-    best_record,
     confirmation_csv,
     leaderboard,
     leaderboard_csv,
@@ -20,24 +18,15 @@ from search.results.report import (
 )
 from search.results.tracking import Tracker
 from search.study.background import Writes
-from search.study.confirm import Confirmation
+from search.study.confirm.model import Confirmation
 from search.study.record import TrialRecord
+from search.study.selection import baseline_record, best_record, chosen_record
 
 Printer = Callable[[str], None]
 #: Validation samples shown in the best-vs-baseline gallery.
 GALLERY_SAMPLES = 8
 #: Seconds between refreshes of the parent run's views during a search.
 REFRESH_SECONDS = 60.0
-
-
-def chosen_record(
-    records: Sequence[TrialRecord], confirmation: Confirmation | None
-) -> TrialRecord | None:
-    """The study's answer: the confirmed winner when there is a confirmation, else the best
-    single screening run."""
-    if confirmation is not None:
-        return next((r for r in records if r.number == confirmation.winner), None)
-    return best_record(records)
 
 
 def log_study_views(
