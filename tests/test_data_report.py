@@ -98,7 +98,7 @@ def test_data_command_bad_data_is_one_line_and_exit_2(
 
 
 def test_study_logs_the_same_report(spec: str) -> None:
-    from search.engines.common import data_report
+    from search.engines.base import data_report
 
     data = load_dataset(spec)
     assert data_report(data) == format_report(data)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from search.data import Dataset
+from search.data.report import format_report
 from search.engines.common import (
     SearchOptions,
     StudyError,
@@ -26,16 +27,13 @@ from search.results.views import Printer, ViewRefresh, log_study_views
 from search.settings import StudyKey, default_algorithm, derive_seed
 from search.space import Space
 from search.study.confirm.model import Confirmation
-from search.study.confirm.stage import RecordStore
 from search.study.record import TrialRecord
+from search.study.store import RecordStore
 
 
-class StudyRecords(RecordStore, Protocol):
-    """A study's records as export, the views and the CLI read them."""
-
-    def confirmation(self) -> Confirmation | None:
-        """The latest confirmation outcome, if any."""
-        ...
+def data_report(data: Dataset) -> str:
+    """The data report logged with every study (``data_report.txt``): ``cropsearch data``'s."""
+    return format_report(data)
 
 
 class SearchRun(ABC):
@@ -43,7 +41,7 @@ class SearchRun(ABC):
 
     #: The engine's name, as the study records it.
     engine: ClassVar[str]
-    records: StudyRecords
+    records: RecordStore
 
     def __init__(
         self, data: Dataset, space: Space, options: SearchOptions, echo: Printer = print
@@ -133,9 +131,7 @@ class SearchRun(ABC):
 
     def log_data_report(self) -> None:
         """The data report, logged with every study (``data_report.txt``)."""
-        from search.data.report import format_report  # PIL's drawing stays off other paths
-
-        self.tracker.log_text(self.parent_id, format_report(self.data), "data_report.txt")
+        self.tracker.log_text(self.parent_id, data_report(self.data), "data_report.txt")
 
     def report_progress(self, record: TrialRecord, deadline: float | None = None) -> float:
         """One line per finished trial (outcome, best so far, time, the estimate of the time

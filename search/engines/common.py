@@ -22,6 +22,7 @@ from search.settings import (
     DEFAULT_TOP,
     DEFAULT_TRACKING,
     DEFAULT_TRIALS,
+    SCREEN_SAMPLES,
     Pruner,
     StudyKey,
     derive_seed,
@@ -29,9 +30,6 @@ from search.settings import (
 from search.space import Space
 from search.study.record import OBJECTIVE
 
-#: A screening trial trains on at most this many training samples (``--screen auto``):
-#: on cluttered MNIST, ranks at 5,000 samples matched ranks at the full budget (README).
-SCREEN_SAMPLES = 5000
 #: Share of a ``--timeout`` budget kept for the confirmation stage.
 CONFIRM_SHARE = 0.5
 

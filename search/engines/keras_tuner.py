@@ -42,6 +42,7 @@ from search.study.confirm.stage import ConfirmPlan, confirm
 from search.study.record import OBJECTIVE, TrialRecord
 from search.study.trial import TrialSetup, run_trial
 from search.training.continuation import Continuation, load_history
+from search.training.model import build_network
 
 ENGINE = "keras-tuner"
 #: Hyperband's reduction factor (keras-tuner's default).
@@ -171,8 +172,6 @@ class KerasTunerSearch(SearchRun):
         searches them with the policy; returns their defaults by name."""
         if self.options.model is None:
             return {}
-        from search.training.model import build_network
-
         space = self.tuner.oracle.get_space()
         known = {h.name for h in space.space}
         policy, _ = split_values(self.space.baseline(), TrainConfig())

@@ -31,7 +31,7 @@ import sys
 import optuna
 
 from search.data import load_dataset
-from search.engines.common import SearchOptions
+from search.engines.common import SearchOptions, StudyError
 from search.engines.optuna import DEFAULT_ALGORITHM, ENGINE, OptunaSearch, sampler_seed
 from search.engines.optuna_storage import owner
 from search.ops.presence import Presence
@@ -40,7 +40,7 @@ from search.settings import BUILT_IN_MODEL, DEFAULT_PRUNER, StudyKey, derive_see
 from search.space import Space, SpaceFile
 
 
-class WorkerError(ValueError):
+class WorkerError(StudyError):
     """A worker cannot join the study as asked (a user mistake: one line)."""
 
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from search.study.confirm.boxes import BOX_LEVELS
-from search.study.confirm.model import Confirmation
+from search.study.confirm.model import Confirmation, needs_exact_boxes
 from search.study.record import OBJECTIVE, TrialRecord
 from search.study.selection import baseline_record, best_record, ranked
 
@@ -240,27 +240,6 @@ def robustness_header(confirmation: Confirmation) -> list[str]:
 def robustness_csv(confirmation: Confirmation) -> str:
     """``robustness.csv``."""
     return _csv(robustness_header(confirmation), robustness_rows(confirmation))
-
-
-def needs_exact_boxes(confirmation: Confirmation, drop: float = 0.02) -> str | None:
-    """A plain warning when the winner loses more than ``drop`` test accuracy with boxes of
-    mean IoU 0.75, or falls there below a baseline it beats with exact boxes."""
-    win, base = confirmation.winner_summary, confirmation.baseline_summary
-    exact, noisy = win.robustness.get("exact"), win.robustness.get("iou0.75")
-    if exact is None or noisy is None:
-        return None
-    base_mean = base.test.mean if base is not None else None
-    if base_mean is not None and noisy.mean < base_mean <= exact.mean:
-        return (
-            f"the winner needs exact boxes: with detector-like boxes (mean IoU 0.75) its test "
-            f"accuracy {noisy.mean:.4f} is below the full image's {base_mean:.4f}"
-        )
-    if exact.mean - noisy.mean > drop:
-        return (
-            f"the winner is sensitive to the boxes: test accuracy {exact.mean:.4f} with exact "
-            f"boxes, {noisy.mean:.4f} with boxes of mean IoU 0.75"
-        )
-    return None
 
 
 def _console() -> Console:

@@ -9,16 +9,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from search.data import Dataset
+from search.results.export import policy_document, policy_yaml
 from search.results.report import (
     confirmation_csv,
     leaderboard,
     leaderboard_csv,
-    needs_exact_boxes,
     robustness_csv,
 )
 from search.results.tracking import Tracker
+from search.results.winner_model import log_winner_model
 from search.study.background import Writes
-from search.study.confirm.model import Confirmation
+from search.study.confirm.model import Confirmation, needs_exact_boxes
 from search.study.record import TrialRecord
 from search.study.selection import baseline_record, best_record, chosen_record
 
@@ -44,8 +45,7 @@ def log_study_views(
     (the confirmation runs, maybe none) marks the study's last write: the winner's own run then
     gets the policy file and the trained model (:func:`log_winner`). Without ``gallery``, the
     best-vs-baseline gallery is left as it is (a refresh whose best is unchanged)."""
-    from search.results.export import policy_document, policy_yaml
-    from search.results.figures import (
+    from search.results.figures import (  # matplotlib only when the views are written
         confirmation_plot,
         optimization_history,
         policy_gallery,
@@ -124,9 +124,6 @@ def log_winner(
     model with the crop layer in front; returns the model's URI (None when no run kept the
     weights). With a confirmation, the model is the one its first confirmation seed trained
     (on the full training split); else the search trial's own."""
-    from search.results.export import policy_document, policy_yaml
-    from search.results.winner_model import log_winner_model
-
     if chosen.run_id is None:
         return None
     tracker.log_text(

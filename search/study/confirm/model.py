@@ -164,3 +164,24 @@ def _verdict(winner: PolicySummary) -> tuple[str, bool]:
         f"{winner.label} {direction} the full image: test accuracy {diff} "
         f"({LEVEL:.0%} interval over {diff.n} paired seeds)"
     ), True
+
+
+def needs_exact_boxes(confirmation: Confirmation, drop: float = 0.02) -> str | None:
+    """A plain warning when the winner loses more than ``drop`` test accuracy with boxes of
+    mean IoU 0.75, or falls there below a baseline it beats with exact boxes."""
+    win, base = confirmation.winner_summary, confirmation.baseline_summary
+    exact, noisy = win.robustness.get("exact"), win.robustness.get("iou0.75")
+    if exact is None or noisy is None:
+        return None
+    base_mean = base.test.mean if base is not None else None
+    if base_mean is not None and noisy.mean < base_mean <= exact.mean:
+        return (
+            f"the winner needs exact boxes: with detector-like boxes (mean IoU 0.75) its test "
+            f"accuracy {noisy.mean:.4f} is below the full image's {base_mean:.4f}"
+        )
+    if exact.mean - noisy.mean > drop:
+        return (
+            f"the winner is sensitive to the boxes: test accuracy {exact.mean:.4f} with exact "
+            f"boxes, {noisy.mean:.4f} with boxes of mean IoU 0.75"
+        )
+    return None

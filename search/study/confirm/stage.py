@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from search.settings import (
     DEFAULT_EPOCHS,
@@ -20,6 +20,7 @@ from search.study.confirm.boxes import box_levels
 from search.study.confirm.model import Confirmation, summarize
 from search.study.record import TrialRecord
 from search.study.selection import candidates
+from search.study.store import RecordStore
 from search.study.trial import TrialSetup, run_trial
 
 if TYPE_CHECKING:
@@ -29,26 +30,6 @@ if TYPE_CHECKING:
     from search.results.tracking import Tracker
 
 Printer = Callable[[str], None]
-
-
-class RecordStore(Protocol):
-    """Where an engine keeps a study's records (search trials and confirmation runs)."""
-
-    def search_records(self) -> list[TrialRecord]:
-        """Every search trial's record."""
-        ...
-
-    def confirm_records(self) -> list[TrialRecord]:
-        """Every finished confirmation run's record."""
-        ...
-
-    def save_confirm(self, key: str, record: TrialRecord) -> None:
-        """Keep one confirmation run's record under ``key``."""
-        ...
-
-    def save_confirmation(self, confirmation: Confirmation) -> None:
-        """Keep the confirmation's outcome (read by export)."""
-        ...
 
 
 def confirm_seeds(seed: int, repeats: int) -> list[int]:
