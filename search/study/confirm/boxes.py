@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from search.crop.geometry import noise_for_iou, noisy_boxes
 from search.settings import derive_seed
 
 if TYPE_CHECKING:
@@ -19,8 +20,6 @@ BOX_LEVELS: dict[str, float | None] = {"iou0.9": 0.9, "iou0.75": 0.75, "iou0.5":
 def box_levels(data: Dataset, seed: int) -> tuple[dict[str, np.ndarray | None], dict[str, Any]]:
     """Test-time boxes per level (disturbed to a target mean IoU, or none) and what each
     level is: ``{name: {"target_iou", "noise", "mean_iou"}}``."""
-    from search.crop.geometry import noise_for_iou, noisy_boxes
-
     boxes, sizes = data.test.boxes, data.test.sizes
     level_seed = derive_seed(seed, "boxes")
     test_boxes: dict[str, np.ndarray | None] = {}
