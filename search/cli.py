@@ -22,13 +22,15 @@ from search.ops.quiet import quiet_tensorflow
 from search.ops.signals import Interrupted, forget, handled, received
 from search.ops.uris import UriError, check_storage_uri, check_tracking_uri, redact, sqlite_path
 from search.results.apply import ApplyError, skipped_summary, write_crops, write_preview
-from search.results.export import ExportError, PolicyFileError, load_policy
+from search.results.export import ExportError, PolicyFileError, export_study, load_policy
+from search.results.report import print_confirmation, print_leaderboard
 from search.safe_yaml import MESSAGE_CHARS, YamlFileError, clip, load_yaml_text
 from search.settings import (
     ALGORITHMS,
     DEFAULT_DATA,
     DEFAULT_ENGINE,
     DEFAULT_EPOCHS,
+    DEFAULT_POLICY_FILE,
     DEFAULT_PRUNER,
     DEFAULT_REPEATS,
     DEFAULT_SEED,
@@ -38,6 +40,7 @@ from search.settings import (
     DEFAULT_TRIALS,
 )
 from search.space import SpaceError
+from search.study.selection import best_record
 
 app = typer.Typer(
     help="Search the crop policy for a compact CNN: Optuna trials, tracked in MLflow.",
@@ -109,10 +112,7 @@ def search(
         raise UserError("--pruner is for the optuna engine (keras-tuner's hyperband stops trials)")
     if workers > 1 and (engine != "optuna" or timeout is not None):
         raise UserError("--workers runs the optuna engine without --timeout (use --trials)")
-    # Optuna, MLflow and rich load only once the flags are good (a bad flag answers at once).
-    from search.engines.run import run_search
-    from search.results.report import print_confirmation, print_leaderboard
-    from search.study.selection import best_record
+    from search.engines.run import run_search  # Optuna and MLflow: once the flags are good
 
     options = SearchOptions(
         trials, timeout, epochs, seed, study, storage, tracking_uri, screen, confirm, top,
@@ -124,7 +124,7 @@ def search(
         print_confirmation(outcome.confirmation)
     typer.echo(f"done in {time.monotonic() - outcome.started:.0f}s")
     typer.echo(
-        f"export the winner:  cropsearch export --study {outcome.run.name} -o best_policy.yaml"
+        f"export the winner:  cropsearch export --study {outcome.run.name} -o {DEFAULT_POLICY_FILE}"
     )
     winner_model = outcome.run.winner_model()
     if winner_model is not None:
@@ -189,8 +189,7 @@ def confirm_command(
 ) -> None:
     """Re-train a study's top policies and its baseline over seeds; finished repeats are
     reused, so running it again resumes (or just reprints)."""
-    from search.engines.run import confirm_study  # Optuna, MLflow and rich
-    from search.results.report import print_confirmation
+    from search.engines.run import confirm_study  # Optuna and MLflow: once the flags are good
 
     _check_stores(study, None, tracking_uri)
     confirmation = confirm_study(
@@ -202,7 +201,7 @@ def confirm_command(
 
 @app.command()
 def export(
-    output: opt.PolicyOutputOption = Path("best_policy.yaml"),
+    output: opt.PolicyOutputOption = Path(DEFAULT_POLICY_FILE),
     study: opt.LatestStudyOption = None,
     trial: opt.TrialOption = None,
     run_id: opt.RunIdOption = None,
@@ -214,7 +213,6 @@ def export(
     trial given by --trial or --run-id, with provenance (and the confirmation's numbers when it
     is the confirmed winner) as a versioned YAML or JSON file."""
     from search.engines.lookup import find_study, study_of_run  # Optuna and MLflow
-    from search.results.export import export_study
 
     if trial is not None and run_id is not None:
         raise UserError("give --trial or --run-id, not both")

@@ -21,7 +21,7 @@ DEFAULT_SEED: Final = 0
 DEFAULT_TRIALS: Final = 10
 #: A screening trial trains on at most this many training samples (``--screen auto``):
 #: on cluttered MNIST, ranks at 5,000 samples matched ranks at the full budget (README).
-SCREEN_SAMPLES = 5000
+SCREEN_SAMPLES: Final = 5000
 #: Policies confirmed besides the baseline.
 DEFAULT_TOP: Final = 3
 #: Training seeds per confirmed policy.
@@ -32,6 +32,9 @@ DEFAULT_DATA: Final = "shapes"
 #: The space of a search without ``--space``, and of one on box-free data (``folder:DIR``).
 DEFAULT_SPACE: Final = "spaces/default.yaml"
 BOX_FREE_SPACE: Final = "spaces/classic.yaml"
+
+#: The file ``cropsearch export`` writes without ``--output``.
+DEFAULT_POLICY_FILE: Final = "best_policy.yaml"
 
 Engine = Literal["optuna", "keras-tuner"]
 #: The engine of a search without ``--engine``.
