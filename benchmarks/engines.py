@@ -89,7 +89,7 @@ def search_once(method: str, seed: int, trials: int, args: argparse.Namespace, d
 
 def measure(method: str, seed: int, args: argparse.Namespace, data: Any) -> list[dict[str, Any]]:
     """Search up to each budget, confirming the chosen policy at each."""
-    from search.study.confirm import ConfirmPlan, confirm
+    from search.study.confirm.stage import ConfirmPlan, confirm
 
     rows = []
     tracking = f"sqlite:///{args.folder}/mlflow.db"

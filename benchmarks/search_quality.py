@@ -57,7 +57,8 @@ def run_grid(data: Any, epochs: int, repeats: int) -> list[dict[str, Any]]:
     """Each grid point trained with the confirmation seeds of seed 0."""
     from search.crop.policy import CropPolicy
     from search.settings import TrainConfig
-    from search.study.confirm import confirm_seeds, estimate
+    from search.study.confirm.stage import confirm_seeds
+    from search.study.confirm.statistics import estimate
     from search.training.fit import train_policy
 
     rows = []

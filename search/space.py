@@ -41,6 +41,16 @@ POLICY_FIELDS = tuple(CropPolicy.model_fields)
 
 Condition = dict[str, list[Any]]
 
+#: The crop kinds that need no box (usable on box-free data).
+BOX_FREE_KINDS = tuple(kind for kind in KINDS if kind not in OBJECT_KINDS)
+
+
+def shipped_space(name: str) -> Path:
+    """The space file ``name`` (``spaces/default.yaml``) in the working directory, else the
+    one shipped beside the package."""
+    local = Path(name)
+    return local if local.exists() else Path(__file__).resolve().parents[1] / name
+
 
 class SpaceError(ValueError):
     """A space file is malformed or asks for values outside the fields' bounds."""

@@ -13,19 +13,15 @@ from search.crop.policy import CropPolicy
 from search.data import load_dataset
 from search.engines.common import plan_budget, screen_fraction, screen_index
 from search.engines.optuna import sampler_seed
-from search.results.report import confirmation_csv, needs_exact_boxes, robustness_rows
+from search.results.report import confirmation_csv, robustness_rows
 from search.settings import TrainConfig, derive_seed
 from search.space import Space
-from search.study.confirm import (
-    BOX_LEVELS,
-    box_levels,
-    candidates,
-    confirm_seeds,
-    estimate,
-    paired_interval,
-    summarize,
-)
+from search.study.confirm.boxes import BOX_LEVELS, box_levels
+from search.study.confirm.model import needs_exact_boxes, summarize
+from search.study.confirm.stage import confirm_seeds
+from search.study.confirm.statistics import estimate, paired_interval
 from search.study.record import TrialRecord
+from search.study.selection import candidates
 
 
 def record(number: int, kind: str = "object", value: float = 0.5, **fields: object) -> TrialRecord:

@@ -4,8 +4,8 @@ and its continuation are one configuration: the confirmation trains its own epoc
 from __future__ import annotations
 
 from search.settings import TrainConfig
-from search.study.confirm import candidates
 from search.study.record import TrialRecord
+from search.study.selection import candidates
 
 
 def _record(

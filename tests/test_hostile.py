@@ -358,7 +358,7 @@ def _study_db(folder: Path) -> str:
     import optuna
 
     from search.crop.policy import CropPolicy
-    from search.engines.optuna_storage import RECORD
+    from search.settings import TrialKey
     from search.study.record import TrialRecord
 
     storage = f"sqlite:///{folder}/optuna.db"
@@ -371,7 +371,9 @@ def _study_db(folder: Path) -> str:
         train=TrainConfig(),
         val_accuracy=0.5,
     )
-    study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={RECORD: record.to_json()}))
+    study.add_trial(
+        optuna.trial.create_trial(value=0.5, user_attrs={TrialKey.RECORD: record.to_json()})
+    )
     return storage
 
 

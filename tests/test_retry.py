@@ -12,14 +12,13 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from search.engines.optuna_storage import (
-    OWNER,
-    RUN_ID,
     fail_interrupted,
     open_storage,
     owner,
     repair_stale_trials,
 )
 from search.results.tracking import Tracker
+from search.settings import TrialKey
 
 
 def _dead_pid() -> int:
@@ -33,8 +32,8 @@ def _die(study: optuna.Study, tracker: Tracker, parent: str) -> tuple[int, str]:
     trial = study.ask()
     trial.suggest_float("context", 0.0, 1.0)
     run = tracker.start_trial(parent, trial.number, "x", {}, {"stage": "search"})
-    trial.set_user_attr(OWNER, f"{socket.gethostname()}:{_dead_pid()}")
-    trial.set_user_attr(RUN_ID, run)
+    trial.set_user_attr(TrialKey.OWNER, f"{socket.gethostname()}:{_dead_pid()}")
+    trial.set_user_attr(TrialKey.RUN_ID, run)
     return trial.number, run
 
 
@@ -71,10 +70,10 @@ def test_an_interrupt_fails_only_this_process_s_unfinished_trials(tmp_path: Path
     ours = study.ask()  # the signal came before the objective noted an owner
     noted = study.ask()
     run = tracker.start_trial(parent, noted.number, "x", {}, {"stage": "search"})
-    noted.set_user_attr(OWNER, owner())
-    noted.set_user_attr(RUN_ID, run)
+    noted.set_user_attr(TrialKey.OWNER, owner())
+    noted.set_user_attr(TrialKey.RUN_ID, run)
     other = study.ask()
-    other.set_user_attr(OWNER, "elsewhere:1")
+    other.set_user_attr(TrialKey.OWNER, "elsewhere:1")
 
     assert fail_interrupted(study, tracker, shared=True) == [noted.number]
     assert fail_interrupted(study, tracker, shared=False) == [ours.number]

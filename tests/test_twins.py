@@ -21,12 +21,11 @@ from search.data import load_dataset
 from search.engines.common import SearchOptions
 from search.engines.optuna import OptunaSearch
 from search.engines.optuna_storage import (
-    CONFIGURATION,
-    OWNER,
     earlier_running_twin,
     owner,
     wait_for_trial,
 )
+from search.settings import TrialKey
 from search.space import Space
 from search.study.trial import TrialSetup
 
@@ -103,7 +102,7 @@ def test_a_trial_waits_for_its_running_twin_and_reuses_its_result(
     assert one.value == zero.value == 0.75
     record = one.user_attrs["record"]
     assert record["duplicate_of"] == 0 and record["run_id"] != zero.user_attrs["record"]["run_id"]
-    assert one.user_attrs[CONFIGURATION] == zero.user_attrs[CONFIGURATION]
+    assert one.user_attrs[TrialKey.CONFIGURATION] == zero.user_attrs[TrialKey.CONFIGURATION]
 
 
 def test_only_an_earlier_live_twin_is_waited_for(tmp_path: Path, live_pid: int) -> None:
@@ -113,8 +112,8 @@ def test_only_an_earlier_live_twin_is_waited_for(tmp_path: Path, live_pid: int) 
     dead.wait()
     trials = [study.ask() for _ in range(3)]
     for trial, pid in zip(trials, (dead.pid, live_pid, live_pid), strict=True):
-        trial.set_user_attr(OWNER, f"{host}:{pid}")
-        trial.set_user_attr(CONFIGURATION, "same")
+        trial.set_user_attr(TrialKey.OWNER, f"{host}:{pid}")
+        trial.set_user_attr(TrialKey.CONFIGURATION, "same")
     assert earlier_running_twin(study, 2, "same").number == 1  # type: ignore[union-attr]
     assert earlier_running_twin(study, 1, "same") is None  # trial 0's process is dead
     assert earlier_running_twin(study, 2, "other") is None

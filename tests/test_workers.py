@@ -135,7 +135,8 @@ def test_only_the_last_live_worker_closes_the_parent_run(
     from mlflow.tracking import MlflowClient
     from optuna.trial import TrialState
 
-    from search.ops.workers import live_workers, note_worker, run_worker
+    from search.ops.presence import live_workers, note_worker
+    from search.ops.workers import run_worker
 
     search = _untrained_search(tmp_path, "last", monkeypatch, lambda line: None)
     client = MlflowClient(search.options.tracking_uri)
@@ -175,7 +176,7 @@ def test_a_search_leaves_the_parent_run_open_while_another_worker_is_live(
 
     from mlflow.tracking import MlflowClient
 
-    from search.ops.workers import note_worker
+    from search.ops.presence import note_worker
 
     lines: list[str] = []
     search = _untrained_search(tmp_path, "open", monkeypatch, lines.append)

@@ -5,26 +5,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from search.data import Dataset
 from search.names import safe_name
 from search.ops.uris import redact
-from search.settings import DEFAULT_STORAGE, DEFAULT_TRACKING, derive_seed
+from search.settings import (
+    BUILT_IN_MODEL,
+    DEFAULT_EPOCHS,
+    DEFAULT_PRUNER,
+    DEFAULT_REPEATS,
+    DEFAULT_SEED,
+    DEFAULT_STORAGE,
+    DEFAULT_TOP,
+    DEFAULT_TRACKING,
+    DEFAULT_TRIALS,
+    SCREEN_SAMPLES,
+    Pruner,
+    StudyKey,
+    derive_seed,
+)
 from search.space import Space
 from search.study.record import OBJECTIVE
 
-#: Search algorithms per engine (the first is the default).
-ALGORITHMS = {
-    "optuna": ("tpe", "random", "grid"),
-    "keras-tuner": ("hyperband", "bayesian", "random"),
-}
-Pruner = Literal["median", "hyperband", "none"]
-#: A screening trial trains on at most this many training samples (``--screen auto``):
-#: on cluttered MNIST, ranks at 5,000 samples matched ranks at the full budget (README).
-SCREEN_SAMPLES = 5000
 #: Share of a ``--timeout`` budget kept for the confirmation stage.
 CONFIRM_SHARE = 0.5
 
@@ -43,23 +48,23 @@ class SearchOptions:
             (all of it up to :data:`SCREEN_SAMPLES` samples).
     """
 
-    trials: int | None = 10
+    trials: int | None = DEFAULT_TRIALS
     timeout: float | None = None
-    epochs: int = 4
-    seed: int = 0
+    epochs: int = DEFAULT_EPOCHS
+    seed: int = DEFAULT_SEED
     study: str | None = None
     storage: str = DEFAULT_STORAGE
     tracking_uri: str = DEFAULT_TRACKING
     screen: float | None = None
     confirm: bool = True
-    top: int = 3
-    repeats: int = 3
+    top: int = DEFAULT_TOP
+    repeats: int = DEFAULT_REPEATS
     #: The network each trial trains: None for the built-in CNN, else ``module:attr``.
     model: str | None = None
     #: The engine's search algorithm (:data:`ALGORITHMS`); None: the engine's default.
     algorithm: str | None = None
     #: Optuna's pruner: median (default), hyperband (per-epoch val accuracy) or none.
-    pruner: Pruner = "median"
+    pruner: Pruner = DEFAULT_PRUNER
 
 
 def default_study_name(data: Dataset, space: Space) -> str:
@@ -138,22 +143,15 @@ def study_params(
 ) -> dict[str, Any]:
     """What every engine records about a study (parent-run params and study attributes)."""
     return {
-        "data": data.spec,
-        "data_fingerprint": data.fingerprint,
-        "space": space.source,
-        "epochs": options.epochs,
-        "seed": options.seed,
-        "train_seed": train_seed,
-        "screen_fraction": round(fraction, 6),
-        "storage": redact(storage),
-        "objective": OBJECTIVE,
-        "engine": engine,
-        "model": options.model or "compact_cnn",
+        StudyKey.DATA: data.spec,
+        StudyKey.DATA_FINGERPRINT: data.fingerprint,
+        StudyKey.SPACE: space.source,
+        StudyKey.EPOCHS: options.epochs,
+        StudyKey.SEED: options.seed,
+        StudyKey.TRAIN_SEED: train_seed,
+        StudyKey.SCREEN_FRACTION: round(fraction, 6),
+        StudyKey.STORAGE: redact(storage),
+        StudyKey.OBJECTIVE: OBJECTIVE,
+        StudyKey.ENGINE: engine,
+        StudyKey.MODEL: options.model or BUILT_IN_MODEL,
     }
-
-
-def data_report(data: Dataset) -> str:
-    """The data report logged with every study (``data_report.txt``)."""
-    from search.data.report import format_report
-
-    return format_report(data)

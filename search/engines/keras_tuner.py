@@ -19,35 +19,30 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import keras_tuner
 
-from search.data import Dataset
-from search.engines.common import (
-    CONFIRM_SHARE,
-    SearchOptions,
-    StudyError,
-    default_study_name,
-    screen_fraction,
-    screen_index,
-    study_params,
-)
+from search.engines.base import SearchRun
+from search.engines.common import CONFIRM_SHARE, StudyError
 from search.engines.keras_tuner_records import KerasTunerRecords, keras_tuner_root
 from search.engines.keras_tuner_space import hyperparameters
-from search.names import check_study_name
-from search.results.report import progress_line
-from search.results.tracking import Tracker
-from search.results.views import Printer, ViewRefresh, log_study_views
-from search.settings import SEARCHABLE_TRAIN_FIELDS, TrainConfig, derive_seed
+from search.settings import (
+    SEARCHABLE_TRAIN_FIELDS,
+    StudyKey,
+    TrainConfig,
+    derive_seed,
+    study_settings,
+)
 from search.space import Space, split_values
-from search.study.confirm import Confirmation, ConfirmPlan, confirm
+from search.study.confirm.model import Confirmation
+from search.study.confirm.stage import ConfirmPlan, confirm
 from search.study.record import OBJECTIVE, TrialRecord
 from search.study.trial import TrialSetup, run_trial
 from search.training.continuation import Continuation, load_history
+from search.training.model import build_network
 
 ENGINE = "keras-tuner"
 #: Hyperband's reduction factor (keras-tuner's default).
@@ -96,76 +91,61 @@ class _Tuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.run.progress(trial)
 
 
-class KerasTunerSearch:
+class KerasTunerSearch(SearchRun):
     """One search run on keras-tuner: trials over ``space`` on ``data``, then confirmation."""
 
-    def __init__(
-        self, data: Dataset, space: Space, options: SearchOptions, echo: Printer = print
-    ) -> None:
-        self.data, self.space, self.options, self.echo = data, space, options, echo
-        self.algorithm = options.algorithm or "hyperband"
-        self.name = check_study_name(options.study or default_study_name(data, space))
-        self.anchors = [space.baseline()]
-        self.root = keras_tuner_root(options.storage)
+    engine = ENGINE
+    records: KerasTunerRecords
+
+    @property
+    def location(self) -> str:
+        """The folder of keras-tuner's state for this study."""
+        return str(self.root / self.name)
+
+    def open_study(self) -> dict[str, Any]:
+        """The study's records beside keras-tuner's state."""
+        self.root = keras_tuner_root(self.options.storage)
         self.records = KerasTunerRecords(self.root, self.name)
-        attrs = self.records.attrs()
-        self._check_resume(attrs)
-        self.fraction = screen_fraction(len(data.train), options.screen)
-        self.train_index = screen_index(len(data.train), self.fraction, options.seed)
-        self.train_seed = derive_seed(options.seed, "train")
-        self.tracker = Tracker(options.tracking_uri, self.name)
-        params = {
-            **study_params(
-                data,
-                space,
-                options,
-                self.train_seed,
-                self.fraction,
-                str(self.root / self.name),
-                ENGINE,
-            ),
-            "algorithm": self.algorithm,
-        }
-        self.parent_id = self.tracker.start_parent(
-            self.name, params, attrs.get("mlflow_parent_run_id")
-        )
+        return self.records.attrs()
+
+    def check_resume(self, attrs: dict[str, Any]) -> None:
+        """Refuse other data, or another algorithm, than the study ran with."""
+        super().check_resume(attrs)
+        if attrs.get(StudyKey.ALGORITHM) not in (None, self.algorithm):
+            raise StudyError(
+                f"study '{self.name}' runs keras-tuner {attrs[StudyKey.ALGORITHM]}; resume it "
+                f"with --algorithm {attrs[StudyKey.ALGORITHM]} or start a new --study"
+            )
+
+    def prepare(self, params: dict[str, Any]) -> None:
+        """Record the settings; build keras-tuner's oracle and tuner, seeded past the trials
+        already run."""
         self.records.set_attrs(
-            {**params, "study": self.name, "mlflow_parent_run_id": self.parent_id}
+            {**params, StudyKey.STUDY: self.name, StudyKey.PARENT_RUN: self.parent_id}
         )
         done = len(self.records.search_records())
         oracle = make_oracle(
             self.algorithm,
-            space,
-            options.epochs,
-            derive_seed(options.seed, "sampler", done),
-            max_failures=max(options.trials or 0, 1) + done + 1,
+            self.space,
+            self.options.epochs,
+            derive_seed(self.options.seed, "sampler", done),
+            max_failures=max(self.options.trials or 0, 1) + done + 1,
         )
         self.tuner = _Tuner(self, oracle, self.root)
         self.model_hp = self._declare_model_hyperparameters()
-        self._started = time.monotonic()
-        self._finished = 0
-        self.refresh = ViewRefresh()
+        timeout = self.options.timeout
         #: With --timeout, trials start until this many seconds; the rest is confirmation's.
-        self._deadline = None if options.timeout is None else options.timeout * (1 - CONFIRM_SHARE)
+        self._deadline = None if timeout is None else timeout * (1 - CONFIRM_SHARE)
 
-    def _check_resume(self, attrs: dict[str, Any]) -> None:
-        known = attrs.get("data_fingerprint")
-        if known is not None and known != self.data.fingerprint:
-            raise StudyError(
-                f"study '{self.name}' was run on other data ({attrs.get('data')}, "
-                f"fingerprint {known}); resume it with the same --data or start a new --study"
-            )
-        if attrs.get("algorithm") not in (None, self.options.algorithm or "hyperband"):
-            raise StudyError(
-                f"study '{self.name}' runs keras-tuner {attrs['algorithm']}; resume it with "
-                f"--algorithm {attrs['algorithm']} or start a new --study"
-            )
+    def provenance(self) -> dict[str, Any]:
+        """The study's name and settings."""
+        return study_settings(self.records.attrs())
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> Confirmation | None:
         """``--trials`` more trials (trial 0 of a new study is the baseline), then confirm the
         top policies. Study views are written whatever happens."""
-        self.tracker.log_text(self.parent_id, data_report(self.data), "data_report.txt")
+        self.log_data_report()
         oracle = self.tuner.oracle
         if self.options.trials is not None:
             oracle.max_trials = len(oracle.trials) + self.options.trials
@@ -192,8 +172,6 @@ class KerasTunerSearch:
         searches them with the policy; returns their defaults by name."""
         if self.options.model is None:
             return {}
-        from search.training.model import build_network
-
         space = self.tuner.oracle.get_space()
         known = {h.name for h in space.space}
         policy, _ = split_values(self.space.baseline(), TrainConfig())
@@ -268,13 +246,7 @@ class KerasTunerSearch:
         record = self._record(int(trial.trial_id))
         if record is None:
             return
-        self._finished += 1
-        elapsed = time.monotonic() - self._started
-        total = self.options.trials
-        left = elapsed / self._finished * (total - self._finished) if total else None
-        records = self.records.search_records()
-        self.echo(progress_line(record, records, self._finished, total, elapsed, left))
-        self.refresh.maybe(lambda: self.views(None, live=True))
+        elapsed = self.report_progress(record)
         if self._deadline is not None and elapsed >= self._deadline:
             self.tuner.oracle.max_trials = len(self.tuner.oracle.trials)  # no new trial
 
@@ -291,24 +263,6 @@ class KerasTunerSearch:
             self.echo(line)
         return found
 
-    def views(
-        self, confirmation: Confirmation | None, close: bool = False, live: bool = False
-    ) -> None:
-        """Write the study-level views to the parent run (and mark it finished); ``live``:
-        a refresh during the search."""
-        if close:
-            self.refresh.join()
-        records = self.records.search_records()
-        attrs = {k: v for k, v in self.records.attrs().items() if not k.startswith("confirm")}
-        final = self.records.confirm_records() if close else None
-        gallery = not live or self.refresh.new_best(records)
-        log_study_views(
-            self.tracker, self.parent_id, records, self.data, {}, confirmation, attrs, final,
-            gallery,
-        )  # fmt: skip
-        if close:
-            self.tracker.end_run(self.parent_id, "complete", {"n_trials": str(len(records))})
-
 
 @contextlib.contextmanager
 def _quiet_failures() -> Iterator[None]:
@@ -321,9 +275,3 @@ def _quiet_failures() -> Iterator[None]:
         yield
     finally:
         config.DEBUG = debug
-
-
-def data_report(data: Dataset) -> str:
-    from search.data.report import format_report
-
-    return format_report(data)

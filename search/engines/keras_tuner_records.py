@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from search.ops.uris import sqlite_path
-from search.study.confirm import Confirmation
+from search.study.confirm.model import Confirmation
 from search.study.record import TrialRecord
 
 #: The folder (inside the store's folder) that holds every keras-tuner study.

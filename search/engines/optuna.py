@@ -3,7 +3,6 @@ its pruner, and keeps each trial's :class:`TrialRecord` in the Optuna storage.""
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,22 +12,10 @@ import optuna
 from optuna.trial import TrialState
 
 from search.data import Dataset
-from search.engines.common import (
-    Pruner,
-    SearchOptions,
-    StudyError,
-    data_report,
-    default_study_name,
-    plan_budget,
-    screen_fraction,
-    screen_index,
-    study_params,
-)
+from search.engines.base import SearchRun
+from search.engines.common import SearchOptions, plan_budget, screen_index
+from search.engines.optuna_records import OptunaRecords, param_importances, study_attrs
 from search.engines.optuna_storage import (
-    CONFIGURATION,
-    OWNER,
-    RECORD,
-    RUN_ID,
     configuration_key,
     earlier_running_twin,
     fail_interrupted,
@@ -38,19 +25,27 @@ from search.engines.optuna_storage import (
     wait_for_trial,
 )
 from search.names import check_study_name
+from search.ops.presence import Presence
 from search.ops.stores import created_once
-from search.results.report import clock, progress_line
-from search.results.tracking import Tracker
-from search.results.views import Printer, ViewRefresh, log_study_views
-from search.settings import TrainConfig, derive_seed
+from search.results.report import clock
+from search.results.views import Printer
+from search.settings import (
+    DEFAULT_PRUNER,
+    Pruner,
+    StudyKey,
+    TrainConfig,
+    TrialKey,
+    default_algorithm,
+    derive_seed,
+)
 from search.space import Space, split_values
-from search.study.confirm import Confirmation, ConfirmPlan, confirm
+from search.study.confirm.model import Confirmation
+from search.study.confirm.stage import ConfirmPlan, confirm
 from search.study.record import OBJECTIVE, TrialRecord
 from search.study.trial import TrialSetup, reuse_trial, run_trial
 
 ENGINE = "optuna"
-#: Study attribute holding the space (a worker joins without the space file).
-SPACE_SPEC = "space_spec"
+DEFAULT_ALGORITHM = default_algorithm(ENGINE)
 #: Trials that count against a shared budget (a failed one is replaced).
 STARTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -59,9 +54,10 @@ class TrialFailed(RuntimeError):
     """A trial's training raised; its record says why (Optuna marks the trial FAIL)."""
 
 
-def _sampler(
-    seed: int, algorithm: str = "tpe", space: Space | None = None
+def make_sampler(
+    seed: int, algorithm: str = DEFAULT_ALGORITHM, space: Space | None = None
 ) -> optuna.samplers.BaseSampler:
+    """Optuna's sampler for ``algorithm`` (``tpe``, ``random`` or ``grid`` over ``space``)."""
     if algorithm == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if algorithm == "grid":
@@ -94,8 +90,8 @@ def open_study(
     seed: int,
     n_anchors: int,
     epochs: int,
-    pruner: Pruner = "median",
-    algorithm: str = "tpe",
+    pruner: Pruner = DEFAULT_PRUNER,
+    algorithm: str = DEFAULT_ALGORITHM,
     space: Space | None = None,
     anchors: Sequence[Mapping[str, Any]] = (),
 ) -> optuna.Study:
@@ -111,15 +107,15 @@ def open_study(
             study_name=name,
             storage=open_storage(storage),
             direction="maximize",
-            sampler=_sampler(derive_seed(seed, "sampler"), algorithm, space),
+            sampler=make_sampler(derive_seed(seed, "sampler"), algorithm, space),
             pruner=_pruner(pruner, n_anchors, epochs),
             load_if_exists=True,
         )
         if anchors and not study.get_trials(deepcopy=False):
-            study.enqueue_trial({}, user_attrs={"baseline": True})
+            study.enqueue_trial({}, user_attrs={TrialKey.BASELINE: True})
             for values in anchors[1:]:
                 study.enqueue_trial(dict(values), skip_if_exists=True)
-    study.sampler = _sampler(sampler_seed(seed, len(study.trials)), algorithm, space)
+    study.sampler = make_sampler(sampler_seed(seed, len(study.trials)), algorithm, space)
     return study
 
 
@@ -128,104 +124,81 @@ def sampler_seed(seed: int, n_done: int) -> int:
     return derive_seed(seed, "sampler", n_done)
 
 
-class OptunaRecords:
-    """A study's records in its Optuna storage (implements ``confirm.RecordStore``)."""
-
-    def __init__(self, study: optuna.Study) -> None:
-        self.study = study
-
-    def search_records(self) -> list[TrialRecord]:
-        """Records of every finished trial (a trial killed before it finished has none)."""
-        return [
-            TrialRecord.from_json(t.user_attrs[RECORD])
-            for t in self.study.get_trials(deepcopy=False)
-            if RECORD in t.user_attrs and t.state != TrialState.RUNNING
-        ]
-
-    def confirm_records(self) -> list[TrialRecord]:
-        """Every finished confirmation run."""
-        return [
-            TrialRecord.from_json(value)
-            for key, value in self.study.user_attrs.items()
-            if key.startswith("confirm:")
-        ]
-
-    def save_confirm(self, key: str, record: TrialRecord) -> None:
-        """Keep a confirmation run (resumable: a later ``confirm`` skips it)."""
-        self.study.set_user_attr(key, record.to_json())
-
-    def save_confirmation(self, confirmation: Confirmation) -> None:
-        """Keep the confirmation outcome with the study."""
-        self.study.set_user_attr("confirmation", confirmation.to_json())
-
-    def confirmation(self) -> Confirmation | None:
-        """The latest confirmation outcome, if any."""
-        data = self.study.user_attrs.get("confirmation")
-        return Confirmation.from_json(data) if data else None
-
-
-class OptunaSearch:
+class OptunaSearch(SearchRun):
     """One search run: screening trials over ``space`` on ``data``, then confirmation."""
+
+    engine = ENGINE
+    records: OptunaRecords
 
     def __init__(
         self, data: Dataset, space: Space, options: SearchOptions, echo: Printer = print
     ) -> None:
-        self.data, self.space, self.options, self.echo = data, space, options, echo
-        self.name = options.study or default_study_name(data, space)
-        self.anchors = [space.baseline(), *space.conventions()]
+        #: Stop once the study holds this many started trials (workers share a budget).
+        self.stop_at: int | None = None
+        #: Other processes run trials of this study too (``cropsearch worker``).
+        self.shared = False
+        self._deadline: float | None = None
+        super().__init__(data, space, options, echo)
+
+    @property
+    def location(self) -> str:
+        """The Optuna storage URL."""
+        return self.options.storage
+
+    def anchor_values(self) -> list[dict[str, Any]]:
+        """The baseline, then each kind's conventional setting."""
+        return [self.space.baseline(), *self.space.conventions()]
+
+    def open_study(self) -> dict[str, Any]:
+        """Create or load the Optuna study (its anchors queued once)."""
+        o = self.options
         self.study = open_study(
             self.name,
-            options.storage,
-            options.seed,
+            o.storage,
+            o.seed,
             len(self.anchors),
-            options.epochs,
-            options.pruner,
-            options.algorithm or "tpe",
-            space,
+            o.epochs,
+            o.pruner,
+            self.algorithm,
+            self.space,
             anchors=self.anchors,
         )
         self.records = OptunaRecords(self.study)
-        self._check_resume()
-        self.fraction = screen_fraction(len(data.train), options.screen)
-        self.train_index = screen_index(len(data.train), self.fraction, options.seed)
-        self.train_seed = derive_seed(options.seed, "train")
-        self.tracker = Tracker(options.tracking_uri, self.name)
-        params = {
-            **study_params(
-                data, space, options, self.train_seed, self.fraction, options.storage, ENGINE
-            ),
-            "algorithm": options.algorithm or "tpe",
-            "pruner": options.pruner,
-            "sampler_seed": sampler_seed(options.seed, len(self.study.trials)),
+        return dict(self.study.user_attrs)
+
+    def engine_params(self) -> dict[str, Any]:
+        """The pruner and this run's sampler seed."""
+        return {
+            StudyKey.PRUNER: self.options.pruner,
+            StudyKey.SAMPLER_SEED: sampler_seed(self.options.seed, len(self.study.trials)),
         }
-        self.parent_id = self.tracker.start_parent(
-            self.name, params, self.study.user_attrs.get("mlflow_parent_run_id")
-        )
+
+    def prepare(self, params: dict[str, Any]) -> None:
+        """Fail the trials of dead processes; record the settings and the space."""
         stale = repair_stale_trials(self.study, self.tracker)
         if stale:
-            echo(f"marked failed: trial(s) {', '.join(map(str, stale))} (their process died)")
-        for key, value in {**params, "mlflow_parent_run_id": self.parent_id}.items():
-            if key != "sampler_seed":
+            self.echo(f"marked failed: trial(s) {', '.join(map(str, stale))} (their process died)")
+        for key, value in {**params, StudyKey.PARENT_RUN: self.parent_id}.items():
+            if key != StudyKey.SAMPLER_SEED:
                 self.study.set_user_attr(key, value)
-        # The space itself, so a worker on another machine needs no copy of the file.
-        self.study.set_user_attr(SPACE_SPEC, space.spec.model_dump(mode="json"))
-        #: Stop once the study holds this many started trials (workers share a budget).
-        self.stop_at: int | None = None
+        self.study.set_user_attr(StudyKey.SPACE_SPEC, self.space.spec.model_dump(mode="json"))
         self._repaired: set[int] = set(stale)
-        #: Other processes run trials of this study too (``cropsearch worker``).
-        self.shared = False
-        self._started = time.monotonic()
-        self._finished = 0
-        self.refresh = ViewRefresh()
-        self._deadline: float | None = None
 
-    def _check_resume(self) -> None:
-        known = self.study.user_attrs.get("data_fingerprint")
-        if known is not None and known != self.data.fingerprint:
-            raise StudyError(
-                f"study '{self.name}' was run on other data ({self.study.user_attrs.get('data')}, "
-                f"fingerprint {known}); resume it with the same --data or start a new --study"
-            )
+    def importances(self) -> dict[str, float]:
+        """Optuna's parameter importances."""
+        return param_importances(self.study)
+
+    def provenance(self) -> dict[str, Any]:
+        """The study's name and settings."""
+        return study_attrs(self.study)
+
+    def trial_count(self) -> int:
+        """Every trial of the study, finished or not."""
+        return len(self.study.trials)
+
+    def use_sampler(self, seed: int) -> None:
+        """Sample from now on with the study's algorithm seeded with ``seed`` (a worker's own)."""
+        self.study.sampler = make_sampler(seed, self.algorithm, self.space)
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> Confirmation | None:
@@ -233,21 +206,19 @@ class OptunaSearch:
         sampler; then confirm the top policies. Study views are written whatever happens; the
         parent run is closed unless another worker is still live on the study (the last one
         to finish closes it)."""
-        from search.ops.workers import Presence
-
         self.enqueue_anchors()
-        self.tracker.log_text(self.parent_id, data_report(self.data), "data_report.txt")
+        self.log_data_report()
         presence = Presence(self.study)
         confirmation = None
         try:
             total = self.options.trials
-            self._optimize(1 if total is None else min(1, total), None)
+            self.optimize(1 if total is None else min(1, total), None)
             plan = self._plan()
             left = None if total is None else total - 1
             if left is None or left > 0:
-                timeout = None if self._deadline is None else self._deadline - self._elapsed()
+                timeout = None if self._deadline is None else self._deadline - self.elapsed()
                 if timeout is None or timeout > 0:
-                    self._optimize(left, timeout)
+                    self.optimize(left, timeout)
             if self.options.confirm:
                 self.views(None)  # the screening results are safe before confirmation
                 confirmation = confirm(
@@ -273,14 +244,12 @@ class OptunaSearch:
     def enqueue_anchors(self) -> None:
         """Queue the anchor trials on a study that has none yet (before workers start)."""
         if not self.study.trials:
-            self.study.enqueue_trial({}, user_attrs={"baseline": True})
+            self.study.enqueue_trial({}, user_attrs={TrialKey.BASELINE: True})
             for values in self.anchors[1:]:
                 self.study.enqueue_trial(values, skip_if_exists=True)
 
-    def _elapsed(self) -> float:
-        return time.monotonic() - self._started
-
-    def _optimize(self, n_trials: int | None, timeout: float | None) -> None:
+    def optimize(self, n_trials: int | None, timeout: float | None) -> None:
+        """Run up to ``n_trials`` trials (None: no limit) for up to ``timeout`` seconds."""
         import search.training.fit  # noqa: F401  TensorFlow loads (~6 s) before a trial's clock starts
 
         self.study.optimize(
@@ -304,7 +273,7 @@ class OptunaSearch:
         waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         anchors_left = min(len(waiting), (o.trials or len(waiting) + 1) - 1)
         budget = plan_budget(
-            o.timeout, self._elapsed(), per_trial, anchors_left, n_confirm, self.fraction
+            o.timeout, self.elapsed(), per_trial, anchors_left, n_confirm, self.fraction
         )
         self._deadline = budget.deadline
         n_screen = len(self.data.train) if self.train_index is None else len(self.train_index)
@@ -315,7 +284,7 @@ class OptunaSearch:
         if o.trials:
             lines.append(f"{o.trials} trials need ~{clock(o.trials * per_trial)}")
         if budget.deadline is not None:
-            fits = max(int((budget.deadline - self._elapsed()) // per_trial), 0)
+            fits = max(int((budget.deadline - self.elapsed()) // per_trial), 0)
             lines.append(f"the {o.timeout:.0f}s budget allows ~{fits} more screening trials")
         if n_confirm:
             n_confirm_train = round(budget.confirm_fraction * len(self.data.train))
@@ -333,8 +302,8 @@ class OptunaSearch:
 
     def objective(self, trial: optuna.Trial) -> float:
         """Train one configuration; report each epoch to the pruner; keep its record."""
-        trial.set_user_attr(OWNER, owner())
-        baseline = bool(trial.user_attrs.get("baseline"))
+        trial.set_user_attr(TrialKey.OWNER, owner())
+        baseline = bool(trial.user_attrs.get(TrialKey.BASELINE))
         values = self.space.baseline() if baseline else self.space.sample(trial)
         base = TrainConfig(
             epochs=self.options.epochs, seed=self.train_seed, model=self.options.model
@@ -350,11 +319,11 @@ class OptunaSearch:
             train_index=self.train_index,
         )
         key = configuration_key(setup.record(len(self.data.train)))
-        trial.set_user_attr(CONFIGURATION, key)
+        trial.set_user_attr(TrialKey.CONFIGURATION, key)
         twin = self._completed_twin(key) or self._running_twin(trial, key)
 
         def note_run(run_id: str) -> None:
-            trial.set_user_attr(RUN_ID, run_id)
+            trial.set_user_attr(TrialKey.RUN_ID, run_id)
 
         if twin is not None:
             record = reuse_trial(setup, twin, self.data, self.tracker, self.parent_id, note_run)
@@ -373,7 +342,7 @@ class OptunaSearch:
                 prune,
                 on_start=note_run,
             )
-        trial.set_user_attr(RECORD, record.to_json())
+        trial.set_user_attr(TrialKey.RECORD, record.to_json())
         if record.state == "pruned":
             raise optuna.TrialPruned(f"pruned after epoch {len(record.history)}")
         if record.state == "failed":
@@ -396,8 +365,8 @@ class OptunaSearch:
         self.echo(f"trial {trial.number}: trial {twin.number} is training the same "
                   "configuration; waiting for its result")  # fmt: skip
         done = wait_for_trial(self.study, twin)
-        if done.state == TrialState.COMPLETE and RECORD in done.user_attrs:
-            return TrialRecord.from_json(done.user_attrs[RECORD])
+        if done.state == TrialState.COMPLETE and TrialKey.RECORD in done.user_attrs:
+            return TrialRecord.from_json(done.user_attrs[TrialKey.RECORD])
         return None
 
     # -- reporting -------------------------------------------------------------------------
@@ -413,67 +382,7 @@ class OptunaSearch:
             and len(study.get_trials(False, states=STARTED)) >= self.stop_at
         ):
             study.stop()
-        if RECORD not in trial.user_attrs:
+        if TrialKey.RECORD not in trial.user_attrs:
             return
-        record = TrialRecord.from_json(trial.user_attrs[RECORD])
-        self._finished += 1
-        done = self._finished
-        elapsed = self._elapsed()
-        estimates = []
-        if self.options.trials and done:
-            estimates.append(elapsed / done * (self.options.trials - done))
-        if self._deadline is not None:
-            estimates.append(max(self._deadline - elapsed, 0.0))
-        left = min(estimates) if estimates else None
-        records = self.records.search_records()
-        self.echo(progress_line(record, records, done, self.options.trials, elapsed, left))
-        self.refresh.maybe(lambda: self.views(None, live=True))
-
-    def views(
-        self, confirmation: Confirmation | None, close: bool = False, live: bool = False
-    ) -> None:
-        """Write the study-level views to the parent run (and mark it finished); ``live``:
-        a refresh during the search (:class:`~search.results.views.ViewRefresh`)."""
-        if close:
-            self.refresh.join()
-        records = self.records.search_records()
-        log_study_views(
-            self.tracker,
-            self.parent_id,
-            records,
-            self.data,
-            {} if live else param_importances(self.study),
-            confirmation,
-            study_attrs(self.study),
-            final=self.records.confirm_records() if close else None,
-            gallery=not live or self.refresh.new_best(records),
-        )
-        if close:
-            self.tracker.end_run(
-                self.parent_id, "complete", {"n_trials": str(len(self.study.trials))}
-            )
-
-
-def study_attrs(study: optuna.Study) -> dict[str, Any]:
-    """The study's name and settings, for provenance."""
-    return {
-        "study": study.study_name,
-        **{k: v for k, v in study.user_attrs.items() if not k.startswith("confirm")},
-    }
-
-
-def param_importances(study: optuna.Study) -> dict[str, float]:
-    """Optuna's default parameter importances over the sampled trials; empty when too few."""
-    searched = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.params
-    ]
-    if len(searched) < 4:
-        return {}
-    searched_only = optuna.create_study(direction="maximize")
-    searched_only.add_trials(searched)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "few trials in some regimes": expected here
-            return dict(optuna.importance.get_param_importances(searched_only))
-    except (RuntimeError, ValueError):
-        return {}
+        record = TrialRecord.from_json(trial.user_attrs[TrialKey.RECORD])
+        self.report_progress(record, self._deadline)

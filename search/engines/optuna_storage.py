@@ -18,17 +18,12 @@ from optuna.trial import TrialState
 from search.ops.retry import retried
 from search.ops.signals import raise_if_received, shielded
 from search.results.tracking import Tracker
+from search.settings import TrialKey
 from search.study.record import TrialRecord
 
-#: Record key in a trial's ``user_attrs``.
-RECORD = "record"
-#: Keys of what a running trial notes before it trains: its MLflow run, its process.
-RUN_ID, OWNER = "mlflow_run_id", "owner"
 #: Optuna heartbeat: a trial whose process has not beaten for GRACE seconds is failed by the
 #: next process that opens the study (a dead process on this machine is found at once).
 HEARTBEAT_SECONDS, GRACE_SECONDS = 10, 30
-#: Key of what a trial trains (policy, training settings, seed, share), noted before it trains.
-CONFIGURATION = "configuration"
 #: A trial whose configuration another process is training checks on it this often, and
 #: waits for it at most this long (a dead twin is failed within the heartbeat's grace).
 TWIN_POLL_SECONDS, TWIN_WAIT_SECONDS = 2.0, 6 * 3600.0
@@ -112,7 +107,11 @@ def retry_dead_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> No
             state=TrialState.WAITING,
             params=trial.params,
             distributions=trial.distributions,
-            user_attrs={k: v for k, v in trial.user_attrs.items() if k not in (OWNER, RUN_ID)},
+            user_attrs={
+                k: v
+                for k, v in trial.user_attrs.items()
+                if k not in (TrialKey.OWNER, TrialKey.RUN_ID)
+            },
             system_attrs={
                 **trial.system_attrs,
                 "failed_trial": trial.number,
@@ -129,7 +128,7 @@ def owner() -> str:
 
 def _dead_here(trial: optuna.trial.FrozenTrial) -> bool:
     """A running trial owned by a process of this machine that no longer exists."""
-    host, _, pid = str(trial.user_attrs.get(OWNER, "")).rpartition(":")
+    host, _, pid = str(trial.user_attrs.get(TrialKey.OWNER, "")).rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:
@@ -158,10 +157,10 @@ def repair_stale_trials(study: optuna.Study, tracker: Tracker) -> list[int]:
                 study, study._storage.get_trial(trial._trial_id)
             )  # as the heartbeat would
             changed = True
-        elif trial.state != TrialState.FAIL or RECORD in trial.user_attrs:
+        elif trial.state != TrialState.FAIL or TrialKey.RECORD in trial.user_attrs:
             continue
         changed = changed or trial.number in running  # the heartbeat failed it just now
-        run_id = trial.user_attrs.get(RUN_ID)
+        run_id = trial.user_attrs.get(TrialKey.RUN_ID)
         if run_id and tracker.run_status(run_id) == "RUNNING":
             tracker.end_run(run_id, "failed", {"error": "its process died during the trial"})
             changed = True
@@ -178,11 +177,11 @@ def fail_interrupted(study: optuna.Study, tracker: Tracker, shared: bool) -> lis
     me = owner()
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        who = trial.user_attrs.get(OWNER)
+        who = trial.user_attrs.get(TrialKey.OWNER)
         if who != me and (who is not None or shared):
             continue
         study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-        run_id = trial.user_attrs.get(RUN_ID)
+        run_id = trial.user_attrs.get(TrialKey.RUN_ID)
         if run_id and tracker.run_status(run_id) == "RUNNING":
             tracker.end_run(run_id, "failed", {"error": "interrupted"})
         failed.append(trial.number)
@@ -205,7 +204,7 @@ def earlier_running_twin(
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if (
             trial.number < number
-            and trial.user_attrs.get(CONFIGURATION) == key
+            and trial.user_attrs.get(TrialKey.CONFIGURATION) == key
             and not _dead_here(trial)
         ):
             return trial

@@ -75,3 +75,12 @@ def silence_first_import(name: str) -> None:
     ):
         return
     sys.meta_path.insert(0, _SilentFirstImport(name))
+
+
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Keep TensorFlow's start-up lines (absl, oneDNN: written by C++ to file descriptor 2 even
+    with TF_CPP_MIN_LOG_LEVEL=2) off the terminal unless ``verbose``; TensorFlow is still
+    imported only where it is needed."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not verbose:
+        silence_first_import("tensorflow")

@@ -12,6 +12,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import optuna
+from mlflow.tracking import MlflowClient
+
+from search.engines.common import StudyError
+from search.engines.lookup import load_optuna_study
+from search.ops.uris import sqlite_path
+from search.safe_yaml import clip
+from search.settings import DEFAULT_ENGINE, StudyKey
+
 #: Optuna trial state name -> the MLflow status of its run.
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
@@ -41,10 +50,20 @@ class Status:
         return out
 
 
+def check_status(name: str, storage: str, tracking_uri: str) -> Status:
+    """The status of the Optuna study ``name`` against its MLflow store."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = load_optuna_study(name, storage)
+    tracking_file = sqlite_path(tracking_uri)
+    if tracking_file is not None and not tracking_file.exists():
+        raise StudyError(f"no MLflow store at {clip(str(tracking_file))} (pass --tracking-uri)")
+    return study_status(study, MlflowClient(tracking_uri))
+
+
 def study_status(study: Any, client: Any) -> Status:
     """Compare ``study`` (an Optuna study) with its MLflow experiment through ``client``."""
     status = Status(study.study_name)
-    engine = str(study.user_attrs.get("engine", "optuna"))
+    engine = str(study.user_attrs.get(StudyKey.ENGINE, DEFAULT_ENGINE))
     trials = study.get_trials(deepcopy=False)
     for trial in trials:
         status.counts[(trial.state.name, engine)] += 1

@@ -113,3 +113,14 @@ def _advisory_lock(url: str, timeout: float) -> Iterator[None]:
                 connection.commit()
     finally:
         engine.dispose()
+
+
+def refused_connection(error: Exception) -> str | None:
+    """A store that answered but refused us (wrong password, not a database): the one line
+    that says why; None for any other error."""
+    from sqlalchemy.exc import SQLAlchemyError  # SQLAlchemy loads only when a store failed
+
+    if isinstance(error, SQLAlchemyError):
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        return f"the study storage refused the connection: {reason}"
+    return None

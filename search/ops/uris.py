@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from search.ops.postgres import prefer_psycopg
 from search.safe_yaml import clip
 
 #: Seconds to wait for a host's name and for its port to accept a connection.
@@ -117,8 +118,6 @@ def _check_database(url: str, flag: str, what: str, required_table: str) -> None
     host answering."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    from search.ops.postgres import prefer_psycopg
 
     prefer_psycopg()
     shown = _show(url)

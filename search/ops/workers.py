@@ -13,10 +13,10 @@ a locked database); across machines use PostgreSQL.
 
 Only the last worker to finish closes the parent run. Each worker notes itself in the study
 (system attribute ``worker:<host>:<pid>``, kept fresh by a heartbeat thread every
-:data:`~search.engines.optuna.HEARTBEAT_SECONDS`) when it joins, and notes that it left when
+:data:`~search.engines.optuna_storage.HEARTBEAT_SECONDS`) when it joins, and notes that it left when
 it stops. A worker that stops closes the parent run only when no other worker is live: not
 left, and its process alive (same machine) or its heartbeat younger than
-:data:`~search.engines.optuna.GRACE_SECONDS` (another machine; clocks in sync). A worker
+:data:`~search.engines.optuna_storage.GRACE_SECONDS` (another machine; clocks in sync). A worker
 killed with ``kill -9`` counts as gone at once on its machine, after the grace elsewhere.
 Two workers leaving in the same instant may both close the run, which is idempotent.
 (``search --workers N`` itself closes the run after its confirmation, as a single search does.)
@@ -25,94 +25,23 @@ Two workers leaving in the same instant may both close the run, which is idempot
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
-from typing import TYPE_CHECKING, Any
 
-from search.settings import derive_seed
+import optuna
 
-if TYPE_CHECKING:
-    import optuna
-
-    from search.engines.optuna import OptunaSearch
-    from search.results.views import Printer
-
-#: Study system attribute of each worker that joined: ``worker:<host>:<pid>``.
-WORKER = "worker:"
+from search.data import load_dataset
+from search.engines.common import SearchOptions, StudyError
+from search.engines.optuna import DEFAULT_ALGORITHM, ENGINE, OptunaSearch, sampler_seed
+from search.engines.optuna_storage import owner
+from search.ops.presence import Presence
+from search.results.views import Printer
+from search.settings import BUILT_IN_MODEL, DEFAULT_PRUNER, StudyKey, derive_seed
+from search.space import Space, SpaceFile
 
 
-class WorkerError(ValueError):
+class WorkerError(StudyError):
     """A worker cannot join the study as asked (a user mistake: one line)."""
-
-
-class Presence:
-    """This process among the study's workers: noted at once, kept fresh by a daemon thread
-    until :meth:`leave`."""
-
-    def __init__(self, study: optuna.Study, who: str | None = None) -> None:
-        from search.engines.optuna_storage import HEARTBEAT_SECONDS, owner
-
-        self.study, self.who = study, who or owner()
-        self._stop = threading.Event()
-        self._note(left=False)
-        self._thread = threading.Thread(
-            target=self._beat, args=(HEARTBEAT_SECONDS,), daemon=True, name="worker-presence"
-        )
-        self._thread.start()
-
-    def _note(self, left: bool) -> None:
-        note_worker(self.study, self.who, {"beat": time.time(), "left": left})
-
-    def _beat(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                self._note(left=False)
-            except Exception:  # a store away for over a minute: the next beat tries again
-                continue
-
-    def leave(self) -> bool:
-        """Note that this worker left; True when no other worker is live (it is the last)."""
-        if self._stop.is_set():
-            return False
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._note(left=True)
-        return not live_workers(self.study)
-
-
-def note_worker(study: optuna.Study, who: str, note: dict[str, Any]) -> None:
-    """Keep ``note`` on worker ``who`` (a system attribute: not a setting of the study)."""
-    study._storage.set_study_system_attr(study._study_id, WORKER + who, note)
-
-
-def live_workers(study: optuna.Study) -> list[str]:
-    """The study's workers (``host:pid``) that have not left and are alive."""
-    notes = study._storage.get_study_system_attrs(study._study_id)
-    return [
-        key[len(WORKER) :]
-        for key, value in notes.items()
-        if key.startswith(WORKER) and _alive(key[len(WORKER) :], value)
-    ]
-
-
-def _alive(who: str, note: Any) -> bool:
-    from search.engines.optuna_storage import GRACE_SECONDS
-
-    if not isinstance(note, dict) or note.get("left", True):
-        return False
-    host, _, pid = who.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return bool(time.time() - float(note.get("beat", 0.0)) < GRACE_SECONDS)
 
 
 def threads_per_worker(workers: int) -> int:
@@ -132,15 +61,6 @@ def join_study(
 ) -> OptunaSearch:
     """An :class:`OptunaSearch` on the existing study ``name``, with the study's settings and
     its own sampler seed; no confirmation (the command that started the study confirms)."""
-    import optuna
-
-    from search.data import load_dataset
-    from search.engines.common import SearchOptions
-    from search.engines.optuna import SPACE_SPEC, OptunaSearch, sampler_seed
-    from search.engines.optuna import _sampler as make_sampler
-    from search.engines.optuna_storage import owner
-    from search.space import Space, SpaceFile
-
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
@@ -149,39 +69,43 @@ def join_study(
             f"no study '{name}' in this storage; start it with cropsearch search"
         ) from None
     attrs = study.user_attrs
-    if SPACE_SPEC not in attrs or "data" not in attrs:
+    if StudyKey.SPACE_SPEC not in attrs or StudyKey.DATA not in attrs:
         raise WorkerError(
             f"study '{name}' holds no search settings to join (started by an older cropsearch "
             "or by another tool)"
         )
-    if attrs.get("engine", "optuna") != "optuna":
+    engine = attrs.get(StudyKey.ENGINE, ENGINE)
+    if engine != ENGINE:
+        raise WorkerError(f"study '{name}' runs on the {engine} engine; workers need optuna")
+    data = load_dataset(str(attrs[StudyKey.DATA]))
+    if data.fingerprint != attrs.get(StudyKey.DATA_FINGERPRINT):
         raise WorkerError(
-            f"study '{name}' runs on the {attrs['engine']} engine; workers need optuna"
+            f"this machine's data for {attrs[StudyKey.DATA]} differs from the study's "
+            f"(fingerprint {data.fingerprint}, the study's "
+            f"{attrs.get(StudyKey.DATA_FINGERPRINT)}): copy the same files"
         )
-    data = load_dataset(str(attrs["data"]))
-    if data.fingerprint != attrs.get("data_fingerprint"):
-        raise WorkerError(
-            f"this machine's data for {attrs['data']} differs from the study's (fingerprint "
-            f"{data.fingerprint}, the study's {attrs.get('data_fingerprint')}): copy the same files"
-        )
-    space = Space(SpaceFile.model_validate(attrs[SPACE_SPEC]), str(attrs.get("space", "<study>")))
+    space = Space(
+        SpaceFile.model_validate(attrs[StudyKey.SPACE_SPEC]),
+        str(attrs.get(StudyKey.SPACE, "<study>")),
+    )
+    model = attrs.get(StudyKey.MODEL)
     options = SearchOptions(
         trials=trials,
-        epochs=int(attrs["epochs"]),
-        seed=int(attrs["seed"]),
+        epochs=int(attrs[StudyKey.EPOCHS]),
+        seed=int(attrs[StudyKey.SEED]),
         study=name,
         storage=storage,
         tracking_uri=tracking_uri,
-        screen=float(attrs["screen_fraction"]),
+        screen=float(attrs[StudyKey.SCREEN_FRACTION]),
         confirm=False,
-        model=None if attrs.get("model") in (None, "compact_cnn") else str(attrs["model"]),
-        algorithm=str(attrs.get("algorithm", "tpe")),
-        pruner=attrs.get("pruner", "median"),
+        model=None if model in (None, BUILT_IN_MODEL) else str(model),
+        algorithm=str(attrs.get(StudyKey.ALGORITHM, DEFAULT_ALGORITHM)),
+        pruner=attrs.get(StudyKey.PRUNER, DEFAULT_PRUNER),
     )
     search = OptunaSearch(data, space, options, echo=echo)
     me = owner()
     seed = derive_seed(sampler_seed(options.seed, len(search.study.trials)), f"worker/{me}")
-    search.study.sampler = make_sampler(seed, options.algorithm or "tpe", space)
+    search.use_sampler(seed)
     search.tracker.set_tags(search.parent_id, {f"sampler_seed.{me}": str(seed)})
     echo(f"worker {me} joined study '{name}' (sampler seed {seed})")
     return search
@@ -193,7 +117,7 @@ def run_worker(search: OptunaSearch, total: int | None, close: bool) -> None:
     search.stop_at, search.shared = total, True
     presence = Presence(search.study)
     try:
-        search._optimize(search.options.trials, None)
+        search.optimize(search.options.trials, None)
     finally:
         last = presence.leave()
         search.views(search.records.confirmation(), close=close and last)

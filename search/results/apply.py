@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from PIL import Image
 
+from search.space import BOX_FREE_KINDS
+
 if TYPE_CHECKING:
     from search.crop.policy import CropPolicy
     from search.data import DataReport, Dataset
@@ -95,11 +97,10 @@ def write_crops(
         ApplyError: ``out`` is not empty or not writable, or the policy needs boxes the data
             does not have.
     """
-    from search.crop.cut import cut
-    from search.crop.kinds import OBJECT_KINDS
+    from search.crop.cut import cut  # TensorFlow: only once there is something to cut
 
     samples = getattr(dataset, split)
-    if policy.kind in OBJECT_KINDS and not dataset.has_boxes:
+    if policy.kind not in BOX_FREE_KINDS and not dataset.has_boxes:
         raise ApplyError(f"policy kind '{policy.kind}' needs object boxes; {dataset.spec} has none")
     folders = class_folders(dataset.class_names)
     _prepare(out, folders)
@@ -182,3 +183,31 @@ def _bar(show: bool, total: int) -> Iterator[Callable[[int], None]]:
     with Progress(*columns) as bar:
         task = bar.add_task("crops", total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def write_preview(
+    policy: CropPolicy,
+    dataset: Dataset,
+    data: str,
+    output: Path,
+    modes: tuple[str, ...] = ("train", "eval"),
+    n: int = 16,
+    seed: int = 0,
+) -> tuple[Path, int]:
+    """Draw ``policy``'s crops (in ``modes``) of the first ``n`` validation samples into the
+    PNG ``output``, without training; returns the file and the samples drawn. ``data``: the
+    dataset's spec, as the user gave it."""
+    from search.results.figures import crop_grid, save  # matplotlib only for the preview
+
+    if len(dataset.val) == 0:
+        raise ApplyError(f"--data '{data}' has no validation samples to show")
+    if policy.kind not in BOX_FREE_KINDS and not dataset.has_boxes:
+        usable = ", ".join(BOX_FREE_KINDS)
+        raise ApplyError(f"--data '{data}' has no boxes for kind {policy.kind}; use {usable}")
+    samples = dataset.val.take(slice(0, n))
+    figure = crop_grid(policy, samples, dataset.class_names, seed=seed, modes=modes)
+    try:
+        path = save(figure, output)
+    except OSError as error:
+        raise ApplyError(f"cannot write {output}: {error}") from None
+    return path, len(samples)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -13,8 +14,13 @@ from typing import Any, Literal
 import yaml
 
 from search.crop.policy import CropPolicy, PolicyError
-from search.study.confirm import LEVEL, Confirmation, Estimate, Interval
+from search.safe_yaml import YamlFileError, clip, load_yaml_file, read_text_file, shorten
+from search.settings import StudyKey
+from search.study.confirm.model import Confirmation, needs_exact_boxes
+from search.study.confirm.statistics import LEVEL, Estimate, Interval
 from search.study.record import TrialRecord
+from search.study.selection import chosen_record
+from search.study.store import FoundStudy
 
 FORMAT = "cropsearch.policy/v1"
 #: Sections of a policy file: required, then optional.
@@ -22,6 +28,10 @@ REQUIRED_SECTIONS = ("format", "policy")
 OPTIONAL_SECTIONS = ("provenance", "confirmation")
 FileFormat = Literal["yaml", "json"]
 _VERSIONED = ("cropsearch", "optuna", "mlflow", "keras", "tensorflow-cpu", "tensorflow", "numpy")
+
+
+class ExportError(ValueError):
+    """A study's trial cannot be exported as asked (a user mistake: one line)."""
 
 
 class PolicyFileError(ValueError):
@@ -51,9 +61,9 @@ def policy_document(
         "format": FORMAT,
         "policy": record.crop_policy.to_dict(),
         "provenance": {
-            "study": attrs.get("study"),
+            "study": attrs.get(StudyKey.STUDY),
             "trial": record.number,
-            "metric": attrs.get("objective", "val_accuracy"),
+            "metric": attrs.get(StudyKey.OBJECTIVE, "val_accuracy"),
             "value": record.val_accuracy,
             "test_accuracy": record.test_accuracy,
             "baseline": record.baseline,
@@ -61,11 +71,11 @@ def policy_document(
             "train_fraction": record.train_fraction,
             "engine": record.engine,
             "mlflow_run_id": record.run_id,
-            "mlflow_parent_run_id": attrs.get("mlflow_parent_run_id"),
-            "data": attrs.get("data"),
-            "dataset_fingerprint": attrs.get("data_fingerprint"),
-            "space": attrs.get("space"),
-            "seeds": {k: attrs.get(k) for k in ("seed", "train_seed") if k in attrs},
+            "mlflow_parent_run_id": attrs.get(StudyKey.PARENT_RUN),
+            "data": attrs.get(StudyKey.DATA),
+            "dataset_fingerprint": attrs.get(StudyKey.DATA_FINGERPRINT),
+            "space": attrs.get(StudyKey.SPACE),
+            "seeds": {k: attrs.get(k) for k in (StudyKey.SEED, StudyKey.TRAIN_SEED) if k in attrs},
             "exported": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": package_versions(),
         },
@@ -96,8 +106,6 @@ def _interval(value: Interval | None) -> dict[str, float] | None:
 def confirmation_document(confirmation: Confirmation) -> dict[str, Any]:
     """The confirmed result as plain data: winner and baseline over seeds, the interval between
     them, the verdict in words and the robustness table."""
-    from search.results.report import needs_exact_boxes
-
     win, base = confirmation.winner_summary, confirmation.baseline_summary
     robustness = {}
     for level, described in confirmation.box_levels.items():
@@ -171,8 +179,6 @@ def load_policy(path: str | Path) -> CropPolicy:
     Raises:
         PolicyFileError: one line naming the file and the field at fault.
     """
-    from search.safe_yaml import YamlFileError, clip, load_yaml_file, read_text_file
-
     source = clip(str(path))
     try:
         if format_of(path) == "json":
@@ -202,8 +208,6 @@ def _parse_json(text: str, source: str) -> Any:
 
 def _checked_document(raw: dict[Any, Any], source: str) -> dict[Any, Any]:
     """``raw`` if it is a complete, known-version policy document; else PolicyFileError."""
-    from search.safe_yaml import shorten
-
     if raw["format"] != FORMAT:
         raise PolicyFileError(
             f"{source}: unknown format {shorten(raw['format'])} (this cropsearch reads '{FORMAT}')"
@@ -233,3 +237,62 @@ def _checked_document(raw: dict[Any, Any], source: str) -> dict[Any, Any]:
     if problems:
         raise PolicyFileError(f"{source}: {'; '.join(problems)}")
     return raw
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What :func:`export_study` wrote: the file, the trial, and why that trial."""
+
+    path: Path
+    record: TrialRecord
+    study: str
+    #: How the trial was chosen, in words.
+    how: str
+    #: The confirmation whose numbers the file holds (its winner was exported), if any.
+    confirmation: Confirmation | None
+
+
+def export_study(
+    found: FoundStudy,
+    output: Path,
+    file_format: FileFormat | None = None,
+    trial: int | None = None,
+    run_id: str | None = None,
+) -> Exported:
+    """Write the study's answer (the confirmed winner, else the best screening trial), or the
+    trial given by ``trial`` or by the MLflow run ``run_id``, with provenance (and the
+    confirmation's numbers when it is the confirmed winner)."""
+    records = found.records
+    confirmation = records.confirmation()
+    searched = records.search_records()
+    if run_id is not None:
+        trial = _trial_of_run(run_id, found.name, [*searched, *records.confirm_records()])
+    if trial is None:
+        chosen = chosen_record(searched, confirmation)
+        if chosen is None:
+            raise ExportError(f"study '{found.name}' has no completed trial yet")
+        how = "confirmed winner" if confirmation is not None else "best single screening run"
+    else:
+        chosen = next((r for r in searched if r.number == trial), None)
+        if chosen is None or chosen.state != "complete":
+            state = "does not exist" if chosen is None else f"is {chosen.state}"
+            raise ExportError(
+                f"trial {trial} of study '{found.name}' {state}; export a complete trial"
+            )
+        if confirmation is not None and confirmation.winner != chosen.number:
+            confirmation = None  # the confirmation's numbers describe its winner only
+        how = "as asked" + ("; the confirmed winner" if confirmation is not None else "")
+    document = policy_document(chosen, found.provenance(), confirmation)
+    try:
+        path = write_policy_file(document, output, file_format)
+    except OSError as error:
+        raise ExportError(f"cannot write {clip(str(output))}: {error.strerror}") from None
+    return Exported(path, chosen, found.name, how, confirmation)
+
+
+def _trial_of_run(run_id: str, study: str, records: Sequence[TrialRecord]) -> int:
+    """The trial number of the record that ``run_id`` logged."""
+    found = next((r for r in records if r.run_id == run_id), None)
+    if found is None:
+        raise ExportError(f"run '{clip(run_id)}' is not a trial of study '{study}'")
+    return found.number

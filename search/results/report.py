@@ -15,25 +15,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from search.study.confirm import BOX_LEVELS, Confirmation
+from search.study.confirm.boxes import BOX_LEVELS
+from search.study.confirm.model import Confirmation, needs_exact_boxes
 from search.study.record import OBJECTIVE, TrialRecord
+from search.study.selection import baseline_record, best_record, ranked
 
 
 def clock(seconds: float) -> str:
     """``m:ss``."""
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}:{secs:02d}"
-
-
-def best_record(records: Sequence[TrialRecord]) -> TrialRecord | None:
-    """The complete search trial with the highest objective (the earliest on a tie)."""
-    complete = [r for r in records if r.state == "complete" and r.val_accuracy is not None]
-    return max(complete, key=lambda r: (r.val_accuracy, -r.number)) if complete else None
-
-
-def baseline_record(records: Sequence[TrialRecord]) -> TrialRecord | None:
-    """The completed full-image baseline, if any."""
-    return next((r for r in records if r.baseline and r.state == "complete"), None)
 
 
 def outcome(record: TrialRecord) -> str:
@@ -81,13 +72,9 @@ class Row:
 
 def leaderboard(records: Sequence[TrialRecord], top: int = 5) -> list[Row]:
     """The ``top`` complete search trials by objective, plus the baseline when not among them."""
-    complete = sorted(
-        (r for r in records if r.state == "complete" and r.val_accuracy is not None),
-        key=lambda r: (-(r.val_accuracy or 0.0), r.number),
-    )
     rows = [
         Row(rank, r.number, r.val_accuracy or 0.0, r.test_accuracy, r.label, r.baseline)
-        for rank, r in enumerate(complete, start=1)
+        for rank, r in enumerate(ranked(records), start=1)
     ]
     return [r for r in rows if r.rank <= top or r.baseline]
 
@@ -253,27 +240,6 @@ def robustness_header(confirmation: Confirmation) -> list[str]:
 def robustness_csv(confirmation: Confirmation) -> str:
     """``robustness.csv``."""
     return _csv(robustness_header(confirmation), robustness_rows(confirmation))
-
-
-def needs_exact_boxes(confirmation: Confirmation, drop: float = 0.02) -> str | None:
-    """A plain warning when the winner loses more than ``drop`` test accuracy with boxes of
-    mean IoU 0.75, or falls there below a baseline it beats with exact boxes."""
-    win, base = confirmation.winner_summary, confirmation.baseline_summary
-    exact, noisy = win.robustness.get("exact"), win.robustness.get("iou0.75")
-    if exact is None or noisy is None:
-        return None
-    base_mean = base.test.mean if base is not None else None
-    if base_mean is not None and noisy.mean < base_mean <= exact.mean:
-        return (
-            f"the winner needs exact boxes: with detector-like boxes (mean IoU 0.75) its test "
-            f"accuracy {noisy.mean:.4f} is below the full image's {base_mean:.4f}"
-        )
-    if exact.mean - noisy.mean > drop:
-        return (
-            f"the winner is sensitive to the boxes: test accuracy {exact.mean:.4f} with exact "
-            f"boxes, {noisy.mean:.4f} with boxes of mean IoU 0.75"
-        )
-    return None
 
 
 def _console() -> Console:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -136,7 +137,7 @@ class Tracker:
 
     def log_figure(self, run_id: str, figure: Any, name: str) -> None:
         """Save a matplotlib figure as a PNG artifact of the run."""
-        from search.results.figures import save
+        from search.results.figures import save  # matplotlib only when a figure is logged
 
         with tempfile.TemporaryDirectory() as folder:
             self.client.log_artifact(run_id, str(save(figure, Path(folder) / name)))
@@ -165,6 +166,10 @@ class Tracker:
             return str(self.client.get_run(run_id).info.status)
         except Exception:  # a run deleted or never created
             return None
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        """The tags of a run."""
+        return dict(self.client.get_run(run_id).data.tags)
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set several tags in one call."""
@@ -196,3 +201,29 @@ def flat_params(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
         text = "x".join(str(v) for v in value) if isinstance(value, list | tuple) else value
         out[f"{prefix}{key}"] = text
     return out
+
+
+def ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
+    """The command that serves the MLflow UI on ``tracking_uri`` (one worker)."""
+    command = [
+        sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+        "--host", host, "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    root = artifact_root(tracking_uri)
+    if root is not None:
+        command += ["--default-artifact-root", root]
+    return command
+
+
+def runs_link(tracking_uri: str, url: str, study: str | None) -> str:
+    """The UI's link to the runs of ``study`` (None: the latest study), else ``url``."""
+    if study is None and sqlite_path(tracking_uri) is None:
+        return url
+    experiments = MlflowClient(tracking_uri).search_experiments(order_by=["creation_time DESC"])
+    chosen = [e for e in experiments if study is None or e.name == study]
+    if not chosen:
+        return url
+    # The UI takes its mode from this query inside the hash route (else from the browser's
+    # storage); without it a study opens in the GenAI overview.
+    query = "workflowType=machine_learning"
+    return f"{url}/#/experiments/{chosen[0].experiment_id}/runs?{query}"

@@ -9,35 +9,25 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from search.data import Dataset
+from search.results.export import policy_document, policy_yaml
 from search.results.report import (
-    baseline_record,
-    best_record,
     confirmation_csv,
     leaderboard,
     leaderboard_csv,
-    needs_exact_boxes,
     robustness_csv,
 )
 from search.results.tracking import Tracker
+from search.results.winner_model import log_winner_model
 from search.study.background import Writes
-from search.study.confirm import Confirmation
+from search.study.confirm.model import Confirmation, needs_exact_boxes
 from search.study.record import TrialRecord
+from search.study.selection import baseline_record, best_record, chosen_record
 
 Printer = Callable[[str], None]
 #: Validation samples shown in the best-vs-baseline gallery.
 GALLERY_SAMPLES = 8
 #: Seconds between refreshes of the parent run's views during a search.
 REFRESH_SECONDS = 60.0
-
-
-def chosen_record(
-    records: Sequence[TrialRecord], confirmation: Confirmation | None
-) -> TrialRecord | None:
-    """The study's answer: the confirmed winner when there is a confirmation, else the best
-    single screening run."""
-    if confirmation is not None:
-        return next((r for r in records if r.number == confirmation.winner), None)
-    return best_record(records)
 
 
 def log_study_views(
@@ -55,8 +45,7 @@ def log_study_views(
     (the confirmation runs, maybe none) marks the study's last write: the winner's own run then
     gets the policy file and the trained model (:func:`log_winner`). Without ``gallery``, the
     best-vs-baseline gallery is left as it is (a refresh whose best is unchanged)."""
-    from search.results.export import policy_document, policy_yaml
-    from search.results.figures import (
+    from search.results.figures import (  # matplotlib only when the views are written
         confirmation_plot,
         optimization_history,
         policy_gallery,
@@ -135,9 +124,6 @@ def log_winner(
     model with the crop layer in front; returns the model's URI (None when no run kept the
     weights). With a confirmation, the model is the one its first confirmation seed trained
     (on the full training split); else the search trial's own."""
-    from search.results.export import policy_document, policy_yaml
-    from search.results.winner_model import log_winner_model
-
     if chosen.run_id is None:
         return None
     tracker.log_text(

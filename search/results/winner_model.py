@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from search.crop.policy import CropPolicy
+from search.results import serving
 from search.results.tracking import Tracker
 from search.settings import TrainConfig
 
@@ -52,7 +53,7 @@ def served_model(
     ``config`` describes with ``weights``."""
     import keras
 
-    from search.crop.layer import PolicyCrop
+    from search.crop.layer import PolicyCrop  # TensorFlow: only when a model is built
     from search.training.model import build_network, hyperparameters
 
     network = build_network(config.model, (*policy.size, 3), n_classes, hyperparameters(config))
@@ -98,8 +99,6 @@ def log_winner_model(
     import pydantic
     import yaml
 
-    import search.results.serving
-
     requirements = [
         f"{package.__name__}=={package.__version__}"
         for package in (tf, keras, np, pydantic, mlflow)
@@ -109,7 +108,7 @@ def log_winner_model(
         Model.log(
             artifact_path=None,
             name=MODEL,
-            flavor=search.results.serving,
+            flavor=serving,
             model=model,
             signature=signature,
             pip_requirements=requirements,

@@ -17,6 +17,7 @@ from search.data import Dataset
 from search.ops.signals import raise_if_received, shielded
 from search.results.confusion import ClassReport
 from search.results.tracking import Tracker, flat_params
+from search.results.winner_model import log_weights
 from search.settings import TrainConfig
 from search.study.background import Writes
 from search.study.record import Stage, TrialRecord
@@ -99,7 +100,7 @@ def _start_run(setup: TrialSetup, data: Dataset, tracker: Tracker, parent_id: st
 
 
 def _log_crop_grid(setup: TrialSetup, data: Dataset, tracker: Tracker, run_id: str) -> None:
-    from search.results.figures import crop_grid
+    from search.results.figures import crop_grid  # matplotlib, off the path of a trial's start
 
     samples = data.val.take(slice(0, GRID_SAMPLES))
     grid = crop_grid(setup.policy, samples, data.class_names, seed=setup.train.seed)
@@ -109,8 +110,7 @@ def _log_crop_grid(setup: TrialSetup, data: Dataset, tracker: Tracker, run_id: s
 def _log_trained(tracker: Tracker, run_id: str, result: TrainResult, data: Dataset) -> None:
     """What a completed run leaves besides its scores: per-class test accuracy, the confusion
     matrix (JSON and PNG) and the trained weights (for the winner's model)."""
-    from search.results.figures import confusion_figure
-    from search.results.winner_model import log_weights
+    from search.results.figures import confusion_figure  # matplotlib, once a run is trained
 
     report = ClassReport.of(result.test_predictions, data.test.labels, data.class_names)
     tracker.log_metrics(run_id, report.metrics(), max(len(result.history) - 1, 0))
@@ -153,7 +153,7 @@ def run_trial(
             writes.submit(tracker.log_metrics, run_id, metrics, epoch)
             return bool(on_epoch is not None and on_epoch(epoch, metrics))
 
-        from search.training.fit import train_policy
+        from search.training.fit import train_policy  # TensorFlow, only when a trial trains
 
         result = train_policy(
             setup.policy,

@@ -10,7 +10,7 @@ import keras
 import keras_tuner
 from keras import layers
 
-from search.settings import TrainConfig
+from search.settings import BUILT_IN_MODEL, TrainConfig
 
 
 def build_model(
@@ -51,7 +51,7 @@ class CompactCNN(keras_tuner.HyperModel):
     """
 
     def __init__(self, input_shape: tuple[int, int, int], classes: int) -> None:
-        super().__init__(name="compact_cnn")
+        super().__init__(name=BUILT_IN_MODEL)
         self.input_shape, self.classes = tuple(input_shape), classes
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:

@@ -1,0 +1,211 @@
+"""The options of the ``cropsearch`` commands: types, bounds and help texts, shared by the
+commands that take them. Bounds come from the settings models (``strict.bounds``); defaults
+are given where each command declares an option, from :mod:`search.settings`."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from search.settings import (
+    ALGORITHMS,
+    DEFAULT_PRUNER,
+    DEFAULT_SPACE,
+    SCREEN_SAMPLES,
+    Engine,
+    Pruner,
+    TrainConfig,
+)
+from search.strict import bounds
+
+#: CLI bounds are the model's bounds (TrainConfig), never a second copy.
+EPOCHS = bounds(TrainConfig, "epochs")
+SEEDS = bounds(TrainConfig, "seed")
+
+DATA_SPEC_HELP = (
+    "Dataset spec: shapes, mnist:DIR, csv:FILE, voc:DIR, coco:FILE, tfrecord:GLOB "
+    "or folder:DIR[,key=value...]"
+)
+
+
+def _finite(value: float | None) -> float | None:
+    """Typer callback: ``nan`` and ``inf`` pass click's range checks; refuse them."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def _algorithms(engine: str) -> str:
+    """``tpe (default), random, grid``: the engine's algorithms, its default marked."""
+    default, *others = ALGORITHMS[engine]
+    return ", ".join([f"{default} (default)", *others])
+
+
+# -- shared by several commands -------------------------------------------------------------
+DataOption = Annotated[str, typer.Option(help=DATA_SPEC_HELP)]
+StorageOption = Annotated[str, typer.Option(help="Optuna storage URL (RDB or journal).")]
+TrackingOption = Annotated[str, typer.Option(help="MLflow tracking URI.")]
+StudyOption = Annotated[str | None, typer.Option(help="Study name; an existing study is resumed.")]
+#: The stores of a study several processes share; the environment passes them to workers.
+SharedStorageOption = Annotated[
+    str, typer.Option(envvar="CROPSEARCH_STORAGE", help="The study's Optuna storage URL.")
+]
+SharedTrackingOption = Annotated[
+    str, typer.Option(envvar="CROPSEARCH_TRACKING_URI", help="The study's MLflow tracking URI.")
+]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", help="Also show TensorFlow's start-up log lines.")
+]
+TopOption = Annotated[
+    int, typer.Option(min=1, max=20, help="Policies to confirm besides the baseline.")
+]
+RepeatsOption = Annotated[
+    int, typer.Option(min=2, max=20, help="Training seeds per confirmed policy.")
+]
+
+# -- search ---------------------------------------------------------------------------------
+SpaceOption = Annotated[
+    Path | None,
+    typer.Option(help=f"Search-space YAML file [default: {DEFAULT_SPACE}].", show_default=False),
+]
+TrialsOption = Annotated[
+    int, typer.Option(min=1, help="Screening trials to run (including the baseline).")
+]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        min=1,
+        callback=_finite,
+        help="Wall-clock budget of the whole command in seconds, confirmation included: "
+        "screening stops early and confirmation trains on a share of the data to fit.",
+    ),
+]
+EpochsOption = Annotated[
+    int, typer.Option(min=EPOCHS[0], max=EPOCHS[1], help="Training epochs per trial.")
+]
+SeedOption = Annotated[
+    int,
+    typer.Option(
+        min=SEEDS[0],
+        max=SEEDS[1],
+        help="Seed from which the sampler, training and confirmation seeds derive.",
+    ),
+]
+ScreenOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0.001,
+        max=1.0,
+        callback=_finite,
+        help="Share of the training split each screening trial trains on "
+        f"[default: all of it up to {SCREEN_SAMPLES:,} samples].",
+        show_default=False,
+    ),
+]
+ConfirmOption = Annotated[
+    bool, typer.Option(help="Confirm the top policies over seeds after the search.")
+]
+EngineOption = Annotated[
+    Engine,
+    typer.Option(help="Search engine; keras-tuner keeps its state in mlruns/keras-tuner/."),
+]
+AlgorithmOption = Annotated[
+    str | None,
+    typer.Option(
+        help=f"optuna: {_algorithms('optuna')} (each float parameter needs a step); "
+        f"keras-tuner: {_algorithms('keras-tuner')}.",
+        show_default=False,
+    ),
+]
+PrunerOption = Annotated[
+    Pruner | None,
+    typer.Option(
+        help=f"Optuna's pruner, fed each epoch's validation accuracy [default: {DEFAULT_PRUNER}].",
+        show_default=False,
+    ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="MODULE:ATTR",
+        help="Your network: a keras-tuner HyperModel (class or instance) or a build(hp) "
+        "callable on the Python path [default: the built-in compact CNN].",
+        show_default=False,
+    ),
+]
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=64,
+        help="Worker processes sharing the trials (each gets a share of the cores); "
+        "on sqlite they run on this machine, across machines use PostgreSQL.",
+    ),
+]
+
+# -- confirm --------------------------------------------------------------------------------
+StudyDataOption = Annotated[
+    str | None, typer.Option(help="Dataset spec [default: the study's own].")
+]
+StudySeedOption = Annotated[
+    int | None,
+    typer.Option(
+        min=SEEDS[0], max=SEEDS[1], help="Seed of the confirmation [default: the study's]."
+    ),
+]
+StudyEpochsOption = Annotated[
+    int | None,
+    typer.Option(min=EPOCHS[0], max=EPOCHS[1], help="Epochs per run [default: the study's]."),
+]
+
+# -- export ---------------------------------------------------------------------------------
+PolicyOutputOption = Annotated[Path, typer.Option("--output", "-o", help="Policy file to write.")]
+LatestStudyOption = Annotated[
+    str | None, typer.Option(help="Study name (default: the latest study).")
+]
+TrialOption = Annotated[
+    int | None, typer.Option(min=0, help="Export this trial instead of the study's answer.")
+]
+RunIdOption = Annotated[
+    str | None,
+    typer.Option(help="Export the trial of this MLflow run (a trial or confirmation run)."),
+]
+RunTrackingOption = Annotated[str, typer.Option(help="MLflow tracking URI (read with --run-id).")]
+FormatOption = Annotated[
+    Literal["yaml", "json"] | None,
+    typer.Option(
+        "--format",
+        help="File format [default: json for a .json output, else yaml].",
+        show_default=False,
+    ),
+]
+
+# -- ui, apply, preview ---------------------------------------------------------------------
+HostOption = Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it local.")]
+PolicyFileOption = Annotated[
+    Path, typer.Option(help="Policy file, as 'cropsearch export' writes it (YAML or JSON).")
+]
+CropsFolderOption = Annotated[
+    Path, typer.Option(help="New or empty folder for the crops and manifest.")
+]
+TrainModeOption = Annotated[
+    bool, typer.Option("--train", help="Train-mode (random) windows instead of eval.")
+]
+PolicyFieldsOption = Annotated[
+    Path | None,
+    typer.Option(help="Policy file, as 'cropsearch export' writes it (or a field mapping)."),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="FIELD=VALUE",
+        help="Set a policy field, over --policy (repeatable; YAML values: 0.3, [48, 64]).",
+    ),
+]
+PreviewSeedOption = Annotated[
+    int, typer.Option(min=SEEDS[0], max=SEEDS[1], help="Seed of the train-mode randomness.")
+]

@@ -1,0 +1,108 @@
+"""Find an existing study by name, whichever engine ran it: keras-tuner studies live beside
+the Optuna storage (``<mlruns>/keras-tuner/<study>``), Optuna's in the storage. One function
+for every command that reads a study (confirm, export, status, a resumed search)."""
+
+from __future__ import annotations
+
+import optuna
+
+from search.engines.common import StudyError
+from search.engines.keras_tuner_records import (
+    KerasTunerRecords,
+    keras_tuner_root,
+    keras_tuner_studies,
+)
+from search.engines.optuna_records import OptunaRecords, param_importances
+from search.ops.stores import created_once
+from search.ops.uris import check_storage_uri, check_tracking_uri, redact, sqlite_path
+from search.safe_yaml import clip
+from search.study.store import FoundStudy
+
+
+def find_study(name: str | None, storage: str) -> FoundStudy:
+    """The study ``name`` (None: the latest) of either engine beside ``storage``."""
+    tuned = keras_tuner_study(name, storage)
+    if tuned is not None:
+        return FoundStudy(tuned.study, "keras-tuner", tuned, tuned.attrs())
+    loaded = load_optuna_study(name, storage)
+    return FoundStudy(
+        loaded.study_name,
+        "optuna",
+        OptunaRecords(loaded),
+        dict(loaded.user_attrs),
+        importances=lambda: param_importances(loaded),
+    )
+
+
+def keras_tuner_study(name: str | None, storage: str) -> KerasTunerRecords | None:
+    """The keras-tuner study ``name`` beside ``storage``; without a name, the latest
+    keras-tuner study when it is newer than the Optuna storage (else None: use Optuna's)."""
+    if name is not None:
+        found = KerasTunerRecords(keras_tuner_root(storage), name)
+        return found if found.exists() else None
+    studies = keras_tuner_studies(storage)
+    if not studies:
+        return None
+    path = sqlite_path(storage)
+    if path is not None and path.exists() and path.stat().st_mtime > studies[-1].changed():
+        return None
+    return studies[-1]
+
+
+def load_optuna_study(name: str | None, storage: str) -> optuna.Study:
+    """The Optuna study ``name`` (None: the latest) in ``storage``."""
+    path = sqlite_path(storage)
+    if path is not None and not path.exists():
+        raise StudyError(
+            f"no study storage at {clip(str(path))} (run 'cropsearch search' first or pass "
+            "--storage)"
+        )
+    check_storage_uri(storage)
+    names = [
+        s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+    ]
+    if not names:
+        raise StudyError(f"no studies in {redact(storage)}")
+    if name is None:
+        return optuna.load_study(study_name=names[-1], storage=storage)
+    if name not in names:
+        raise StudyError(
+            f"no study '{clip(name)}' in {redact(storage)} (known: {', '.join(names[-5:])})"
+        )
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def check_engine(study: str, storage: str, engine: str) -> None:
+    """Refuse to resume a study with the other engine (they would share one MLflow
+    experiment)."""
+    tuned = keras_tuner_study(study, storage) is not None
+    path = sqlite_path(storage)
+    in_optuna = False
+    if path is None or path.exists():
+        with created_once(storage):  # opening a fresh database creates its tables: once
+            in_optuna = study in optuna.get_all_study_names(storage)
+    other = "keras-tuner" if tuned and engine == "optuna" else None
+    other = other or ("optuna" if in_optuna and engine == "keras-tuner" else None)
+    if other is not None:
+        raise StudyError(
+            f"study '{study}' was run with --engine {other}; resume it with that engine or "
+            "start a new --study"
+        )
+
+
+def study_of_run(run_id: str, tracking_uri: str, study: str | None) -> str:
+    """The study an MLflow run of cropsearch belongs to (its ``study`` tag)."""
+    from mlflow.exceptions import MlflowException  # MLflow (~2 s) only for --run-id
+    from mlflow.tracking import MlflowClient
+
+    check_tracking_uri(tracking_uri)
+    try:
+        tags = MlflowClient(tracking_uri).get_run(run_id).data.tags
+    except MlflowException:
+        raise StudyError(f"no run '{clip(run_id)}' in {redact(tracking_uri)}") from None
+    found = tags.get("study")
+    if found is None:
+        raise StudyError(f"run '{clip(run_id)}' is not a cropsearch trial run (no study tag)")
+    if study is not None and study != found:
+        raise StudyError(f"run '{clip(run_id)}' belongs to study '{found}', not '{clip(study)}'")
+    return found

@@ -1,0 +1,196 @@
+"""What ``cropsearch search`` and ``cropsearch confirm`` do, for the CLI to call: check the
+request against the data and the stores, open the engine's run, screen (alone or with
+workers), confirm, and write the study views."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from search.data import Dataset, load_dataset
+from search.engines.base import SearchRun
+from search.engines.common import SearchOptions, StudyError
+from search.engines.lookup import check_engine, find_study
+from search.engines.optuna import OptunaSearch
+from search.ops.quiet import quiet_tensorflow
+from search.ops.signals import handled
+from search.ops.stores import refused_connection
+from search.ops.uris import redact
+from search.ops.workers import start_workers, wait_workers
+from search.results.tracking import Tracker
+from search.results.views import log_study_views
+from search.settings import (
+    BOX_FREE_SPACE,
+    DEFAULT_EPOCHS,
+    DEFAULT_SEED,
+    DEFAULT_SPACE,
+    Engine,
+    StudyKey,
+    TrainConfig,
+)
+from search.space import BOX_FREE_KINDS, Space, shipped_space, split_values
+from search.study.confirm.model import Confirmation
+from search.study.confirm.stage import ConfirmPlan, confirm
+from search.study.record import TrialRecord
+
+Printer = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """A finished search: its run, the search trials' records and the confirmation (if any);
+    ``started`` is when the command started (``time.monotonic``)."""
+
+    run: SearchRun
+    records: list[TrialRecord]
+    confirmation: Confirmation | None
+    started: float
+
+
+def run_search(
+    options: SearchOptions,
+    data: str,
+    space: Path | None,
+    engine: Engine,
+    workers: int = 1,
+    verbose: bool = False,
+    echo: Printer = print,
+) -> SearchOutcome:
+    """Load the data and the space (``space`` None: the default for the data), check them
+    and the study, open the ``engine``'s run and run it (with ``workers`` processes sharing
+    the trials), printing its progress through ``echo``."""
+    started = time.monotonic()
+    search_space = Space.load(space) if space is not None else None
+    quiet_tensorflow(verbose)
+    echo(f"loading data {data} ...")
+    try:
+        dataset = load_dataset(data)
+        if space is None or search_space is None:
+            space = shipped_space(DEFAULT_SPACE if dataset.has_boxes else BOX_FREE_SPACE)
+            search_space = Space.load(space)
+        check_kinds(search_space, dataset, data)
+        if options.study is not None:
+            check_engine(options.study, options.storage, engine)
+        if options.algorithm == "grid":
+            search_space.grid()  # a float parameter without a step: one line, before any trial
+        if options.model is not None:
+            check_model(options.model, search_space, dataset)
+        run = open_run(engine, dataset, search_space, options, echo)
+    except Exception as error:
+        refused = refused_connection(error)
+        if refused is not None:
+            raise StudyError(refused) from None
+        raise
+    sizes = ", ".join(f"{k} {len(getattr(dataset, k))}" for k in ("train", "val", "test"))
+    echo(
+        f"data: {sizes} samples, {dataset.n_classes} classes "
+        f"(ready in {time.monotonic() - started:.1f}s; fingerprint {dataset.fingerprint})"
+    )
+    echo(f"study '{run.name}' ({engine}) in {run.where}; MLflow: {redact(options.tracking_uri)}")
+    trials = options.trials or 0
+    anchors = min(len(run.anchors), trials) - 1
+    echo(
+        f"space {space}; {trials} trials x {options.epochs} epochs; trial 0 is the full-image "
+        "baseline" + (f", then each kind's conventional setting ({anchors})" if anchors > 0 else "")
+    )
+    with handled():
+        if workers > 1 and isinstance(run, OptunaSearch):
+            # The stores, study, parent run and anchors exist: the workers only join.
+            wait_workers(start_workers(run, workers, trials, echo))
+            run.options = dataclasses.replace(run.options, trials=0)  # confirm and close
+        confirmation = run.run()
+    return SearchOutcome(run, run.records.search_records(), confirmation, started)
+
+
+def open_run(
+    engine: Engine, data: Dataset, space: Space, options: SearchOptions, echo: Printer = print
+) -> SearchRun:
+    """The ``engine``'s run over ``space`` on ``data`` (its study created or resumed)."""
+    if engine == "keras-tuner":
+        from search.engines.keras_tuner import KerasTunerSearch  # keras-tuner loads TensorFlow
+
+        return KerasTunerSearch(data, space, options, echo=echo)
+    return OptunaSearch(data, space, options, echo=echo)
+
+
+def check_kinds(space: Space, dataset: Dataset, data: str) -> None:
+    """Refuse a space that can produce object kinds when the data has no boxes."""
+    needing = space.object_kinds()
+    if needing and not dataset.has_boxes:
+        raise StudyError(
+            f"--data '{data}' has no boxes, but {space.source} can sample {', '.join(needing)}; "
+            f"box-free data can use {', '.join(BOX_FREE_KINDS)}: --space {BOX_FREE_SPACE} "
+            "(the default for it)"
+        )
+
+
+def check_model(spec: str, space: Space, dataset: Dataset) -> None:
+    """Build ``--model`` once for the baseline policy's input: a model that cannot be found
+    or does not fit is one line before any trial."""
+    from search.training.model import ModelError, build_network, hyperparameters  # TensorFlow
+
+    policy, config = split_values(space.baseline(), TrainConfig(model=spec))
+    try:
+        build_network(spec, (*policy.size, 3), dataset.n_classes, hyperparameters(config))
+    except ModelError as error:
+        raise StudyError(str(error)) from None
+
+
+def confirm_study(
+    name: str,
+    data: str | None,
+    top: int,
+    repeats: int,
+    seed: int | None,
+    epochs: int | None,
+    *,
+    storage: str,
+    tracking_uri: str,
+    verbose: bool = False,
+    echo: Printer = print,
+) -> Confirmation:
+    """Re-train the study ``name``'s top policies and its baseline over seeds (``seed`` and
+    ``epochs`` None: the study's); finished repeats are reused. The study views are written
+    whatever happens."""
+    found = find_study(name, storage)
+    attrs, records = found.attrs, found.records
+    spec = data or attrs.get(StudyKey.DATA)
+    if spec is None:
+        raise StudyError(f"study '{name}' does not record its data; pass --data")
+    quiet_tensorflow(verbose)
+    dataset = load_dataset(spec)
+    if attrs.get(StudyKey.DATA_FINGERPRINT) not in (None, dataset.fingerprint):
+        raise StudyError(
+            f"--data '{spec}' is not the data study '{name}' ran on "
+            f"(fingerprint {dataset.fingerprint}, study {attrs.get(StudyKey.DATA_FINGERPRINT)})"
+        )
+    if not any(r.state == "complete" for r in records.search_records()):
+        raise StudyError(f"study '{name}' has no completed trial to confirm")
+    tracker = Tracker(tracking_uri, name)
+    parent_id = tracker.start_parent(name, {}, attrs.get(StudyKey.PARENT_RUN))
+    plan = ConfirmPlan(
+        top,
+        repeats,
+        int(attrs.get(StudyKey.SEED, DEFAULT_SEED)) if seed is None else seed,
+        int(attrs.get(StudyKey.EPOCHS, DEFAULT_EPOCHS)) if epochs is None else epochs,
+    )
+    confirmation = None
+    try:
+        with handled():
+            confirmation = confirm(records, dataset, tracker, parent_id, plan, None, echo=echo)
+        return confirmation
+    finally:
+        log_study_views(
+            tracker,
+            parent_id,
+            records.search_records(),
+            dataset,
+            found.importances(),
+            confirmation or records.confirmation(),
+            found.provenance(),
+            final=records.confirm_records(),
+        )
+        tracker.end_run(parent_id, "complete")
