@@ -217,3 +217,25 @@ def test_when_value_outside_the_field_is_an_error(tmp_path: Path) -> None:
     )
     with pytest.raises(SpaceError, match=r"typo\.yaml.*'kind'.*objekt"):
         Space.load(path)
+
+
+def test_every_kind_of_the_default_space_has_a_conventional_anchor() -> None:
+    space = Space.load("spaces/default.yaml")
+    anchors = space.conventions()
+    assert [a["kind"] for a in anchors] == [
+        "center", "random", "random_resized", "object", "object_random"
+    ]  # fmt: skip
+    by_kind = {a["kind"]: a for a in anchors}
+    assert by_kind["center"]["fraction"] == 0.875  # timm crop_pct
+    assert by_kind["random_resized"]["fraction"] == 0.08  # torchvision scale=(0.08, 1)
+    assert by_kind["object"]["context"] == 0.2
+    assert "context" not in by_kind["center"]  # only the parameters active for the kind
+    for anchor in anchors:
+        CropPolicy(**{k: v for k, v in anchor.items()}, size=48)
+
+
+def test_anchors_are_moved_into_the_space_range(tmp_path: object) -> None:
+    space = Space.load("spaces/object.yaml")
+    for anchor in space.conventions():
+        assert -0.1 <= anchor["context"] <= 1.5
+        assert anchor["context"] == pytest.approx(round(anchor["context"] / 0.05) * 0.05)

@@ -1,9 +1,12 @@
-"""Confirmation picks a policy once, whatever epochs its search trials ran (a Hyperband trial
-and its continuation are one configuration: the confirmation trains its own epochs)."""
+"""The confirmation stage: its seeds, derived apart and repeatable, and a policy picked once
+whatever epochs its search trials ran (a Hyperband trial and its continuation are one
+configuration: the confirmation trains its own epochs)."""
 
 from __future__ import annotations
 
-from search.settings import TrainConfig
+from search.engines.optuna import sampler_seed
+from search.settings import TrainConfig, derive_seed
+from search.study.confirm.stage import confirm_seeds
 from search.study.record import TrialRecord
 from search.study.selection import candidates
 
@@ -32,3 +35,12 @@ def test_a_continued_trial_is_confirmed_once() -> None:
     ]
     chosen = candidates(records, top=2)
     assert [r.number for r in chosen] == [0, 3, 1]
+
+
+def test_seeds_are_derived_apart_and_repeatable() -> None:
+    confirm = confirm_seeds(0, 3)
+    assert confirm == confirm_seeds(0, 3)
+    assert confirm[:2] == confirm_seeds(0, 2)
+    others = {derive_seed(0, "train"), sampler_seed(0, 0), sampler_seed(0, 10)}
+    assert len(set(confirm) | others) == len(confirm) + len(others)
+    assert confirm_seeds(1, 3) != confirm
