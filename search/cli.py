@@ -5,6 +5,7 @@ defaults in :mod:`search.settings`."""
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ from search.settings import (
     DEFAULT_TRIALS,
 )
 from search.space import SpaceError
+from search.study.confirm.model import needs_exact_boxes
 from search.study.selection import best_record
 
 app = typer.Typer(
@@ -99,6 +101,7 @@ def search(
     pruner: opt.PrunerOption = None,
     model: opt.ModelOption = None,
     workers: opt.WorkersOption = 1,
+    boxes: opt.BoxesOption = None,
     verbose: opt.VerboseOption = False,
 ) -> None:
     """Screen crop policies, confirm the best over seeds, and print the results."""
@@ -118,10 +121,17 @@ def search(
         trials, timeout, epochs, seed, study, storage, tracking_uri, screen, confirm, top,
         repeats, model=model, algorithm=algorithm, pruner=pruner or DEFAULT_PRUNER,
     )  # fmt: skip
-    outcome = run_search(options, data, space, engine, workers, verbose, typer.echo)
-    print_leaderboard(outcome.records)
+    outcome = run_search(
+        options, data, space, engine, workers, verbose, typer.echo, one_box_source(boxes)
+    )
+    print_leaderboard(outcome.records, outcome.run.options.boxes)
     if outcome.confirmation is not None:
         print_confirmation(outcome.confirmation)
+        if needs_exact_boxes(outcome.confirmation):
+            typer.echo(
+                "choose for detector-like boxes instead:  cropsearch search "
+                f"--data {shlex.quote(data)} --boxes iou:0.75"
+            )
     typer.echo(f"done in {time.monotonic() - outcome.started:.0f}s")
     typer.echo(
         f"export the winner:  cropsearch export --study {outcome.run.name} -o {DEFAULT_POLICY_FILE}"
@@ -132,6 +142,16 @@ def search(
     typer.echo("browse the runs:    cropsearch ui")
     if best_record(outcome.records) is None:
         raise typer.Exit(1)
+
+
+def one_box_source(given: list[str] | None) -> str | None:
+    """The one ``--boxes`` a study chooses for (several would make it multi-objective)."""
+    if given and len(given) > 1:
+        raise UserError(
+            f"--boxes given {len(given)} times ({', '.join(clip(g) for g in given)}): a study "
+            "chooses for one box source; compare others in the robustness table"
+        )
+    return given[0] if given else None
 
 
 @app.command("status")
@@ -185,6 +205,7 @@ def confirm_command(
     epochs: opt.StudyEpochsOption = None,
     storage: opt.StorageOption = DEFAULT_STORAGE,
     tracking_uri: opt.TrackingOption = DEFAULT_TRACKING,
+    boxes: opt.BoxesOption = None,
     verbose: opt.VerboseOption = False,
 ) -> None:
     """Re-train a study's top policies and its baseline over seeds; finished repeats are
@@ -195,6 +216,7 @@ def confirm_command(
     confirmation = confirm_study(
         study, data, top, repeats, seed, epochs,
         storage=storage, tracking_uri=tracking_uri, verbose=verbose, echo=typer.echo,
+        boxes=one_box_source(boxes),
     )  # fmt: skip
     print_confirmation(confirmation)
 

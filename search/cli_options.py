@@ -146,6 +146,19 @@ WorkersOption = Annotated[
     ),
 ]
 
+BoxesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        metavar="SOURCE",
+        help="The boxes the crop will see at inference, to choose it for: exact (the "
+        "annotations), iou:X (annotations disturbed to mean IoU X, e.g. iou:0.75, like a "
+        "detector's), none (no box: object crops fall back to the full image) or "
+        "detections:FILE (your detector's COCO results JSON or CSV); validation and test are "
+        "scored with them [default: a resumed study's, else exact].",
+        show_default=False,
+    ),
+]
+
 # -- confirm --------------------------------------------------------------------------------
 StudyDataOption = Annotated[
     str | None, typer.Option(help="Dataset spec [default: the study's own].")

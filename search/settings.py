@@ -33,6 +33,9 @@ DEFAULT_DATA: Final = "shapes"
 DEFAULT_SPACE: Final = "spaces/default.yaml"
 BOX_FREE_SPACE: Final = "spaces/classic.yaml"
 
+#: The boxes a search chooses for without ``--boxes`` (:mod:`search.data.boxes`).
+DEFAULT_BOXES: Final = "exact"
+
 #: The file ``cropsearch export`` writes without ``--output``.
 DEFAULT_POLICY_FILE: Final = "best_policy.yaml"
 
@@ -114,6 +117,9 @@ class StudyKey:
     MODEL: Final = "model"
     ALGORITHM: Final = "algorithm"
     PRUNER: Final = "pruner"
+    #: The boxes at inference the study chooses for (``exact``, ``iou:X``, ``none``,
+    #: ``detections:FILE``): validation and test are scored with them.
+    BOXES: Final = "boxes"
     #: A parent-run param only: each run of a study samples from its own seed.
     SAMPLER_SEED: Final = "sampler_seed"
     PARENT_RUN: Final = "mlflow_parent_run_id"

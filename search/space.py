@@ -52,6 +52,10 @@ def shipped_space(name: str) -> Path:
     return local if local.exists() else Path(__file__).resolve().parents[1] / name
 
 
+#: The largest ``box_noise`` a search for disturbed boxes tries by default: mean IoU ~0.45.
+BOX_NOISE_HIGH = 0.4
+
+
 class SpaceError(ValueError):
     """A space file is malformed or asks for values outside the fields' bounds."""
 
@@ -152,8 +156,12 @@ def _check_range(source: str, name: str, param: FloatParam | IntParam) -> None:
 class Space:
     """A validated search space; :meth:`sample` draws one configuration from an Optuna trial."""
 
-    def __init__(self, spec: SpaceFile, source: str = "<space>") -> None:
+    def __init__(
+        self, spec: SpaceFile, source: str = "<space>", matched_noise: float | None = None
+    ) -> None:
         self.spec, self.source = spec, source
+        #: The ``box_noise`` matched to the boxes at inference: one more object anchor.
+        self.matched_noise = matched_noise
         known = POLICY_FIELDS + TRAIN_FIELDS
         seen: set[str] = set()
         for name, value in spec.fixed.items():
@@ -311,7 +319,25 @@ class Space:
                     continue
                 values[name] = _conventional(name, param, KINDS[str(choice)].convention)
             found.append({k: v for k, v in values.items() if k in self.spec.params})
+        if self.matched_noise is not None and "box_noise" in self.spec.params:
+            anchor = next((a for a in found if a["kind"] == "object"), None)
+            if anchor is not None:
+                found.append({**anchor, "box_noise": self.matched_noise})
         return found
+
+    def with_box_noise(self, matched: float | None) -> Space:
+        """This space also searching ``box_noise`` (0 to :data:`BOX_NOISE_HIGH`) for the
+        object kinds, with one more object anchor trained at ``matched`` noise: for a search
+        that chooses for disturbed boxes. Unchanged when it already searches ``box_noise``,
+        fixes it, or has no object kind."""
+        objects = [kind for kind in self.object_kinds() if kind != "full"]
+        if not objects or "box_noise" in self.spec.params or "box_noise" in self.spec.fixed:
+            return self
+        high = max(BOX_NOISE_HIGH, matched or 0.0)
+        param = FloatParam(type="float", low=0.0, high=high, when={"kind": objects})
+        spec = self.spec.model_copy(update={"params": {**self.spec.params, "box_noise": param}})
+        noise = None if matched is None else round(min(matched, high), 4)
+        return Space(spec, self.source, noise)
 
 
 def _conventional(name: str, param: Any, conventions: Mapping[str, Any]) -> Any:

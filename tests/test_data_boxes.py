@@ -133,3 +133,16 @@ def test_a_sample_without_a_box_is_cropped_as_the_full_image() -> None:
     assert np.array_equal(eval_crops(center, holed), eval_crops(center, samples))
     everything = dataclasses.replace(samples, boxes=np.full((6, 4), np.nan))
     assert np.array_equal(eval_crops(obj, everything), eval_crops(full, samples))
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("exact", "exact boxes"),
+        ("iou:0.75", "boxes of mean IoU 0.75"),
+        ("none", "no boxes (full image)"),
+        ("detections:d.json", "the detections in d.json"),
+    ],
+)
+def test_sources_describe_themselves(text: str, words: str) -> None:
+    assert BoxSource.parse(text).describe() == words

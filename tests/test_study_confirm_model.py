@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from search.crop.policy import CropPolicy
-from search.results.report import confirmation_csv, robustness_rows
+from search.results.report import confirmation_csv, robustness_header, robustness_rows
 from search.settings import TrainConfig
 from search.study.confirm.model import needs_exact_boxes, summarize
 from search.study.record import TrialRecord
@@ -85,9 +85,12 @@ def test_a_winner_that_needs_exact_boxes_is_flagged() -> None:
     result = summarize([record(0, "full"), record(1)], runs, seeds, 4, 1.0, described)
     warning = needs_exact_boxes(result)
     assert warning is not None and "needs exact boxes" in warning
-    rows = {row[0]: row for row in robustness_rows(result)}
-    assert rows["iou0.75"][2] == "0.5000" and rows["iou0.75"][4] == "0.6000"
-    assert "iou0.5" not in rows  # only the levels that were measured
+    header = robustness_header(result)
+    rows = {row[0]: dict(zip(header, row, strict=True)) for row in robustness_rows(result)}
+    assert list(rows) == [1, 0], "the winner first, then every other confirmed policy"
+    assert rows[1]["iou0.75_test_mean"] == "0.5000" and rows[0]["iou0.75_test_mean"] == "0.6000"
+    assert rows[1]["exact_test_mean"] == "0.9000" and rows[1]["none_test_mean"] == "0.4000"
+    assert "iou0.5_test_mean" not in header  # only the levels that were measured
 
 
 def test_a_winner_below_the_baseline_even_with_exact_boxes_is_not_said_to_need_them() -> None:

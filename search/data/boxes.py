@@ -87,12 +87,11 @@ class BoxSource:
 
     def describe(self) -> str:
         """In words, for verdicts: "exact boxes", "boxes of mean IoU 0.75", ..."""
-        return {
-            "exact": "exact boxes",
-            "iou": f"boxes of mean IoU {self.iou:g}",
-            "none": "no boxes (full image)",
-            "detections": f"the detections in {self.path}",
-        }[self.kind]
+        if self.kind == "iou":
+            return f"boxes of mean IoU {self.iou:g}"
+        if self.kind == "detections":
+            return f"the detections in {self.path}"
+        return "exact boxes" if self.kind == "exact" else "no boxes (full image)"
 
 
 #: The robustness table's levels, from exact to no box.
@@ -158,6 +157,22 @@ def inference_boxes(source: BoxSource, data: Dataset, seed: int) -> InferenceBox
                 "target_iou": source.iou, "noise": noise, "mean_iou": measured, "misses": 0,
             }  # fmt: skip
     return InferenceBoxes(source, boxes["val"], boxes["test"], described, lines)
+
+
+def matched_noise(boxes: InferenceBoxes, data: Dataset, seed: int) -> float | None:
+    """The training ``box_noise`` whose boxes look like ``boxes`` (the same mean IoU with the
+    annotations on the validation split); None when training cannot match them (exact boxes,
+    or none at all)."""
+    if boxes.source.kind == "iou":
+        return float(boxes.described["val"]["noise"])
+    if boxes.source.kind == "detections":
+        target = boxes.described["val"].get("mean_iou")
+        if target is None or target >= 1.0:
+            return None
+        val = data.val
+        noise, _ = noise_for_iou(val.annotated_boxes, val.sizes, target, level_seeds(seed)["val"])
+        return float(noise)
+    return None
 
 
 def level_seeds(seed: int) -> dict[str, int]:

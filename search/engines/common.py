@@ -14,6 +14,7 @@ from search.names import safe_name
 from search.ops.uris import redact
 from search.settings import (
     BUILT_IN_MODEL,
+    DEFAULT_BOXES,
     DEFAULT_EPOCHS,
     DEFAULT_PRUNER,
     DEFAULT_REPEATS,
@@ -65,6 +66,8 @@ class SearchOptions:
     algorithm: str | None = None
     #: Optuna's pruner: median (default), hyperband (per-epoch val accuracy) or none.
     pruner: Pruner = DEFAULT_PRUNER
+    #: The boxes at inference to choose for (a :class:`~search.data.boxes.BoxSource` spec).
+    boxes: str = DEFAULT_BOXES
 
 
 def default_study_name(data: Dataset, space: Space) -> str:
@@ -154,4 +157,5 @@ def study_params(
         StudyKey.OBJECTIVE: OBJECTIVE,
         StudyKey.ENGINE: engine,
         StudyKey.MODEL: options.model or BUILT_IN_MODEL,
+        StudyKey.BOXES: options.boxes,
     }

@@ -156,9 +156,8 @@ class KerasTunerSearch(SearchRun):
             self.report_quiet_failures()
             if self.options.confirm:
                 self.views(None)
-                plan = ConfirmPlan(
-                    self.options.top, self.options.repeats, self.options.seed, self.options.epochs
-                )
+                o = self.options
+                plan = ConfirmPlan(o.top, o.repeats, o.seed, o.epochs, boxes=o.boxes)
                 confirmation = confirm(
                     self.records, self.data, self.tracker, self.parent_id, plan, None, self.echo
                 )

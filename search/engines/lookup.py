@@ -4,6 +4,8 @@ for every command that reads a study (confirm, export, status, a resumed search)
 
 from __future__ import annotations
 
+from typing import Any
+
 import optuna
 
 from search.engines.common import StudyError
@@ -47,6 +49,20 @@ def keras_tuner_study(name: str | None, storage: str) -> KerasTunerRecords | Non
     if path is not None and path.exists() and path.stat().st_mtime > studies[-1].changed():
         return None
     return studies[-1]
+
+
+def recorded_setting(name: str, storage: str, key: str) -> Any:
+    """What an existing study ``name`` recorded under ``key``; None for a new study."""
+    tuned = keras_tuner_study(name, storage)
+    if tuned is not None:
+        return tuned.attrs().get(key)
+    path = sqlite_path(storage)
+    if path is not None and not path.exists():
+        return None
+    with created_once(storage):  # opening a fresh database creates its tables: once
+        if name not in optuna.get_all_study_names(storage):
+            return None
+    return optuna.load_study(study_name=name, storage=storage).user_attrs.get(key)
 
 
 def load_optuna_study(name: str | None, storage: str) -> optuna.Study:

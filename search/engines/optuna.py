@@ -298,7 +298,7 @@ class OptunaSearch(SearchRun):
                 f"note: every kind once and a confirmation at the screening size need "
                 f"~{clock(budget.overrun)} more than the {o.timeout:.0f}s budget; they run anyway"
             )
-        return ConfirmPlan(o.top, o.repeats, o.seed, o.epochs, budget.confirm_fraction)
+        return ConfirmPlan(o.top, o.repeats, o.seed, o.epochs, budget.confirm_fraction, o.boxes)
 
     def objective(self, trial: optuna.Trial) -> float:
         """Train one configuration; report each epoch to the pruner; keep its record."""

@@ -11,9 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from search.data import Dataset, load_dataset
+from search.data.boxes import (
+    BoxSource,
+    BoxSourceError,
+    inference_boxes,
+    matched_noise,
+    scored_with,
+)
 from search.engines.base import SearchRun
 from search.engines.common import SearchOptions, StudyError
-from search.engines.lookup import check_engine, find_study
+from search.engines.lookup import check_engine, find_study, recorded_setting
 from search.engines.optuna import OptunaSearch
 from search.ops.quiet import quiet_tensorflow
 from search.ops.signals import handled
@@ -24,6 +31,7 @@ from search.results.tracking import Tracker
 from search.results.views import log_study_views
 from search.settings import (
     BOX_FREE_SPACE,
+    DEFAULT_BOXES,
     DEFAULT_EPOCHS,
     DEFAULT_SEED,
     DEFAULT_SPACE,
@@ -58,10 +66,13 @@ def run_search(
     workers: int = 1,
     verbose: bool = False,
     echo: Printer = print,
+    boxes: str | None = None,
 ) -> SearchOutcome:
     """Load the data and the space (``space`` None: the default for the data), check them
     and the study, open the ``engine``'s run and run it (with ``workers`` processes sharing
-    the trials), printing its progress through ``echo``."""
+    the trials), printing its progress through ``echo``. ``boxes``: the boxes at inference
+    to choose for (None: a resumed study's, else exact); validation and test are scored with
+    them, and the default space then also searches ``box_noise``."""
     started = time.monotonic()
     search_space = Space.load(space) if space is not None else None
     quiet_tensorflow(verbose)
@@ -72,8 +83,20 @@ def run_search(
             space = shipped_space(DEFAULT_SPACE if dataset.has_boxes else BOX_FREE_SPACE)
             search_space = Space.load(space)
         check_kinds(search_space, dataset, data)
+        recorded = None
         if options.study is not None:
             check_engine(options.study, options.storage, engine)
+            recorded = recorded_setting(options.study, options.storage, StudyKey.BOXES)
+        source = study_boxes(boxes, recorded, options.study)
+        options = dataclasses.replace(options, boxes=str(source))
+        inference = inference_boxes(source, dataset, options.seed)
+        for line in inference.lines:
+            echo(line)
+        if not source.exact and Path(space).resolve() == shipped_space(DEFAULT_SPACE).resolve():
+            search_space = search_space.with_box_noise(
+                matched_noise(inference, dataset, options.seed)
+            )
+        dataset = scored_with(dataset, inference)
         if options.algorithm == "grid":
             search_space.grid()  # a float parameter without a step: one line, before any trial
         if options.model is not None:
@@ -90,6 +113,8 @@ def run_search(
         f"(ready in {time.monotonic() - started:.1f}s; fingerprint {dataset.fingerprint})"
     )
     echo(f"study '{run.name}' ({engine}) in {run.where}; MLflow: {redact(options.tracking_uri)}")
+    if not source.exact:
+        echo(f"choosing for {source.describe()} at inference: validation and test use them")
     trials = options.trials or 0
     anchors = min(len(run.anchors), trials) - 1
     echo(
@@ -103,6 +128,23 @@ def run_search(
             run.options = dataclasses.replace(run.options, trials=0)  # confirm and close
         confirmation = run.run()
     return SearchOutcome(run, run.records.search_records(), confirmation, started)
+
+
+def study_boxes(given: str | None, recorded: str | None, study: str | None) -> BoxSource:
+    """The boxes a study chooses for: those it recorded (a resumed study keeps them), else
+    ``given``, else exact; a ``given`` that differs from the recorded is refused."""
+    try:
+        source = BoxSource.parse(given or recorded or DEFAULT_BOXES)
+        if recorded is not None and given is not None and source != BoxSource.parse(recorded):
+            raise StudyError(
+                f"study '{study}' chooses for --boxes {recorded}; resume it with the same "
+                "--boxes (or none) or start a new --study"
+            )
+    except BoxSourceError as error:
+        raise StudyError(str(error)) from None
+    if source.kind == "detections" and source.path and not Path(source.path).expanduser().exists():
+        raise StudyError(f"--boxes '{source}': no such file")
+    return source
 
 
 def open_run(
@@ -151,10 +193,12 @@ def confirm_study(
     tracking_uri: str,
     verbose: bool = False,
     echo: Printer = print,
+    boxes: str | None = None,
 ) -> Confirmation:
     """Re-train the study ``name``'s top policies and its baseline over seeds (``seed`` and
-    ``epochs`` None: the study's); finished repeats are reused. The study views are written
-    whatever happens."""
+    ``epochs`` None: the study's); finished repeats are reused. Validation and test are
+    scored with the boxes the study chose for (``boxes``, when given, must be those). The
+    study views are written whatever happens."""
     found = find_study(name, storage)
     attrs, records = found.attrs, found.records
     spec = data or attrs.get(StudyKey.DATA)
@@ -169,13 +213,20 @@ def confirm_study(
         )
     if not any(r.state == "complete" for r in records.search_records()):
         raise StudyError(f"study '{name}' has no completed trial to confirm")
+    source = study_boxes(boxes, attrs.get(StudyKey.BOXES), name)
+    study_seed = int(attrs.get(StudyKey.SEED, DEFAULT_SEED))
+    inference = inference_boxes(source, dataset, study_seed)
+    for line in inference.lines:
+        echo(line)
+    dataset = scored_with(dataset, inference)
     tracker = Tracker(tracking_uri, name)
     parent_id = tracker.start_parent(name, {}, attrs.get(StudyKey.PARENT_RUN))
     plan = ConfirmPlan(
         top,
         repeats,
-        int(attrs.get(StudyKey.SEED, DEFAULT_SEED)) if seed is None else seed,
+        study_seed if seed is None else seed,
         int(attrs.get(StudyKey.EPOCHS, DEFAULT_EPOCHS)) if epochs is None else epochs,
+        boxes=str(source),
     )
     confirmation = None
     try:

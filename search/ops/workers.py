@@ -31,12 +31,13 @@ import sys
 import optuna
 
 from search.data import load_dataset
+from search.data.boxes import BoxSource, inference_boxes, scored_with
 from search.engines.common import SearchOptions, StudyError
 from search.engines.optuna import DEFAULT_ALGORITHM, ENGINE, OptunaSearch, sampler_seed
 from search.engines.optuna_storage import owner
 from search.ops.presence import Presence
 from search.results.views import Printer
-from search.settings import BUILT_IN_MODEL, DEFAULT_PRUNER, StudyKey, derive_seed
+from search.settings import BUILT_IN_MODEL, DEFAULT_BOXES, DEFAULT_PRUNER, StudyKey, derive_seed
 from search.space import Space, SpaceFile
 
 
@@ -101,8 +102,11 @@ def join_study(
         model=None if model in (None, BUILT_IN_MODEL) else str(model),
         algorithm=str(attrs.get(StudyKey.ALGORITHM, DEFAULT_ALGORITHM)),
         pruner=attrs.get(StudyKey.PRUNER, DEFAULT_PRUNER),
+        boxes=str(attrs.get(StudyKey.BOXES, DEFAULT_BOXES)),
     )
-    search = OptunaSearch(data, space, options, echo=echo)
+    # Validation and test are scored with the boxes the study chose for, as in its search.
+    inference = inference_boxes(BoxSource.parse(options.boxes), data, options.seed)
+    search = OptunaSearch(scored_with(data, inference), space, options, echo=echo)
     me = owner()
     seed = derive_seed(sampler_seed(options.seed, len(search.study.trials)), f"worker/{me}")
     search.use_sampler(seed)

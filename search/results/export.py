@@ -15,7 +15,7 @@ import yaml
 
 from search.crop.policy import CropPolicy, PolicyError
 from search.safe_yaml import YamlFileError, clip, load_yaml_file, read_text_file, shorten
-from search.settings import StudyKey
+from search.settings import DEFAULT_BOXES, StudyKey
 from search.study.confirm.model import Confirmation, needs_exact_boxes
 from search.study.confirm.statistics import LEVEL, Estimate, Interval
 from search.study.record import TrialRecord
@@ -75,6 +75,8 @@ def policy_document(
             "data": attrs.get(StudyKey.DATA),
             "dataset_fingerprint": attrs.get(StudyKey.DATA_FINGERPRINT),
             "space": attrs.get(StudyKey.SPACE),
+            # The boxes at inference the trial was scored with and the winner chosen for.
+            "boxes": attrs.get(StudyKey.BOXES, DEFAULT_BOXES),
             "seeds": {k: attrs.get(k) for k in (StudyKey.SEED, StudyKey.TRAIN_SEED) if k in attrs},
             "exported": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": package_versions(),
@@ -117,6 +119,7 @@ def confirmation_document(confirmation: Confirmation) -> dict[str, Any]:
         }
     return {
         "verdict": confirmation.verdict,
+        "boxes": confirmation.boxes,
         "distinguishable_from_full_image": confirmation.distinguishable,
         "winner": {
             "trial": win.number,

@@ -15,6 +15,8 @@ from matplotlib.patches import Rectangle
 
 from search.crop.policy import CropPolicy
 from search.data import Samples
+from search.data.boxes import BoxSource
+from search.results.report import robustness_levels, winner_first
 from search.study.confirm.model import Confirmation
 
 BOX_COLOR, TRAIN_COLOR, EVAL_COLOR = "#00e000", "#ff3030", "#ffd000"
@@ -179,6 +181,33 @@ def confirmation_plot(confirmation: Confirmation) -> Figure:
     ax.set_title(confirmation.verdict, fontsize=7, wrap=True)
     if shown:
         ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def robustness_heatmap(confirmation: Confirmation) -> Figure:
+    """Test accuracy of each confirmed policy (rows, the winner first) with each kind of box
+    (columns), as a heat-map with the numbers written in; the boxes the winner was chosen for
+    are starred."""
+    levels = robustness_levels(confirmation)
+    shown = winner_first(confirmation)
+    means = np.array(
+        [[s.robustness[k].mean if k in s.robustness else np.nan for k in levels] for s in shown]
+    ).reshape(len(shown), len(levels))
+    labels = [("* " if s.number == confirmation.winner else "") + s.label for s in shown]
+    chosen = BoxSource.parse(confirmation.boxes).name
+    rows, cols = means.shape
+    fig, ax = plt.subplots(figsize=(1.2 * cols + 3.8, 0.45 * rows + 1.6))
+    ax.imshow(np.nan_to_num(means, nan=0.0), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    for (row, col), value in np.ndenumerate(means):
+        text = "-" if np.isnan(value) else f"{value:.3f}"
+        color = "black" if not np.isnan(value) and value > 0.6 else "white"
+        ax.text(col, row, text, ha="center", va="center", fontsize=7, color=color)
+    names = [level + (" *" if level == chosen else "") for level in levels]
+    ax.set_xticks(range(cols), names, fontsize=7)
+    ax.set_yticks(range(rows), [label[:40] for label in labels], fontsize=7)
+    ax.set_xlabel("boxes at inference (* = chosen for)", fontsize=8)
+    ax.set_title("test accuracy, mean over the seeds", fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -15,8 +15,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from search.data.boxes import BoxSource
+from search.settings import DEFAULT_BOXES
 from search.study.confirm.boxes import BOX_LEVELS
-from search.study.confirm.model import Confirmation, needs_exact_boxes
+from search.study.confirm.model import Confirmation, PolicySummary, needs_exact_boxes
 from search.study.record import OBJECTIVE, TrialRecord
 from search.study.selection import baseline_record, best_record, ranked
 
@@ -207,18 +209,26 @@ def confirmation_table(confirmation: Confirmation) -> list[list[str]]:
 ROBUSTNESS_LEVELS = ("exact", *BOX_LEVELS)
 
 
+def robustness_levels(confirmation: Confirmation) -> list[str]:
+    """The box levels measured, from exact to none, then any other (a detector's boxes)."""
+    known = [name for name in ROBUSTNESS_LEVELS if name in confirmation.box_levels]
+    return known + sorted(set(confirmation.box_levels) - set(ROBUSTNESS_LEVELS))
+
+
+def winner_first(confirmation: Confirmation) -> list[PolicySummary]:
+    """The confirmed policies, the winner first, then by validation mean."""
+    return sorted(
+        confirmation.summaries, key=lambda s: (s.number != confirmation.winner, -s.val.mean)
+    )
+
+
 def robustness_rows(confirmation: Confirmation) -> list[list[Any]]:
-    """Winner and baseline: test accuracy (mean ± std over the seeds) per box level."""
-    shown = [confirmation.winner_summary]
-    base = confirmation.baseline_summary
-    if base is not None and base.number != confirmation.winner:
-        shown.append(base)
+    """Every confirmed policy (the winner first, then by validation mean): its test accuracy
+    with each kind of box, mean and std over the seeds (empty cells: not measured)."""
     rows = []
-    for level in (name for name in ROBUSTNESS_LEVELS if name in confirmation.box_levels):
-        described = confirmation.box_levels[level]
-        iou = described.get("mean_iou")
-        row: list[Any] = [level, "none (full image)" if level == "none" else _num(iou)]
-        for s in shown:
+    for s in winner_first(confirmation):
+        row: list[Any] = [s.number, s.label, s.baseline, s.number == confirmation.winner]
+        for level in robustness_levels(confirmation):
             est = s.robustness.get(level)
             row += ["", ""] if est is None else [_num(est.mean), _num(est.std)]
         rows.append(row)
@@ -227,19 +237,43 @@ def robustness_rows(confirmation: Confirmation) -> list[list[Any]]:
 
 def robustness_header(confirmation: Confirmation) -> list[str]:
     """Column names of :func:`robustness_rows`."""
-    header = ["boxes", "mean_iou"]
-    names = ["winner"]
-    base = confirmation.baseline_summary
-    if base is not None and base.number != confirmation.winner:
-        names.append("baseline")
-    for name in names:
-        header += [f"{name}_test_mean", f"{name}_test_std"]
+    header = ["trial", "policy", "baseline", "winner"]
+    for level in robustness_levels(confirmation):
+        header += [f"{level}_test_mean", f"{level}_test_std"]
     return header
 
 
+def level_ious(confirmation: Confirmation) -> str:
+    """What each level is: its measured mean IoU with the annotated boxes."""
+    parts = []
+    for level in robustness_levels(confirmation):
+        iou = confirmation.box_levels[level].get("mean_iou")
+        parts.append(f"{level} {'none (full image)' if level == 'none' else _num(iou)}")
+    return "mean IoU with the annotated boxes: " + ", ".join(parts)
+
+
 def robustness_csv(confirmation: Confirmation) -> str:
-    """``robustness.csv``."""
-    return _csv(robustness_header(confirmation), robustness_rows(confirmation))
+    """``robustness.csv``: policy x box level, the levels' mean IoU in a closing comment."""
+    return _csv(robustness_header(confirmation), robustness_rows(confirmation)) + (
+        f"# {level_ious(confirmation)}; chosen for {confirmation.boxes}\n"
+    )
+
+
+def robustness_table(confirmation: Confirmation) -> tuple[list[str], list[list[str]]]:
+    """Printable policy x level cells: test mean ± std per kind of box (* = the boxes the
+    winner was chosen for)."""
+    levels = robustness_levels(confirmation)
+    chosen = BoxSource.parse(confirmation.boxes).name
+    header = ["trial", "policy", *(level + (" *" if level == chosen else "") for level in levels)]
+    table = []
+    for row, s in zip(robustness_rows(confirmation), winner_first(confirmation), strict=True):
+        mark = " *" if s.number == confirmation.winner else ""
+        cells = [f"{s.number}{mark}", s.label + ("  (baseline)" if s.baseline else "")]
+        for k in range(len(levels)):
+            mean, std = row[4 + 2 * k], row[5 + 2 * k]
+            cells.append("-" if mean == "" else f"{mean} ± {std}")
+        table.append(cells)
+    return header, table
 
 
 def _console() -> Console:
@@ -249,9 +283,12 @@ def _console() -> Console:
     return console
 
 
-def print_leaderboard(records: Sequence[TrialRecord]) -> None:
-    """The screening leaderboard and the single-run summary, as a terminal table."""
-    table = Table(title="screening leaderboard (single runs; top 5 and the baseline)")
+def print_leaderboard(records: Sequence[TrialRecord], boxes: str = DEFAULT_BOXES) -> None:
+    """The screening leaderboard and the single-run summary, as a terminal table (its title
+    names the boxes validation was scored with, when not the annotations)."""
+    source = BoxSource.parse(boxes)
+    scored = "" if source.exact else f"; scored with {source.describe()}"
+    table = Table(title=f"screening leaderboard (single runs; top 5 and the baseline{scored})")
     for column in ("rank", "trial", OBJECTIVE, "test_accuracy", "policy"):
         table.add_column(column)
     for cells in rows_as_table(leaderboard(records)):
@@ -276,12 +313,16 @@ def print_confirmation(confirmation: Confirmation) -> None:
     for cells in confirmation_table(confirmation):
         table.add_row(*cells)
     console.print(table)
-    robustness = Table(title="robustness: test accuracy with the boxes met in use")
-    for column in robustness_header(confirmation):
+    robustness = Table(
+        title="robustness: test accuracy with the boxes met in use (mean ± std over the seeds)"
+    )
+    header, rows = robustness_table(confirmation)
+    for column in header:
         robustness.add_column(column)
-    for row in robustness_rows(confirmation):
-        robustness.add_row(*(str(c) for c in row))
+    for row in rows:
+        robustness.add_row(*row)
     console.print(robustness)
+    console.print(level_ious(confirmation), highlight=False)
     console.print(f"verdict: {confirmation.verdict}", highlight=False)
     warning = needs_exact_boxes(confirmation)
     if warning:

@@ -49,6 +49,7 @@ def log_study_views(
         confirmation_plot,
         optimization_history,
         policy_gallery,
+        robustness_heatmap,
     )
     from search.results.figures import (
         importances as importances_figure,
@@ -87,6 +88,7 @@ def log_study_views(
     if confirmation is not None:
         tracker.log_text(parent_id, confirmation_csv(confirmation), "confirmation.csv")
         tracker.log_text(parent_id, robustness_csv(confirmation), "robustness.csv")
+        tracker.log_figure(parent_id, robustness_heatmap(confirmation), "robustness.png")
         tracker.log_figure(parent_id, confirmation_plot(confirmation), "confirmation.png")
         warning = needs_exact_boxes(confirmation)
         summary = confirmation.verdict + (f"\n{warning}" if warning else "")

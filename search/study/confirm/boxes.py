@@ -1,12 +1,12 @@
-"""Test-time box levels: the test split's boxes disturbed like a detector's (to a target mean
-IoU with the true box), or none (the full image)."""
+"""Test-time box levels: the test split's annotated boxes disturbed like a detector's (to a
+target mean IoU with them), none (the full image), and the boxes the study chose for."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from search.crop.geometry import noise_for_iou, noisy_boxes
-from search.settings import derive_seed
+from search.data.boxes import LEVELS, BoxSource, level_seeds
+from search.settings import DEFAULT_BOXES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -14,24 +14,40 @@ if TYPE_CHECKING:
     from search.data import Dataset
 
 #: Test-time box levels: target mean IoU with the true box (None: no box, full image).
-BOX_LEVELS: dict[str, float | None] = {"iou0.9": 0.9, "iou0.75": 0.75, "iou0.5": 0.5, "none": None}
+BOX_LEVELS: dict[str, float | None] = {
+    level.name: level.iou for level in LEVELS if level.kind in ("iou", "none")
+}
 
 
-def box_levels(data: Dataset, seed: int) -> tuple[dict[str, np.ndarray | None], dict[str, Any]]:
-    """Test-time boxes per level (disturbed to a target mean IoU, or none) and what each
-    level is: ``{name: {"target_iou", "noise", "mean_iou"}}``."""
-    boxes, sizes = data.test.boxes, data.test.sizes
-    level_seed = derive_seed(seed, "boxes")
+def box_levels(
+    data: Dataset, seed: int, boxes: str = DEFAULT_BOXES
+) -> tuple[dict[str, np.ndarray | None], dict[str, Any]]:
+    """Test-time boxes per level and what each level is: ``{name: {"target_iou", "noise",
+    "mean_iou"}}``. With exact boxes the test score is the ``exact`` level; otherwise it is
+    the ``boxes`` level (``data`` is scored with them), and ``exact`` is one more level."""
+    from search.crop.geometry import box_iou, noise_for_iou, noisy_boxes
+
+    source = BoxSource.parse(boxes)
+    annotated, sizes = data.test.annotated_boxes, data.test.sizes
+    level_seed = level_seeds(seed)["test"]
     test_boxes: dict[str, np.ndarray | None] = {}
     described: dict[str, dict[str, float | None]] = {
         "exact": {"target_iou": 1.0, "noise": 0.0, "mean_iou": 1.0}
     }
+    if not source.exact:
+        test_boxes["exact"] = annotated
     for name, target in BOX_LEVELS.items():
         if target is None:
             test_boxes[name] = None
             described[name] = {"target_iou": None, "noise": None, "mean_iou": None}
             continue
-        noise, measured = noise_for_iou(boxes, sizes, target, level_seed)
-        test_boxes[name] = noisy_boxes(boxes, sizes, noise, level_seed)
+        noise, measured = noise_for_iou(annotated, sizes, target, level_seed)
+        test_boxes[name] = noisy_boxes(annotated, sizes, noise, level_seed)
         described[name] = {"target_iou": target, "noise": noise, "mean_iou": measured}
+    if source.name not in described:  # an iou:X of another X, or a detector's boxes
+        found = data.test.boxes
+        hit = ~data.test.missing_boxes
+        mean = float(box_iou(annotated[hit], found[hit]).mean()) if hit.any() else None
+        test_boxes[source.name] = found
+        described[source.name] = {"target_iou": source.iou, "noise": None, "mean_iou": mean}
     return test_boxes, described

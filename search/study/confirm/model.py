@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from search.data.boxes import BoxSource
+from search.settings import DEFAULT_BOXES
 from search.study.confirm.statistics import LEVEL, Estimate, Interval, estimate, paired_interval
 from search.study.record import TrialRecord
 
@@ -38,6 +40,9 @@ class Confirmation:
     epochs: int
     train_fraction: float
     box_levels: dict[str, dict[str, float | None]]
+    #: The boxes at inference the winner was chosen for (a box source spec): its validation
+    #: and test scores use them.
+    boxes: str = DEFAULT_BOXES
 
     @property
     def winner_summary(self) -> PolicySummary:
@@ -84,12 +89,15 @@ def summarize(
     epochs: int,
     train_fraction: float,
     box_levels: dict[str, dict[str, float | None]],
+    boxes: str = DEFAULT_BOXES,
 ) -> Confirmation:
     """Per-policy estimates, paired intervals against the baseline and the verdict.
 
     ``runs`` are complete confirmation records; a policy's runs pair with the baseline's by
-    training seed.
+    training seed. Their test scores are with ``boxes``; the robustness levels hold the
+    scores with every other kind of box.
     """
+    chosen_for = BoxSource.parse(boxes)
     by_policy: dict[int, dict[int, TrialRecord]] = {}
     for run in runs:
         by_policy.setdefault(run.number, {})[run.train.seed] = run
@@ -115,7 +123,7 @@ def summarize(
                 [base_runs[s].test_accuracy or 0.0 for s in paired],
             )
         levels = sorted({k for s in used for k in mine[s].robustness})
-        robustness = {"exact": estimate(test)}
+        robustness = {chosen_for.name: estimate(test)}
         for level in levels:
             robustness[level] = estimate([mine[s].robustness.get(level, 0.0) for s in used])
         summaries.append(
@@ -135,6 +143,8 @@ def summarize(
         raise ValueError("no confirmation run completed")
     winner = max(summaries, key=lambda s: (s.val.mean, s.baseline, -s.number))
     verdict, distinguishable = _verdict(winner)
+    if not chosen_for.exact:
+        verdict = f"with {chosen_for.describe()} at inference, {verdict}"
     return Confirmation(
         summaries,
         winner.number,
@@ -144,6 +154,7 @@ def summarize(
         epochs,
         train_fraction,
         box_levels,
+        str(chosen_for),
     )
 
 
@@ -169,6 +180,8 @@ def _verdict(winner: PolicySummary) -> tuple[str, bool]:
 def needs_exact_boxes(confirmation: Confirmation, drop: float = 0.02) -> str | None:
     """A plain warning when the winner loses more than ``drop`` test accuracy with boxes of
     mean IoU 0.75, or falls there below a baseline it beats with exact boxes."""
+    if not BoxSource.parse(confirmation.boxes).exact:
+        return None  # chosen for other boxes already: the table shows the trade-off
     win, base = confirmation.winner_summary, confirmation.baseline_summary
     exact, noisy = win.robustness.get("exact"), win.robustness.get("iou0.75")
     if exact is None or noisy is None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from search.settings import (
+    DEFAULT_BOXES,
     DEFAULT_EPOCHS,
     DEFAULT_REPEATS,
     DEFAULT_SEED,
@@ -46,6 +47,9 @@ class ConfirmPlan:
     seed: int = DEFAULT_SEED
     epochs: int = DEFAULT_EPOCHS
     train_fraction: float = 1.0
+    #: The boxes at inference the study chose for (a box source spec); the data passed to
+    #: :func:`confirm` is scored with them.
+    boxes: str = DEFAULT_BOXES
 
 
 def run_key(record: TrialRecord, plan: ConfirmPlan, seed: int) -> str:
@@ -70,7 +74,7 @@ def confirm(
         raise ValueError("the study has no completed trial to confirm")
     seeds = confirm_seeds(plan.seed, plan.repeats)
     if data.has_boxes:
-        test_boxes, described = box_levels(data, plan.seed)
+        test_boxes, described = box_levels(data, plan.seed, plan.boxes)
     else:  # no boxes to disturb: every policy is box-free, its test score is the only one
         test_boxes, described = None, {"exact": {"target_iou": 1.0, "noise": 0.0, "mean_iou": 1.0}}
     done = {
@@ -109,6 +113,8 @@ def confirm(
             outcome = f"FAILED: {record.error}"
         echo(f"[confirm {i}/{len(todo)}] {setup.run_name()}: {outcome} ({record.seconds:.0f}s)")
     runs = [r for (number, seed), r in done.items() if seed in seeds]
-    confirmation = summarize(chosen, runs, seeds, plan.epochs, plan.train_fraction, described)
+    confirmation = summarize(
+        chosen, runs, seeds, plan.epochs, plan.train_fraction, described, plan.boxes
+    )
     store.save_confirmation(confirmation)
     return confirmation
