@@ -126,3 +126,34 @@ def test_only_an_earlier_live_twin_is_waited_for(tmp_path: Path, live_pid: int) 
     assert done.state == TrialState.COMPLETE and 0.2 < time.monotonic() - started < 10
     still = wait_for_trial(study, study.trials[2], poll=0.05, limit=0.2)  # bounded
     assert still.state == TrialState.RUNNING
+
+
+def test_another_host_s_silent_trial_is_failed_by_the_heartbeat_and_retried_once(
+    tmp_path: Path,
+) -> None:
+    """A trial whose owner is another machine (no process to look up) is failed only through
+    the heartbeat: once it has been silent past the grace, the next process to repair the
+    study fails it, closes its MLflow run as failed and queues its configuration once."""
+    from search.results.tracking import Tracker
+
+    storage = optuna_storage.open_storage(f"sqlite:///{tmp_path}/o.db")
+    assert isinstance(storage, optuna.storages.RDBStorage)
+    storage.grace_period = 1  # seconds of silence before a trial counts as dead
+    study = optuna.create_study(study_name="away", storage=storage, direction="maximize")
+    trial = study.ask({"context": optuna.distributions.FloatDistribution(0.0, 1.0)})
+    trial.set_user_attr(TrialKey.OWNER, "a-machine-elsewhere:4242")
+    tracker = Tracker(f"sqlite:///{tmp_path}/m.db", "away")
+    parent = tracker.start_parent("away", {})
+    run_id = tracker.start_trial(parent, 0, "full", {}, {})
+    trial.set_user_attr(TrialKey.RUN_ID, run_id)
+    storage.record_heartbeat(trial._trial_id)
+
+    assert optuna_storage.repair_stale_trials(study, tracker) == [], "alive within the grace"
+    assert study.trials[0].state == TrialState.RUNNING
+    time.sleep(2.5)
+    assert optuna_storage.repair_stale_trials(study, tracker) == [0]
+    first, retry = study.get_trials(deepcopy=False)
+    assert first.state == TrialState.FAIL and tracker.run_status(run_id) == "FAILED"
+    assert retry.state == TrialState.WAITING and retry.params == first.params
+    assert retry.system_attrs["failed_trial"] == 0 and TrialKey.OWNER not in retry.user_attrs
+    assert optuna_storage.repair_stale_trials(study, tracker) == [], "repaired once"
