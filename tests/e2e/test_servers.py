@@ -70,6 +70,40 @@ def test_search_on_postgresql_and_an_mlflow_server(
     assert code == 0 and output.strip().endswith("Optuna and MLflow agree"), output
 
 
+def test_passwords_in_server_urls_reach_no_output_param_tag_or_attribute(
+    cluster: Postgres, tracking: str, tmp_path: Path
+) -> None:
+    """A ``user:password@`` PostgreSQL URL and tracking URI (the test server trusts loopback,
+    so the password is carried but not checked): the password appears nowhere a search
+    writes — terminal, Optuna attributes, MLflow params, tags and text artifacts."""
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+    secret = "s3cr3t-pw"
+    storage = cluster.create_database("secrets").replace("postgres@", f"postgres:{secret}@")
+    with_password = tracking.replace("http://", f"http://someone:{secret}@")
+    args = _served_args(tmp_path, "secret", 2, storage, with_password)
+    code, output = _cli(args)
+    assert code == 0, output
+    assert secret not in output and "postgres:***@127.0.0.1" in output
+
+    study = optuna.load_study(study_name="secret", storage=storage)
+    stored = repr(study.user_attrs) + repr(study._storage.get_study_system_attrs(study._study_id))
+    stored += "".join(repr(t.user_attrs) + repr(t.system_attrs) for t in study.trials)
+    assert secret not in stored
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name("secret")
+    assert experiment is not None
+    for run in client.search_runs([experiment.experiment_id]):
+        assert secret not in repr(run.data.params) + repr(run.data.tags)
+        folder = tmp_path / run.info.run_id
+        folder.mkdir()
+        for artifact in client.list_artifacts(run.info.run_id):
+            if artifact.path.endswith((".txt", ".csv", ".yaml", ".json")):
+                local = client.download_artifacts(run.info.run_id, artifact.path, str(folder))
+                assert secret not in Path(local).read_text(), artifact.path
+
+
 def test_two_workers_on_postgresql_and_an_mlflow_server_agree(
     cluster: Postgres, tracking: str, tmp_path: Path
 ) -> None:
