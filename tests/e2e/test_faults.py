@@ -95,15 +95,21 @@ def test_ctrl_c_of_a_search_on_postgresql(cluster: Postgres, tracking: str, tmp_
     assert code == 0 and output.strip().endswith("Optuna and MLflow agree"), output
 
 
-@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("store", ["sqlite", "postgresql", "server"])
 def test_two_searches_started_together_on_a_fresh_store(
-    cluster: Postgres, store: str, tmp_path: Path
+    cluster: Postgres, tracking: str, store: str, tmp_path: Path
 ) -> None:
+    """Both processes create the study, its experiment and its parent run at once: on a
+    tracking server (no lock to share) one gets RESOURCE_ALREADY_EXISTS for the experiment
+    and the duplicate parent run is removed."""
+    served = tracking
     if store == "sqlite":
         storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
-    else:  # fresh databases: both processes create the tables of Optuna and MLflow
+    elif store == "postgresql":  # fresh databases: both processes create Optuna's and MLflow's
         storage = cluster.create_database("together_optuna")
         tracking = cluster.create_database("together_mlflow")
+    else:  # an MLflow server: its experiment and parent runs are created over HTTP
+        storage, tracking = cluster.create_database("together_served"), served
     command = _search("together", storage, tracking, trials=2)
     first, second = _start(command, tmp_path), _start(command, tmp_path)
     for process in (first, second):
