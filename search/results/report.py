@@ -248,7 +248,7 @@ def level_ious(confirmation: Confirmation) -> str:
     parts = []
     for level in robustness_levels(confirmation):
         iou = confirmation.box_levels[level].get("mean_iou")
-        parts.append(f"{level} {'none (full image)' if level == 'none' else _num(iou)}")
+        parts.append("none (no box: full image)" if level == "none" else f"{level} {_num(iou)}")
     return "mean IoU with the annotated boxes: " + ", ".join(parts)
 
 
