@@ -149,7 +149,9 @@ def test_ui_link_shows_the_study_in_model_training_mode(
     _wait(browser, lambda d: "Overview" in _sidebar(d), "the GenAI overview")
     assert "Runs" not in _sidebar(browser)
 
-    # The printed link: the runs table in the Model training mode.
+    # The printed link, opened afresh as a user opens it (not as a hash change of the page
+    # above, which the app may still be loading): the runs table in the Model training mode.
+    browser.get("about:blank")
     browser.get(ui_link)
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, EXPANDER), "the runs table")
     sidebar = _sidebar(browser)
