@@ -19,7 +19,7 @@ from search.data import DataError, load_dataset
 from search.data.report import format_report, preview_grid
 from search.engines.common import SearchOptions, StudyError
 from search.names import StudyNameError, check_study_name
-from search.ops.quiet import quiet_tensorflow
+from search.ops.quiet import quiet_store_noise, quiet_tensorflow
 from search.ops.signals import Interrupted, forget, handled, received
 from search.ops.uris import UriError, check_storage_uri, check_tracking_uri, redact, sqlite_path
 from search.results.apply import ApplyError, skipped_summary, write_crops, write_preview
@@ -115,7 +115,7 @@ def search(
         raise UserError("--pruner is for the optuna engine (keras-tuner's hyperband stops trials)")
     if workers > 1 and (engine != "optuna" or timeout is not None):
         raise UserError("--workers runs the optuna engine without --timeout (use --trials)")
-    from search.engines.run import run_search  # Optuna and MLflow: once the flags are good
+    from search.engines.run import one_box_source, run_search  # Optuna, MLflow: flags are good
 
     options = SearchOptions(
         trials, timeout, epochs, seed, study, storage, tracking_uri, screen, confirm, top,
@@ -142,16 +142,6 @@ def search(
     typer.echo("browse the runs:    cropsearch ui")
     if best_record(outcome.records) is None:
         raise typer.Exit(1)
-
-
-def one_box_source(given: list[str] | None) -> str | None:
-    """The one ``--boxes`` a study chooses for (several would make it multi-objective)."""
-    if given and len(given) > 1:
-        raise UserError(
-            f"--boxes given {len(given)} times ({', '.join(clip(g) for g in given)}): a study "
-            "chooses for one box source; compare others in the robustness table"
-        )
-    return given[0] if given else None
 
 
 @app.command("status")
@@ -210,7 +200,7 @@ def confirm_command(
 ) -> None:
     """Re-train a study's top policies and its baseline over seeds; finished repeats are
     reused, so running it again resumes (or just reprints)."""
-    from search.engines.run import confirm_study  # Optuna and MLflow: once the flags are good
+    from search.engines.run import confirm_study, one_box_source  # Optuna and MLflow
 
     _check_stores(study, None, tracking_uri)
     confirmation = confirm_study(
@@ -359,6 +349,7 @@ def preview(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes print one line on stderr and exit 2, with no traceback."""
     forget()  # a signal an earlier command received in this process is not this one's
+    quiet_store_noise()
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="cropsearch", standalone_mode=False)

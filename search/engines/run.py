@@ -29,6 +29,7 @@ from search.ops.uris import redact
 from search.ops.workers import start_workers, wait_workers
 from search.results.tracking import Tracker
 from search.results.views import log_study_views
+from search.safe_yaml import clip
 from search.settings import (
     BOX_FREE_SPACE,
     DEFAULT_BOXES,
@@ -128,6 +129,16 @@ def run_search(
             run.options = dataclasses.replace(run.options, trials=0)  # confirm and close
         confirmation = run.run()
     return SearchOutcome(run, run.records.search_records(), confirmation, started)
+
+
+def one_box_source(given: list[str] | None) -> str | None:
+    """The one ``--boxes`` a study chooses for (several would make it multi-objective)."""
+    if given and len(given) > 1:
+        raise StudyError(
+            f"--boxes given {len(given)} times ({', '.join(clip(g) for g in given)}): a study "
+            "chooses for one box source; compare others in the robustness table"
+        )
+    return given[0] if given else None
 
 
 def study_boxes(given: str | None, recorded: str | None, study: str | None) -> BoxSource:

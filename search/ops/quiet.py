@@ -14,6 +14,7 @@ import contextlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import logging
 import os
 import sys
 import tempfile
@@ -84,3 +85,32 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not verbose:
         silence_first_import("tensorflow")
+
+
+class _CursorCloseNoise(logging.Filter):
+    """Drops SQLAlchemy's "Error closing cursor" records: when a signal or a lost connection
+    ends a query, SQLAlchemy logs the failed close with a full traceback before the original
+    error reaches us, and that error is what we report (in one line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Error closing cursor"
+
+
+class _StderrNow(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (it may be replaced)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def quiet_store_noise() -> None:
+    """Route SQLAlchemy's connection-pool log records through one stderr handler that leaves
+    out the cursor-close noise (without a handler, Python's last resort prints them whole)."""
+    pool = logging.getLogger("sqlalchemy.pool")
+    if any(isinstance(f, _CursorCloseNoise) for h in pool.handlers for f in h.filters):
+        return
+    handler = _StderrNow()
+    handler.setLevel(logging.WARNING)
+    handler.addFilter(_CursorCloseNoise())
+    pool.addHandler(handler)

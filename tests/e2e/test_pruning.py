@@ -21,6 +21,8 @@ import search
 from search.cli import main
 from search.study.record import TrialRecord
 
+pytestmark = pytest.mark.slow  # whole searches through the CLI (a stand-in trainer)
+
 EPOCHS = 6
 WARMUP = EPOCHS // 2  # the median pruner's warm-up: epochs 0..WARMUP-1 are never judged
 

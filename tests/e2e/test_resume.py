@@ -14,6 +14,8 @@ from test_pruning import fake_train
 
 from search.cli import main
 
+pytestmark = pytest.mark.slow  # whole searches through the CLI (a stand-in trainer)
+
 
 def test_a_resumed_study_s_new_trials_are_new(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -17,6 +17,8 @@ from test_pruning import fake_train
 
 from search.cli import main
 
+pytestmark = pytest.mark.slow  # whole searches through the CLI (a stand-in trainer)
+
 SECONDS_PER_TRAINING = 0.4
 
 
