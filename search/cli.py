@@ -113,17 +113,20 @@ def search(
         )
     if pruner is not None and engine != "optuna":
         raise UserError("--pruner is for the optuna engine (keras-tuner's hyperband stops trials)")
+    if pruner not in (None, "none") and boxes and len(boxes) > 1:
+        raise UserError(
+            f"--pruner {pruner}: --boxes given {len(boxes)} times makes a multi-objective "
+            "study, and Optuna prunes single-objective studies only"
+        )
     if workers > 1 and (engine != "optuna" or timeout is not None):
         raise UserError("--workers runs the optuna engine without --timeout (use --trials)")
-    from search.engines.run import one_box_source, run_search  # Optuna, MLflow: flags are good
+    from search.engines.run import run_search  # Optuna, MLflow: flags are good
 
     options = SearchOptions(
         trials, timeout, epochs, seed, study, storage, tracking_uri, screen, confirm, top,
         repeats, model=model, algorithm=algorithm, pruner=pruner or DEFAULT_PRUNER,
     )  # fmt: skip
-    outcome = run_search(
-        options, data, space, engine, workers, verbose, typer.echo, one_box_source(boxes)
-    )
+    outcome = run_search(options, data, space, engine, workers, verbose, typer.echo, boxes)
     print_leaderboard(outcome.records, outcome.run.options.boxes)
     if outcome.confirmation is not None:
         print_confirmation(outcome.confirmation)
@@ -200,13 +203,13 @@ def confirm_command(
 ) -> None:
     """Re-train a study's top policies and its baseline over seeds; finished repeats are
     reused, so running it again resumes (or just reprints)."""
-    from search.engines.run import confirm_study, one_box_source  # Optuna and MLflow
+    from search.engines.run import confirm_study  # Optuna and MLflow
 
     _check_stores(study, None, tracking_uri)
     confirmation = confirm_study(
         study, data, top, repeats, seed, epochs,
         storage=storage, tracking_uri=tracking_uri, verbose=verbose, echo=typer.echo,
-        boxes=one_box_source(boxes),
+        boxes=boxes,
     )  # fmt: skip
     print_confirmation(confirmation)
 

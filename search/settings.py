@@ -120,6 +120,9 @@ class StudyKey:
     #: The boxes at inference the study chooses for (``exact``, ``iou:X``, ``none``,
     #: ``detections:FILE``): validation and test are scored with them.
     BOXES: Final = "boxes"
+    #: A multi-objective study's box sources, one objective each (the first is ``boxes``);
+    #: recorded only when ``--boxes`` is given more than once.
+    OBJECTIVE_BOXES: Final = "objective_boxes"
     #: A parent-run param only: each run of a study samples from its own seed.
     SAMPLER_SEED: Final = "sampler_seed"
     PARENT_RUN: Final = "mlflow_parent_run_id"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from search.crop.policy import CropPolicy
 from search.settings import TrainConfig
 from search.study.record import TrialRecord
-from search.study.selection import candidates
+from search.study.selection import candidates, pareto_front
 
 
 def record(number: int, kind: str = "object", value: float = 0.5, **fields: object) -> TrialRecord:
@@ -39,3 +39,29 @@ def test_candidates_are_the_baseline_then_the_top_distinct_policies() -> None:
     chosen = candidates(records, top=3)
     assert [r.number for r in chosen] == [0, 4, 1, 3]
     assert [r.number for r in candidates(records, top=1)] == [0, 4]
+
+
+def scored(
+    number: int, exact: float, none: float, kind: str = "object", **fields: object
+) -> TrialRecord:
+    return record(number, kind, exact, val_by_boxes={"exact": exact, "none": none}, **fields)
+
+
+def test_the_pareto_front_is_the_trials_no_other_beats_on_both_objectives() -> None:
+    records = [
+        scored(0, 0.40, 0.40, "full"),
+        scored(1, 0.95, 0.20, policy={"context": 0.1}),
+        scored(2, 0.80, 0.50, policy={"context": 0.5}),
+        scored(3, 0.70, 0.45, policy={"context": 0.7}),  # beaten by 2 on both
+        scored(4, 0.80, 0.50, policy={"context": 0.5}),  # 2's scores again: the earliest counts
+        scored(5, 0.95, 0.10, policy={"context": 0.2}),  # as good as 1 on one, worse on the other
+        scored(6, 0.30, 0.60, policy={"context": 1.0}),
+        scored(7, 0.99, 0.99, state="pruned"),
+        record(8, "object", 0.99),  # not scored on the objectives
+    ]
+    front = pareto_front(records, ["exact", "none"])
+    assert [r.number for r in front] == [1, 2, 6]
+    assert [r.number for r in pareto_front(records, ["none", "exact"])] == [6, 2, 1]
+    # A multi-objective study confirms the baseline and the whole front, whatever --top says.
+    assert [r.number for r in candidates(records, 1, ["exact", "none"])] == [0, 1, 2, 6]
+    assert [r.number for r in candidates(records, 1)] == [0, 8]

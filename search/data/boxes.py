@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -143,20 +144,74 @@ def inference_boxes(source: BoxSource, data: Dataset, seed: int) -> InferenceBox
             described[name] = {"mean_iou": found.mean_iou, "misses": found.misses}
     for name, samples in splits.items():
         if source.kind == "exact":
-            boxes[name] = samples.boxes
+            boxes[name] = samples.annotated_boxes
             described[name] = {"target_iou": 1.0, "noise": 0.0, "mean_iou": 1.0, "misses": 0}
         elif source.kind == "none":
-            boxes[name] = np.full_like(samples.boxes, np.nan, dtype=np.float64)
+            boxes[name] = np.full_like(samples.annotated_boxes, np.nan, dtype=np.float64)
             described[name] = {"target_iou": None, "mean_iou": None, "misses": len(samples)}
         elif source.kind == "iou":
             assert source.iou is not None
             level_seed = level_seeds(seed)[name]
-            noise, measured = noise_for_iou(samples.boxes, samples.sizes, source.iou, level_seed)
-            boxes[name] = noisy_boxes(samples.boxes, samples.sizes, noise, level_seed)
+            annotated = samples.annotated_boxes
+            noise, measured = noise_for_iou(annotated, samples.sizes, source.iou, level_seed)
+            boxes[name] = noisy_boxes(annotated, samples.sizes, noise, level_seed)
             described[name] = {
                 "target_iou": source.iou, "noise": noise, "mean_iou": measured, "misses": 0,
             }  # fmt: skip
     return InferenceBoxes(source, boxes["val"], boxes["test"], described, lines)
+
+
+@dataclass(frozen=True)
+class StudyBoxes:
+    """The boxes a study chooses for: one source (its validation and test scores use them),
+    or several for a multi-objective study, one objective each (validation accuracy with
+    them); the first is the one ``export`` picks the answer by."""
+
+    sources: tuple[InferenceBoxes, ...]
+
+    @property
+    def chosen(self) -> InferenceBoxes:
+        """The first source: the data's validation and test samples are scored with it."""
+        return self.sources[0]
+
+    @property
+    def objectives(self) -> list[str]:
+        """The sources of a multi-objective study, as written (empty for one source)."""
+        return [str(b.source) for b in self.sources] if len(self.sources) > 1 else []
+
+    def val_boxes(self) -> dict[str, np.ndarray]:
+        """Validation boxes per objective, by source name (empty for one source)."""
+        return {b.source.name: b.val for b in self.sources} if len(self.sources) > 1 else {}
+
+    def test_boxes(self) -> dict[str, np.ndarray]:
+        """Test boxes of every source but the first, by name (robustness levels)."""
+        return {b.source.name: b.test for b in self.sources[1:]}
+
+    @property
+    def lines(self) -> list[str]:
+        """What to print: each detections file's match report."""
+        return [line for b in self.sources for line in b.lines]
+
+
+def parse_sources(given: Sequence[str]) -> list[BoxSource]:
+    """``--boxes`` values as sources; one given twice (by name) is refused."""
+    sources = [BoxSource.parse(text) for text in given]
+    names = [s.name for s in sources]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise BoxSourceError(
+            f"--boxes names {twice[0]} twice: each source is one objective"
+            + (" (one detections file per study)" if twice[0] == "detections" else "")
+        )
+    return sources
+
+
+def study_inference(
+    sources: Sequence[BoxSource], data: Dataset, seed: int
+) -> tuple[Dataset, StudyBoxes]:
+    """``data`` scored with the first source's boxes, and every source's boxes."""
+    boxes = StudyBoxes(tuple(inference_boxes(source, data, seed) for source in sources))
+    return scored_with(data, boxes.chosen), boxes
 
 
 def matched_noise(boxes: InferenceBoxes, data: Dataset, seed: int) -> float | None:

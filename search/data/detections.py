@@ -148,7 +148,7 @@ def match_detections(samples: Samples, detections: Detections) -> Matched:
         if found is None or not len(found):
             continue
         rows = np.flatnonzero(samples.image == image)
-        overlap = pairwise_iou(samples.boxes[rows], found)
+        overlap = pairwise_iou(samples.annotated_boxes[rows], found)
         while True:
             best = np.unravel_index(np.argmax(overlap), overlap.shape)
             value = overlap[best]

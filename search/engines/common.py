@@ -68,6 +68,9 @@ class SearchOptions:
     pruner: Pruner = DEFAULT_PRUNER
     #: The boxes at inference to choose for (a :class:`~search.data.boxes.BoxSource` spec).
     boxes: str = DEFAULT_BOXES
+    #: A multi-objective study's box sources (``--boxes`` given more than once; the first is
+    #: ``boxes``); empty for one objective.
+    objectives: tuple[str, ...] = ()
 
 
 def default_study_name(data: Dataset, space: Space) -> str:
@@ -158,4 +161,5 @@ def study_params(
         StudyKey.ENGINE: engine,
         StudyKey.MODEL: options.model or BUILT_IN_MODEL,
         StudyKey.BOXES: options.boxes,
+        **({StudyKey.OBJECTIVE_BOXES: list(options.objectives)} if options.objectives else {}),
     }

@@ -4,6 +4,7 @@ for every command that reads a study (confirm, export, status, a resumed search)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
@@ -18,6 +19,7 @@ from search.engines.optuna_records import OptunaRecords, param_importances
 from search.ops.stores import created_once
 from search.ops.uris import check_storage_uri, check_tracking_uri, redact, sqlite_path
 from search.safe_yaml import clip
+from search.settings import StudyKey
 from search.study.store import FoundStudy
 
 
@@ -63,6 +65,16 @@ def recorded_setting(name: str, storage: str, key: str) -> Any:
         if name not in optuna.get_all_study_names(storage):
             return None
     return optuna.load_study(study_name=name, storage=storage).user_attrs.get(key)
+
+
+def recorded_boxes(attrs: Mapping[str, Any]) -> list[str] | None:
+    """The box sources a study's settings record (:data:`StudyKey.OBJECTIVE_BOXES` for a
+    multi-objective study, else :data:`StudyKey.BOXES`); None when they record none."""
+    several = attrs.get(StudyKey.OBJECTIVE_BOXES)
+    if several:
+        return [str(s) for s in several]
+    one = attrs.get(StudyKey.BOXES)
+    return None if one is None else [str(one)]
 
 
 def load_optuna_study(name: str | None, storage: str) -> optuna.Study:

@@ -12,6 +12,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.data import Dataset
+from search.data.boxes import StudyBoxes
 from search.engines.base import SearchRun
 from search.engines.common import SearchOptions, plan_budget, screen_index
 from search.engines.optuna_records import OptunaRecords, param_importances, study_attrs
@@ -94,11 +95,13 @@ def open_study(
     algorithm: str = DEFAULT_ALGORITHM,
     space: Space | None = None,
     anchors: Sequence[Mapping[str, Any]] = (),
+    objectives: int = 1,
 ) -> optuna.Study:
     """Create the study, or load it (resume by name). The sampler's seed is derived from
     ``seed`` and the number of trials already run, so a resumed study samples new points.
     A new study gets ``anchors`` queued (the first one as the baseline), once: the creation
-    lock is held, so processes started together on a fresh store do not queue them twice."""
+    lock is held, so processes started together on a fresh store do not queue them twice.
+    With several ``objectives`` the study maximizes each; Optuna prunes none of its trials."""
     check_study_name(name)
     # Optuna logs each failed trial with its traceback; the search prints its own line.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -106,9 +109,9 @@ def open_study(
         study = optuna.create_study(
             study_name=name,
             storage=open_storage(storage),
-            direction="maximize",
+            directions=["maximize"] * objectives,
             sampler=make_sampler(derive_seed(seed, "sampler"), algorithm, space),
-            pruner=_pruner(pruner, n_anchors, epochs),
+            pruner=_pruner(pruner if objectives == 1 else "none", n_anchors, epochs),
             load_if_exists=True,
         )
         if anchors and not study.get_trials(deepcopy=False):
@@ -131,8 +134,15 @@ class OptunaSearch(SearchRun):
     records: OptunaRecords
 
     def __init__(
-        self, data: Dataset, space: Space, options: SearchOptions, echo: Printer = print
+        self,
+        data: Dataset,
+        space: Space,
+        options: SearchOptions,
+        echo: Printer = print,
+        boxes: StudyBoxes | None = None,
     ) -> None:
+        #: The boxes the study chooses for: several make it multi-objective.
+        self.boxes = boxes
         #: Stop once the study holds this many started trials (workers share a budget).
         self.stop_at: int | None = None
         #: Other processes run trials of this study too (``cropsearch worker``).
@@ -162,6 +172,7 @@ class OptunaSearch(SearchRun):
             self.algorithm,
             self.space,
             anchors=self.anchors,
+            objectives=max(len(self.options.objectives), 1),
         )
         self.records = OptunaRecords(self.study)
         return dict(self.study.user_attrs)
@@ -229,6 +240,7 @@ class OptunaSearch(SearchRun):
                     plan,
                     self._confirm_index(plan.train_fraction),
                     self.echo,
+                    self.boxes.sources[1:] if self.boxes is not None else (),
                 )
         except KeyboardInterrupt:
             fail_interrupted(self.study, self.tracker, self.shared)
@@ -298,10 +310,13 @@ class OptunaSearch(SearchRun):
                 f"note: every kind once and a confirmation at the screening size need "
                 f"~{clock(budget.overrun)} more than the {o.timeout:.0f}s budget; they run anyway"
             )
-        return ConfirmPlan(o.top, o.repeats, o.seed, o.epochs, budget.confirm_fraction, o.boxes)
+        return ConfirmPlan(
+            o.top, o.repeats, o.seed, o.epochs, budget.confirm_fraction, o.boxes, o.objectives
+        )
 
-    def objective(self, trial: optuna.Trial) -> float:
-        """Train one configuration; report each epoch to the pruner; keep its record."""
+    def objective(self, trial: optuna.Trial) -> float | list[float]:
+        """Train one configuration; report each epoch to the pruner; keep its record. A
+        multi-objective study gets the validation accuracy with each of its boxes."""
         trial.set_user_attr(TrialKey.OWNER, owner())
         baseline = bool(trial.user_attrs.get(TrialKey.BASELINE))
         values = self.space.baseline() if baseline else self.space.sample(trial)
@@ -317,6 +332,7 @@ class OptunaSearch(SearchRun):
             engine=ENGINE,
             baseline=baseline,
             train_index=self.train_index,
+            val_boxes=self.boxes.val_boxes() if self.boxes is not None else None,
         )
         key = configuration_key(setup.record(len(self.data.train)))
         trial.set_user_attr(TrialKey.CONFIGURATION, key)
@@ -330,6 +346,8 @@ class OptunaSearch(SearchRun):
         else:
 
             def prune(epoch: int, metrics: dict[str, float]) -> bool:
+                if len(self.study.directions) > 1:
+                    return False  # Optuna prunes single-objective studies only
                 trial.report(metrics[OBJECTIVE], epoch)
                 last = epoch + 1 >= config.epochs  # stopping after the last epoch saves nothing
                 return not baseline and not last and trial.should_prune()
@@ -347,6 +365,9 @@ class OptunaSearch(SearchRun):
             raise optuna.TrialPruned(f"pruned after epoch {len(record.history)}")
         if record.state == "failed":
             raise TrialFailed(record.error)
+        if len(self.study.directions) > 1:
+            assert self.boxes is not None, "a multi-objective study is opened with its boxes"
+            return [record.val_by_boxes[b.source.name] for b in self.boxes.sources]
         return float(record.val_accuracy or 0.0)
 
     def _completed_twin(self, key: str) -> TrialRecord | None:

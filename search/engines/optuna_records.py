@@ -58,17 +58,23 @@ def study_attrs(study: optuna.Study) -> dict[str, Any]:
 
 
 def param_importances(study: optuna.Study) -> dict[str, float]:
-    """Optuna's default parameter importances over the sampled trials; empty when too few."""
+    """Optuna's default parameter importances over the sampled trials (for the first
+    objective of a multi-objective study); empty when too few."""
     searched = [
         t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.params
     ]
     if len(searched) < 4:
         return {}
-    searched_only = optuna.create_study(direction="maximize")
+    searched_only = optuna.create_study(directions=study.directions)
     searched_only.add_trials(searched)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "few trials in some regimes": expected here
-            return dict(optuna.importance.get_param_importances(searched_only))
+            return dict(
+                optuna.importance.get_param_importances(
+                    searched_only,
+                    target=(lambda t: t.values[0]) if len(study.directions) > 1 else None,
+                )
+            )
     except (RuntimeError, ValueError):
         return {}

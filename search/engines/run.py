@@ -14,13 +14,14 @@ from search.data import Dataset, load_dataset
 from search.data.boxes import (
     BoxSource,
     BoxSourceError,
-    inference_boxes,
+    StudyBoxes,
     matched_noise,
-    scored_with,
+    parse_sources,
+    study_inference,
 )
 from search.engines.base import SearchRun
 from search.engines.common import SearchOptions, StudyError
-from search.engines.lookup import check_engine, find_study, recorded_setting
+from search.engines.lookup import check_engine, find_study, recorded_boxes, recorded_setting
 from search.engines.optuna import OptunaSearch
 from search.ops.quiet import quiet_tensorflow
 from search.ops.signals import handled
@@ -29,7 +30,6 @@ from search.ops.uris import redact
 from search.ops.workers import start_workers, wait_workers
 from search.results.tracking import Tracker
 from search.results.views import log_study_views
-from search.safe_yaml import clip
 from search.settings import (
     BOX_FREE_SPACE,
     DEFAULT_BOXES,
@@ -67,13 +67,14 @@ def run_search(
     workers: int = 1,
     verbose: bool = False,
     echo: Printer = print,
-    boxes: str | None = None,
+    boxes: list[str] | None = None,
 ) -> SearchOutcome:
     """Load the data and the space (``space`` None: the default for the data), check them
     and the study, open the ``engine``'s run and run it (with ``workers`` processes sharing
     the trials), printing its progress through ``echo``. ``boxes``: the boxes at inference
     to choose for (None: a resumed study's, else exact); validation and test are scored with
-    them, and the default space then also searches ``box_noise``."""
+    the first, and the default space then also searches ``box_noise``. Several make the
+    study multi-objective: validation accuracy with each."""
     started = time.monotonic()
     search_space = Space.load(space) if space is not None else None
     quiet_tensorflow(verbose)
@@ -87,22 +88,36 @@ def run_search(
         recorded = None
         if options.study is not None:
             check_engine(options.study, options.storage, engine)
-            recorded = recorded_setting(options.study, options.storage, StudyKey.BOXES)
-        source = study_boxes(boxes, recorded, options.study)
-        options = dataclasses.replace(options, boxes=str(source))
-        inference = inference_boxes(source, dataset, options.seed)
-        for line in inference.lines:
+            recorded = recorded_boxes(
+                {k: recorded_setting(options.study, options.storage, k)
+                 for k in (StudyKey.BOXES, StudyKey.OBJECTIVE_BOXES)}
+            )  # fmt: skip
+        sources = study_sources(boxes, recorded, options.study)
+        if len(sources) > 1 and engine != "optuna":
+            raise StudyError(f"--boxes given {len(sources)} times needs --engine optuna "
+                             "(a multi-objective study)")  # fmt: skip
+        options = dataclasses.replace(
+            options,
+            boxes=str(sources[0]),
+            objectives=tuple(str(s) for s in sources) if len(sources) > 1 else (),
+            pruner="none" if len(sources) > 1 else options.pruner,
+        )
+        raw, (dataset, targets) = dataset, study_inference(sources, dataset, options.seed)
+        for line in targets.lines:
             echo(line)
-        if not source.exact and Path(space).resolve() == shipped_space(DEFAULT_SPACE).resolve():
+        if (
+            any(not s.exact for s in sources)
+            and Path(space).resolve() == shipped_space(DEFAULT_SPACE).resolve()
+        ):
+            matched = (matched_noise(b, raw, options.seed) for b in targets.sources)
             search_space = search_space.with_box_noise(
-                matched_noise(inference, dataset, options.seed)
+                next((n for n in matched if n is not None), None)
             )
-        dataset = scored_with(dataset, inference)
         if options.algorithm == "grid":
             search_space.grid()  # a float parameter without a step: one line, before any trial
         if options.model is not None:
             check_model(options.model, search_space, dataset)
-        run = open_run(engine, dataset, search_space, options, echo)
+        run = open_run(engine, dataset, search_space, options, echo, targets)
     except Exception as error:
         refused = refused_connection(error)
         if refused is not None:
@@ -114,8 +129,14 @@ def run_search(
         f"(ready in {time.monotonic() - started:.1f}s; fingerprint {dataset.fingerprint})"
     )
     echo(f"study '{run.name}' ({engine}) in {run.where}; MLflow: {redact(options.tracking_uri)}")
-    if not source.exact:
-        echo(f"choosing for {source.describe()} at inference: validation and test use them")
+    if len(sources) > 1:
+        echo(
+            "choosing for several boxes at inference (multi-objective: validation accuracy "
+            f"with each of {', '.join(options.objectives)}); the Pareto front is confirmed, "
+            f"the answer is for the first ({sources[0].describe()}); no pruning"
+        )
+    elif not sources[0].exact:
+        echo(f"choosing for {sources[0].describe()} at inference: validation and test use them")
     trials = options.trials or 0
     anchors = min(len(run.anchors), trials) - 1
     echo(
@@ -131,42 +152,41 @@ def run_search(
     return SearchOutcome(run, run.records.search_records(), confirmation, started)
 
 
-def one_box_source(given: list[str] | None) -> str | None:
-    """The one ``--boxes`` a study chooses for (several would make it multi-objective)."""
-    if given and len(given) > 1:
-        raise StudyError(
-            f"--boxes given {len(given)} times ({', '.join(clip(g) for g in given)}): a study "
-            "chooses for one box source; compare others in the robustness table"
-        )
-    return given[0] if given else None
-
-
-def study_boxes(given: str | None, recorded: str | None, study: str | None) -> BoxSource:
+def study_sources(
+    given: list[str] | None, recorded: list[str] | None, study: str | None
+) -> list[BoxSource]:
     """The boxes a study chooses for: those it recorded (a resumed study keeps them), else
     ``given``, else exact; a ``given`` that differs from the recorded is refused."""
     try:
-        source = BoxSource.parse(given or recorded or DEFAULT_BOXES)
-        if recorded is not None and given is not None and source != BoxSource.parse(recorded):
+        sources = parse_sources(given or recorded or [DEFAULT_BOXES])
+        if recorded is not None and given and sources != parse_sources(recorded):
             raise StudyError(
-                f"study '{study}' chooses for --boxes {recorded}; resume it with the same "
-                "--boxes (or none) or start a new --study"
+                f"study '{study}' chooses for --boxes {' --boxes '.join(recorded)}; resume it "
+                "with the same --boxes (or none) or start a new --study"
             )
     except BoxSourceError as error:
         raise StudyError(str(error)) from None
-    if source.kind == "detections" and source.path and not Path(source.path).expanduser().exists():
-        raise StudyError(f"--boxes '{source}': no such file")
-    return source
+    for source in sources:
+        if source.kind == "detections" and not Path(source.path or "").expanduser().exists():
+            raise StudyError(f"--boxes '{source}': no such file")
+    return sources
 
 
 def open_run(
-    engine: Engine, data: Dataset, space: Space, options: SearchOptions, echo: Printer = print
+    engine: Engine,
+    data: Dataset,
+    space: Space,
+    options: SearchOptions,
+    echo: Printer = print,
+    boxes: StudyBoxes | None = None,
 ) -> SearchRun:
-    """The ``engine``'s run over ``space`` on ``data`` (its study created or resumed)."""
+    """The ``engine``'s run over ``space`` on ``data`` (its study created or resumed);
+    ``boxes``: those the study chooses for (several: the objectives, Optuna only)."""
     if engine == "keras-tuner":
         from search.engines.keras_tuner import KerasTunerSearch  # keras-tuner loads TensorFlow
 
         return KerasTunerSearch(data, space, options, echo=echo)
-    return OptunaSearch(data, space, options, echo=echo)
+    return OptunaSearch(data, space, options, echo=echo, boxes=boxes)
 
 
 def check_kinds(space: Space, dataset: Dataset, data: str) -> None:
@@ -204,7 +224,7 @@ def confirm_study(
     tracking_uri: str,
     verbose: bool = False,
     echo: Printer = print,
-    boxes: str | None = None,
+    boxes: list[str] | None = None,
 ) -> Confirmation:
     """Re-train the study ``name``'s top policies and its baseline over seeds (``seed`` and
     ``epochs`` None: the study's); finished repeats are reused. Validation and test are
@@ -224,12 +244,11 @@ def confirm_study(
         )
     if not any(r.state == "complete" for r in records.search_records()):
         raise StudyError(f"study '{name}' has no completed trial to confirm")
-    source = study_boxes(boxes, attrs.get(StudyKey.BOXES), name)
+    sources = study_sources(boxes, recorded_boxes(attrs), name)
     study_seed = int(attrs.get(StudyKey.SEED, DEFAULT_SEED))
-    inference = inference_boxes(source, dataset, study_seed)
-    for line in inference.lines:
+    dataset, targets = study_inference(sources, dataset, study_seed)
+    for line in targets.lines:
         echo(line)
-    dataset = scored_with(dataset, inference)
     tracker = Tracker(tracking_uri, name)
     parent_id = tracker.start_parent(name, {}, attrs.get(StudyKey.PARENT_RUN))
     plan = ConfirmPlan(
@@ -237,12 +256,15 @@ def confirm_study(
         repeats,
         study_seed if seed is None else seed,
         int(attrs.get(StudyKey.EPOCHS, DEFAULT_EPOCHS)) if epochs is None else epochs,
-        boxes=str(source),
+        boxes=str(sources[0]),
+        objectives=tuple(targets.objectives),
     )
     confirmation = None
     try:
         with handled():
-            confirmation = confirm(records, dataset, tracker, parent_id, plan, None, echo=echo)
+            confirmation = confirm(
+                records, dataset, tracker, parent_id, plan, None, echo, targets.sources[1:]
+            )
         return confirmation
     finally:
         log_study_views(

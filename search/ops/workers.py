@@ -31,8 +31,9 @@ import sys
 import optuna
 
 from search.data import load_dataset
-from search.data.boxes import BoxSource, inference_boxes, scored_with
+from search.data.boxes import parse_sources, study_inference
 from search.engines.common import SearchOptions, StudyError
+from search.engines.lookup import recorded_boxes
 from search.engines.optuna import DEFAULT_ALGORITHM, ENGINE, OptunaSearch, sampler_seed
 from search.engines.optuna_storage import owner
 from search.ops.presence import Presence
@@ -90,6 +91,7 @@ def join_study(
         str(attrs.get(StudyKey.SPACE, "<study>")),
     )
     model = attrs.get(StudyKey.MODEL)
+    sources = recorded_boxes(attrs) or [DEFAULT_BOXES]
     options = SearchOptions(
         trials=trials,
         epochs=int(attrs[StudyKey.EPOCHS]),
@@ -102,11 +104,12 @@ def join_study(
         model=None if model in (None, BUILT_IN_MODEL) else str(model),
         algorithm=str(attrs.get(StudyKey.ALGORITHM, DEFAULT_ALGORITHM)),
         pruner=attrs.get(StudyKey.PRUNER, DEFAULT_PRUNER),
-        boxes=str(attrs.get(StudyKey.BOXES, DEFAULT_BOXES)),
+        boxes=sources[0],
+        objectives=tuple(sources) if len(sources) > 1 else (),
     )
     # Validation and test are scored with the boxes the study chose for, as in its search.
-    inference = inference_boxes(BoxSource.parse(options.boxes), data, options.seed)
-    search = OptunaSearch(scored_with(data, inference), space, options, echo=echo)
+    scored, boxes = study_inference(parse_sources(sources), data, options.seed)
+    search = OptunaSearch(scored, space, options, echo=echo, boxes=boxes)
     me = owner()
     seed = derive_seed(sampler_seed(options.seed, len(search.study.trials)), f"worker/{me}")
     search.use_sampler(seed)

@@ -77,6 +77,11 @@ def policy_document(
             "space": attrs.get(StudyKey.SPACE),
             # The boxes at inference the trial was scored with and the winner chosen for.
             "boxes": attrs.get(StudyKey.BOXES, DEFAULT_BOXES),
+            **(
+                {"objectives": list(attrs[StudyKey.OBJECTIVE_BOXES])}
+                if attrs.get(StudyKey.OBJECTIVE_BOXES)
+                else {}
+            ),
             "seeds": {k: attrs.get(k) for k in (StudyKey.SEED, StudyKey.TRAIN_SEED) if k in attrs},
             "exported": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": package_versions(),
@@ -141,6 +146,21 @@ def confirmation_document(confirmation: Confirmation) -> dict[str, Any]:
         "train_fraction": confirmation.train_fraction,
         "robustness": robustness,
         "warning": needs_exact_boxes(confirmation),
+    }
+
+
+def pareto_document(confirmation: Confirmation, record: TrialRecord) -> dict[str, Any]:
+    """A Pareto front member of a multi-objective study as plain data: the front, the
+    member's validation accuracy per box source (screening) and its confirmed test accuracy
+    with every kind of box."""
+    summary = next((s for s in confirmation.summaries if s.number == record.number), None)
+    return {
+        "objectives": confirmation.objectives,
+        "front": confirmation.pareto,
+        "val_accuracy": {k: round(v, 6) for k, v in record.val_by_boxes.items()},
+        "test_accuracy": {}
+        if summary is None
+        else {level: _estimate(value) for level, value in summary.robustness.items()},
     }
 
 
@@ -266,7 +286,7 @@ def export_study(
     trial given by ``trial`` or by the MLflow run ``run_id``, with provenance (and the
     confirmation's numbers when it is the confirmed winner)."""
     records = found.records
-    confirmation = records.confirmation()
+    confirmation = study_confirmation = records.confirmation()
     searched = records.search_records()
     if run_id is not None:
         trial = _trial_of_run(run_id, found.name, [*searched, *records.confirm_records()])
@@ -275,6 +295,11 @@ def export_study(
         if chosen is None:
             raise ExportError(f"study '{found.name}' has no completed trial yet")
         how = "confirmed winner" if confirmation is not None else "best single screening run"
+        if confirmation is not None and confirmation.objectives:
+            how += (
+                f" for {confirmation.boxes}, the first --boxes; the Pareto front is trial(s) "
+                f"{', '.join(map(str, confirmation.pareto))}: export one with --trial N"
+            )
     else:
         chosen = next((r for r in searched if r.number == trial), None)
         if chosen is None or chosen.state != "complete":
@@ -286,6 +311,8 @@ def export_study(
             confirmation = None  # the confirmation's numbers describe its winner only
         how = "as asked" + ("; the confirmed winner" if confirmation is not None else "")
     document = policy_document(chosen, found.provenance(), confirmation)
+    if study_confirmation is not None and chosen.number in study_confirmation.pareto:
+        document["pareto"] = pareto_document(study_confirmation, chosen)
     try:
         path = write_policy_file(document, output, file_format)
     except OSError as error:

@@ -16,8 +16,9 @@ from matplotlib.patches import Rectangle
 from search.crop.policy import CropPolicy
 from search.data import Samples
 from search.data.boxes import BoxSource
-from search.results.report import robustness_levels, winner_first
+from search.results.report import pareto_points, robustness_levels, winner_first
 from search.study.confirm.model import Confirmation
+from search.study.record import TrialRecord
 
 BOX_COLOR, TRAIN_COLOR, EVAL_COLOR = "#00e000", "#ff3030", "#ffd000"
 
@@ -208,6 +209,56 @@ def robustness_heatmap(confirmation: Confirmation) -> Figure:
     ax.set_yticks(range(rows), [label[:40] for label in labels], fontsize=7)
     ax.set_xlabel("boxes at inference (* = chosen for)", fontsize=8)
     ax.set_title("test accuracy, mean over the seeds", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pareto_figure(
+    records: Sequence[TrialRecord], objectives: Sequence[str], confirmation: Confirmation | None
+) -> Figure:
+    """A multi-objective study's trials by validation accuracy with its first two box
+    sources: the Pareto front joined and numbered, the baseline marked, and the front's
+    confirmed test means (crosses) when there is a confirmation."""
+    names, scored, front = pareto_points(records, objectives)
+    x, y = names[0], names[1]
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    others = [r for r in scored if r.number not in front]
+    ax.scatter(
+        [r.val_by_boxes[x] for r in others],
+        [r.val_by_boxes[y] for r in others],
+        color="lightgray",
+        label="trial",
+    )
+    members = sorted((r for r in scored if r.number in front), key=lambda r: r.val_by_boxes[x])
+    ax.plot(
+        [r.val_by_boxes[x] for r in members],
+        [r.val_by_boxes[y] for r in members],
+        "o-",
+        color="C0",
+        label="Pareto front (validation)",
+    )
+    for r in members:
+        ax.annotate(f"#{r.number}", (r.val_by_boxes[x], r.val_by_boxes[y]), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    base = next((r for r in scored if r.baseline), None)
+    if base is not None:
+        ax.scatter([base.val_by_boxes[x]], [base.val_by_boxes[y]], marker="s", color="C3",
+                   label="full image (baseline)", zorder=3)  # fmt: skip
+    if confirmation is not None:
+        confirmed = [
+            s for s in confirmation.summaries
+            if s.number in front and x in s.robustness and y in s.robustness
+        ]  # fmt: skip
+        ax.scatter([s.robustness[x].mean for s in confirmed],
+                   [s.robustness[y].mean for s in confirmed],
+                   marker="x", color="C1", label="front, confirmed test mean")  # fmt: skip
+    ax.set_xlabel(f"accuracy with {BoxSource.parse(objectives[0]).describe()}", fontsize=8)
+    ax.set_ylabel(f"accuracy with {BoxSource.parse(objectives[1]).describe()}", fontsize=8)
+    title = "validation accuracy of each trial with the study's box sources"
+    if len(objectives) > 2:
+        title += f" (first 2 of {len(objectives)})"
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 

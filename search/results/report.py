@@ -20,7 +20,7 @@ from search.settings import DEFAULT_BOXES
 from search.study.confirm.boxes import BOX_LEVELS
 from search.study.confirm.model import Confirmation, PolicySummary, needs_exact_boxes
 from search.study.record import OBJECTIVE, TrialRecord
-from search.study.selection import baseline_record, best_record, ranked
+from search.study.selection import baseline_record, best_record, pareto_front, ranked
 
 
 def clock(seconds: float) -> str:
@@ -257,6 +257,38 @@ def robustness_csv(confirmation: Confirmation) -> str:
     return _csv(robustness_header(confirmation), robustness_rows(confirmation)) + (
         f"# {level_ious(confirmation)}; chosen for {confirmation.boxes}\n"
     )
+
+
+def pareto_points(
+    records: Sequence[TrialRecord], objectives: Sequence[str]
+) -> tuple[list[str], list[TrialRecord], set[int]]:
+    """A multi-objective study's scored trials: the objectives' names, the complete search
+    trials scored on all of them (best by the first first) and the Pareto front's numbers."""
+    names = [BoxSource.parse(spec).name for spec in objectives]
+    scored = [r for r in ranked(records) if all(n in r.val_by_boxes for n in names)]
+    return names, scored, {r.number for r in pareto_front(records, names)}
+
+
+def pareto_csv(
+    records: Sequence[TrialRecord], objectives: Sequence[str], confirmation: Confirmation | None
+) -> str:
+    """``pareto.csv``: every scored trial of a multi-objective study with its validation
+    accuracy per box source and whether it is on the Pareto front (front first), and the
+    front's confirmed test accuracy per source (mean over the seeds)."""
+    names, scored, front = pareto_points(records, objectives)
+    confirmed = {s.number: s for s in confirmation.summaries} if confirmation else {}
+    header = ["trial", "policy", "baseline", "pareto_front"]
+    header += [f"{n}_val" for n in names] + [f"{n}_test_mean" for n in names]
+    rows = []
+    for r in sorted(scored, key=lambda r: r.number not in front):
+        summary = confirmed.get(r.number) if r.number in front or r.baseline else None
+        tests = [summary.robustness.get(n) if summary else None for n in names]
+        rows.append(
+            [r.number, r.label, r.baseline, r.number in front]
+            + [_num(r.val_by_boxes[n]) for n in names]
+            + [_num(t.mean) if t is not None else "" for t in tests]
+        )
+    return _csv(header, rows) + f"# objectives: {', '.join(objectives)}\n"
 
 
 def robustness_table(confirmation: Confirmation) -> tuple[list[str], list[list[str]]]:

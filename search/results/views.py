@@ -1,5 +1,6 @@
 """The study-level views on the parent run: leaderboard, history, importances, best policy,
-gallery, and the confirmation's table, plot and robustness table. Engine-agnostic: built from
+gallery, the confirmation's table, plot and robustness table, and a multi-objective study's
+Pareto front. Engine-agnostic: built from
 records."""
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from search.results.report import (
     confirmation_csv,
     leaderboard,
     leaderboard_csv,
+    pareto_csv,
     robustness_csv,
 )
 from search.results.tracking import Tracker
 from search.results.winner_model import log_winner_model
+from search.settings import StudyKey
 from search.study.background import Writes
 from search.study.confirm.model import Confirmation, needs_exact_boxes
 from search.study.record import TrialRecord
@@ -48,6 +51,7 @@ def log_study_views(
     from search.results.figures import (  # matplotlib only when the views are written
         confirmation_plot,
         optimization_history,
+        pareto_figure,
         policy_gallery,
         robustness_heatmap,
     )
@@ -69,6 +73,12 @@ def log_study_views(
     if importances:
         tracker.log_figure(
             parent_id, importances_figure(dict(importances)), "param_importances.png"
+        )
+    objectives = attrs.get(StudyKey.OBJECTIVE_BOXES) or []
+    if objectives and any(r.val_by_boxes for r in records):
+        tracker.log_text(parent_id, pareto_csv(records, objectives, confirmation), "pareto.csv")
+        tracker.log_figure(
+            parent_id, pareto_figure(records, objectives, confirmation), "pareto.png"
         )
     chosen = chosen_record(records, confirmation)
     metrics: dict[str, float] = {}

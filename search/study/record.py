@@ -31,6 +31,8 @@ class TrialRecord(BaseModel):
         train_fraction: share of the training split used (below 1 when screening).
         history: per-epoch metrics (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``).
         robustness: test accuracy under other test-time boxes, by level name.
+        val_by_boxes: validation accuracy with each box source of a multi-objective study, by
+            source name (its objectives; empty for a single objective).
         duplicate_of: the trial whose result this one reuses (same policy and training).
     """
 
@@ -49,6 +51,7 @@ class TrialRecord(BaseModel):
     val_accuracy: float | None = None
     test_accuracy: float | None = None
     robustness: dict[str, float] = Field(default_factory=dict)
+    val_by_boxes: dict[str, float] = Field(default_factory=dict)
     seconds: float = 0.0
     run_id: str | None = None
     duplicate_of: int | None = None

@@ -40,14 +40,38 @@ def chosen_record(
     return best_record(records)
 
 
-def candidates(records: Sequence[TrialRecord], top: int) -> list[TrialRecord]:
+def pareto_front(records: Sequence[TrialRecord], objectives: Sequence[str]) -> list[TrialRecord]:
+    """The complete search trials no other trial beats on every objective (validation accuracy
+    with each box source, by name: :attr:`TrialRecord.val_by_boxes`) and loses to on none,
+    best by the first objective first; of several with the same scores, the earliest."""
+    scored = [r for r in ranked(records) if all(name in r.val_by_boxes for name in objectives)]
+    values = {r.number: tuple(r.val_by_boxes[name] for name in objectives) for r in scored}
+    front: list[TrialRecord] = []
+    for record in scored:
+        mine = values[record.number]
+        beaten = any(
+            all(a >= b for a, b in zip(values[o.number], mine, strict=True))
+            and values[o.number] != mine
+            for o in scored
+        )
+        if not beaten and all(values[f.number] != mine for f in front):
+            front.append(record)
+    return sorted(front, key=lambda r: (-values[r.number][0], r.number))
+
+
+def candidates(
+    records: Sequence[TrialRecord], top: int, objectives: Sequence[str] = ()
+) -> list[TrialRecord]:
     """The baseline, then the ``top`` best distinct complete search trials (by the search's
     validation accuracy; a repeat of a configuration counts once, whatever its epochs: the
-    confirmation trains its own)."""
-    complete = ranked(records)
+    confirmation trains its own). With several ``objectives`` (a multi-objective study), the
+    Pareto front's members instead of the top ones, however many."""
+    complete = pareto_front(records, objectives) if objectives else ranked(records)
+    if objectives:
+        top = len(complete)
     chosen: list[TrialRecord] = []
     seen = set()
-    baseline = next((r for r in complete if r.baseline), None)
+    baseline = baseline_record(records)
     if baseline is not None:
         chosen.append(baseline)
         seen.add(baseline.configuration(epochs=False))

@@ -40,6 +40,8 @@ class TrialSetup:
     Attributes:
         train_index: the screening subset of the training split (None: all of it).
         test_boxes: extra test-time boxes by level name (None for "no box").
+        val_boxes: validation boxes by source name, one per objective of a multi-objective
+            study (:attr:`TrialRecord.val_by_boxes`).
     """
 
     study: str
@@ -51,6 +53,7 @@ class TrialSetup:
     baseline: bool = False
     train_index: np.ndarray | None = None
     test_boxes: Mapping[str, np.ndarray | None] | None = None
+    val_boxes: Mapping[str, np.ndarray | None] | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def record(self, n_train: int, **values: object) -> TrialRecord:
@@ -163,6 +166,7 @@ def run_trial(
             setup.train_index,
             setup.test_boxes,
             resume=resume,
+            val_boxes=setup.val_boxes,
         )
         if not result.stopped:
             writes.submit(_log_trained, tracker, run_id, result, data)
@@ -199,6 +203,7 @@ def _end_trained_run(
         "train_seconds": result.seconds,
         "n_params": result.n_params,
         **{f"test_accuracy.{name}": value for name, value in result.robustness.items()},
+        **{f"val_accuracy.{name}": value for name, value in result.val_by_boxes.items()},
     }
     tracker.log_metrics(run_id, final, max(len(result.history) - 1, 0))
     tracker.end_run(run_id, "complete")
@@ -207,6 +212,7 @@ def _end_trained_run(
         state="complete",
         test_accuracy=result.test_accuracy,
         robustness=result.robustness,
+        val_by_boxes=result.val_by_boxes,
         **values,
     )
 

@@ -37,6 +37,8 @@ class TrainResult:
     n_params: int = 0
     stopped: bool = False
     robustness: dict[str, float] = field(default_factory=dict)
+    #: Validation accuracy with each box source of a multi-objective study, by name.
+    val_by_boxes: dict[str, float] = field(default_factory=dict)
     #: Predicted class of each test sample (empty when stopped).
     test_predictions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     #: The trained model's weights, in ``model.get_weights()`` order (empty when stopped).
@@ -51,6 +53,7 @@ def train_policy(
     train_index: np.ndarray | None = None,
     test_boxes: Mapping[str, np.ndarray | None] | None = None,
     reuse_model: bool = True,
+    val_boxes: Mapping[str, np.ndarray | None] | None = None,
     resume: Continuation | None = None,
 ) -> TrainResult:
     """Train a fresh model on ``policy``'s crops of ``data.train``; score on ``data.val``/``test``.
@@ -63,6 +66,8 @@ def train_policy(
         train_index: train on these samples of ``data.train`` only (a screening subset).
         test_boxes: extra test scores, by name, with other test-time boxes (a detector's);
             ``None`` for a name means no box at all: the policy falls back to the full image.
+        val_boxes: validation scores of the trained model, by name, with other boxes (the
+            objectives of a multi-objective study), as ``test_boxes``.
         reuse_model: reset and reuse a compiled model of the same shape from an earlier
             call (identical results, no new trace); False builds and compiles a new one.
         resume: continue a checkpoint from its epoch, with the decay spanning more epochs
@@ -137,7 +142,13 @@ def train_policy(
         result.test_accuracy = float(np.mean(result.test_predictions == data.test.labels))
         result.weights = model.get_weights()
         for name, boxes in (test_boxes or {}).items():
-            result.robustness[name] = _robust_accuracy(model, policy, data.test, boxes, result)
+            result.robustness[name] = _accuracy_with(
+                model, policy, data.test, boxes, result.test_accuracy
+            )
+        for name, boxes in (val_boxes or {}).items():
+            result.val_by_boxes[name] = _accuracy_with(
+                model, policy, data.val, boxes, result.val_accuracy
+            )
     result.seconds = time.perf_counter() - start
     return result
 
@@ -197,17 +208,17 @@ def _accuracy(model: keras.Model, policy: CropPolicy, samples: Samples) -> float
     return _hits(_scores(model, eval_crops(policy, samples)), samples.labels)
 
 
-def _robust_accuracy(
+def _accuracy_with(
     model: keras.Model,
     policy: CropPolicy,
-    test: Samples,
+    samples: Samples,
     boxes: np.ndarray | None,
-    result: TrainResult,
+    as_scored: float,
 ) -> float:
-    """Test accuracy with other boxes (None: no box, the full image); kinds that do not read
-    the box score as with the true one."""
+    """Accuracy on ``samples`` with other boxes (None: no box, the full image); kinds that do
+    not read the box score ``as_scored``, their accuracy with the split's own boxes."""
     if policy.kind not in OBJECT_KINDS:
-        return result.test_accuracy
+        return as_scored
     if boxes is None:
-        boxes = np.full_like(test.boxes, np.nan, dtype=np.float64)
-    return _accuracy(model, policy, dataclasses.replace(test, boxes=boxes))
+        boxes = np.full_like(samples.boxes, np.nan, dtype=np.float64)
+    return _accuracy(model, policy, dataclasses.replace(samples, boxes=boxes))

@@ -109,6 +109,14 @@ def test_a_search_for_detector_like_boxes(
         assert confirmation["boxes"] == "iou:0.75"
         assert set(LEVELS) <= set(confirmation["robustness"])
 
+    # A worker scores validation with the boxes the study recorded, as the search did.
+    from search.ops.workers import join_study
+
+    worker = join_study("noisy", storage, tracking, 1, lambda line: None)
+    val = worker.data.val
+    assert box_iou(val.boxes, val.annotated_boxes).mean() == pytest.approx(0.75, abs=0.01)
+    assert worker.options.boxes == "iou:0.75" and not worker.options.objectives
+
     # Resumed with other boxes: refused in one line.
     capsys.readouterr()
     code, _ = _run([*search_args(tmp_path, "noisy", trials=1), "--boxes", "exact"])
@@ -121,7 +129,12 @@ def test_several_box_sources_or_a_wrong_one_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for extra, message in (
-        (["--boxes", "exact", "--boxes", "none"], "--boxes given 2 times"),
+        (["--boxes", "exact", "--boxes", "exact"], "--boxes names exact twice"),
+        (
+            ["--boxes", "exact", "--boxes", "none", "--engine", "keras-tuner"],
+            "needs --engine optuna",
+        ),
+        (["--boxes", "exact", "--boxes", "none", "--pruner", "median"], "Optuna prunes single"),
         (["--boxes", "iou:2"], "the IoU must be a number in (0, 1)"),
         (["--boxes", f"detections:{tmp_path}/missing.json"], "no such file"),
     ):
@@ -131,6 +144,83 @@ def test_several_box_sources_or_a_wrong_one_are_one_line(
     assert not (tmp_path / "optuna.db").exists() or "bad" not in optuna.get_all_study_names(
         f"sqlite:///{tmp_path}/optuna.db"
     )
+
+
+def test_a_multi_objective_search_confirms_its_pareto_front(tmp_path: Path) -> None:
+    """--boxes given twice: each trial is scored with both (Optuna's two objectives), the
+    Pareto front is confirmed and drawn, the answer is for the first, and export --trial
+    writes a member with its scores; a worker joins with the same objectives."""
+    from search.engines.lookup import find_study
+    from search.ops.workers import join_study
+    from search.study.selection import pareto_front
+    from search.study.store import RecordStore
+
+    boxes = ["--boxes", "exact", "--boxes", "none"]
+    args = [*search_args(tmp_path, "both", trials=7, confirm=True), *boxes]
+    code, output = _run(args)
+    assert code == 0, output
+    assert "multi-objective" in output and "no pruning" in output
+    storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    study = optuna.load_study(study_name="both", storage=storage)
+    assert len(study.directions) == 2
+    assert study.user_attrs["objective_boxes"] == ["exact", "none"]
+    assert study.user_attrs["boxes"] == "exact"
+    records: RecordStore = find_study("both", storage).records
+    by_number = {r.number: r for r in records.search_records()}
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 7
+    for trial in complete:
+        record = by_number[trial.number]
+        assert trial.values == [record.val_by_boxes["exact"], record.val_by_boxes["none"]]
+        assert record.val_by_boxes["exact"] == record.val_accuracy
+        if record.policy["kind"] == "full":  # reads no box: the same either way
+            assert trial.values[0] == trial.values[1]
+    # Our front is Optuna's own (best_trials), one trial per distinct pair of scores.
+    front = pareto_front(records.search_records(), ["exact", "none"])
+    optuna_front = {tuple(t.values) for t in study.best_trials}
+    assert {tuple(by_number[r.number].val_by_boxes.values()) for r in front} == optuna_front
+    listed = ", ".join(str(r.number) for r in front)
+    assert f"the Pareto front over exact, none: trial(s) {listed}" in output
+    confirmation = records.confirmation()
+    assert confirmation is not None and confirmation.objectives == ["exact", "none"]
+    assert confirmation.pareto == [r.number for r in front]
+    confirmed = {s.number for s in confirmation.summaries}
+    assert {r.number for r in front} <= confirmed
+    assert all({"exact", "none"} <= set(s.robustness) for s in confirmation.summaries)
+    assert "(the first --boxes)" in confirmation.verdict
+
+    client, parent = _parent(tracking, "both")
+    names = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"pareto.png", "pareto.csv", "robustness.csv"} <= names
+    folder = tmp_path / "artifacts-out"
+    folder.mkdir()
+    table = Path(client.download_artifacts(parent.info.run_id, "pareto.csv", str(folder)))
+    rows = list(csv.DictReader(line for line in table.read_text().splitlines() if line[:1] != "#"))
+    assert {int(r["trial"]) for r in rows if r["pareto_front"] == "True"} == {
+        r.number for r in front
+    }
+    assert all(r["none_test_mean"] for r in rows if r["pareto_front"] == "True")
+
+    out = tmp_path / "answer.yaml"
+    code, text = _run(["export", "--study", "both", "--storage", storage, "-o", str(out)])
+    assert code == 0 and "the first --boxes; the Pareto front is trial(s)" in text, text
+    member = front[-1]
+    out_member = tmp_path / "member.yaml"
+    code, text = _run(["export", "--study", "both", "--storage", storage,
+                       "--trial", str(member.number), "-o", str(out_member)])  # fmt: skip
+    assert code == 0, text
+    document = yaml.safe_load(out_member.read_text())
+    assert document["provenance"]["objectives"] == ["exact", "none"]
+    assert document["pareto"]["front"] == confirmation.pareto
+    assert document["pareto"]["val_accuracy"]["none"] == pytest.approx(
+        member.val_by_boxes["none"], abs=1e-6
+    )
+    assert {"exact", "none"} <= set(document["pareto"]["test_accuracy"])
+
+    # A worker joins with the study's recorded objectives, whatever it is told.
+    worker = join_study("both", storage, tracking, 1, lambda line: None)
+    assert worker.boxes is not None and worker.boxes.objectives == ["exact", "none"]
+    assert len(worker.study.directions) == 2
 
 
 def test_a_detector_s_boxes_end_to_end(tmp_path: Path) -> None:

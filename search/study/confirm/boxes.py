@@ -3,9 +3,10 @@ target mean IoU with them), none (the full image), and the boxes the study chose
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from search.data.boxes import LEVELS, BoxSource, level_seeds
+from search.data.boxes import LEVELS, BoxSource, InferenceBoxes, level_seeds
 from search.settings import DEFAULT_BOXES
 
 if TYPE_CHECKING:
@@ -20,11 +21,14 @@ BOX_LEVELS: dict[str, float | None] = {
 
 
 def box_levels(
-    data: Dataset, seed: int, boxes: str = DEFAULT_BOXES
+    data: Dataset, seed: int, boxes: str = DEFAULT_BOXES, others: Sequence[InferenceBoxes] = ()
 ) -> tuple[dict[str, np.ndarray | None], dict[str, Any]]:
     """Test-time boxes per level and what each level is: ``{name: {"target_iou", "noise",
     "mean_iou"}}``. With exact boxes the test score is the ``exact`` level; otherwise it is
-    the ``boxes`` level (``data`` is scored with them), and ``exact`` is one more level."""
+    the ``boxes`` level (``data`` is scored with them), and ``exact`` is one more level.
+    ``others``: the other box sources of a multi-objective study, each a level too."""
+    import numpy as np
+
     from search.crop.geometry import box_iou, noise_for_iou, noisy_boxes
 
     source = BoxSource.parse(boxes)
@@ -44,10 +48,12 @@ def box_levels(
         noise, measured = noise_for_iou(annotated, sizes, target, level_seed)
         test_boxes[name] = noisy_boxes(annotated, sizes, noise, level_seed)
         described[name] = {"target_iou": target, "noise": noise, "mean_iou": measured}
-    if source.name not in described:  # an iou:X of another X, or a detector's boxes
-        found = data.test.boxes
-        hit = ~data.test.missing_boxes
-        mean = float(box_iou(annotated[hit], found[hit]).mean()) if hit.any() else None
-        test_boxes[source.name] = found
-        described[source.name] = {"target_iou": source.iou, "noise": None, "mean_iou": mean}
+    found = [(source, data.test.boxes), *((b.source, b.test) for b in others)]
+    for level, found_boxes in found:
+        if level.name in described:
+            continue  # an iou:X of another X, or a detector's boxes, is a level of its own
+        hit = np.isfinite(found_boxes).all(axis=1)
+        mean = float(box_iou(annotated[hit], found_boxes[hit]).mean()) if hit.any() else None
+        test_boxes[level.name] = found_boxes
+        described[level.name] = {"target_iou": level.iou, "noise": None, "mean_iou": mean}
     return test_boxes, described

@@ -43,6 +43,10 @@ class Confirmation:
     #: The boxes at inference the winner was chosen for (a box source spec): its validation
     #: and test scores use them.
     boxes: str = DEFAULT_BOXES
+    #: A multi-objective study's box sources (the first is ``boxes``; empty for one) and
+    #: the confirmed members of its Pareto front, by trial number.
+    objectives: list[str] = field(default_factory=list)
+    pareto: list[int] = field(default_factory=list)
 
     @property
     def winner_summary(self) -> PolicySummary:
@@ -90,12 +94,16 @@ def summarize(
     train_fraction: float,
     box_levels: dict[str, dict[str, float | None]],
     boxes: str = DEFAULT_BOXES,
+    objectives: Sequence[str] = (),
+    front: Sequence[int] = (),
 ) -> Confirmation:
     """Per-policy estimates, paired intervals against the baseline and the verdict.
 
     ``runs`` are complete confirmation records; a policy's runs pair with the baseline's by
     training seed. Their test scores are with ``boxes``; the robustness levels hold the
-    scores with every other kind of box.
+    scores with every other kind of box. With several ``objectives`` (box sources), the
+    chosen policies are the Pareto front's members (``front``, by
+    trial number); the winner is still the best with ``boxes``, the first.
     """
     chosen_for = BoxSource.parse(boxes)
     by_policy: dict[int, dict[int, TrialRecord]] = {}
@@ -143,7 +151,14 @@ def summarize(
         raise ValueError("no confirmation run completed")
     winner = max(summaries, key=lambda s: (s.val.mean, s.baseline, -s.number))
     verdict, distinguishable = _verdict(winner)
-    if not chosen_for.exact:
+    pareto = [number for number in front if any(s.number == number for s in summaries)]
+    if objectives:
+        verdict = (
+            f"with {chosen_for.describe()} at inference (the first --boxes), {verdict}; the "
+            f"Pareto front over {', '.join(objectives)} holds trial(s) "
+            f"{', '.join(map(str, pareto))} (export one with --trial N)"
+        )
+    elif not chosen_for.exact:
         verdict = f"with {chosen_for.describe()} at inference, {verdict}"
     return Confirmation(
         summaries,
@@ -155,6 +170,8 @@ def summarize(
         train_fraction,
         box_levels,
         str(chosen_for),
+        list(objectives),
+        pareto,
     )
 
 

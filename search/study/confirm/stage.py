@@ -3,10 +3,11 @@ over fresh seeds through the trial function, keep each run with the study, and s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from search.data.boxes import BoxSource, InferenceBoxes
 from search.settings import (
     DEFAULT_BOXES,
     DEFAULT_EPOCHS,
@@ -20,7 +21,7 @@ from search.settings import (
 from search.study.confirm.boxes import box_levels
 from search.study.confirm.model import Confirmation, summarize
 from search.study.record import TrialRecord
-from search.study.selection import candidates
+from search.study.selection import candidates, pareto_front
 from search.study.store import RecordStore
 from search.study.trial import TrialSetup, run_trial
 
@@ -50,6 +51,9 @@ class ConfirmPlan:
     #: The boxes at inference the study chose for (a box source spec); the data passed to
     #: :func:`confirm` is scored with them.
     boxes: str = DEFAULT_BOXES
+    #: The box sources of a multi-objective study (the first is ``boxes``): the Pareto
+    #: front is confirmed, and every source is a robustness level. Empty for one objective.
+    objectives: tuple[str, ...] = ()
 
 
 def run_key(record: TrialRecord, plan: ConfirmPlan, seed: int) -> str:
@@ -65,16 +69,20 @@ def confirm(
     plan: ConfirmPlan,
     train_index: np.ndarray | None,
     echo: Printer = print,
+    others: Sequence[InferenceBoxes] = (),
 ) -> Confirmation:
-    """Re-train the baseline and the top policies over fresh seeds (reusing finished repeats),
-    then summarize. Every run is a child run tagged ``stage=confirm``."""
+    """Re-train the baseline and the top policies (a multi-objective study: the Pareto front)
+    over fresh seeds (reusing finished repeats), then summarize. Every run is a child run
+    tagged ``stage=confirm``. ``others``: the boxes of a multi-objective study's other
+    sources, scored as robustness levels."""
     records = store.search_records()
-    chosen = candidates(records, plan.top)
+    names = [BoxSource.parse(spec).name for spec in plan.objectives]
+    chosen = candidates(records, plan.top, names)
     if not chosen:
         raise ValueError("the study has no completed trial to confirm")
     seeds = confirm_seeds(plan.seed, plan.repeats)
     if data.has_boxes:
-        test_boxes, described = box_levels(data, plan.seed, plan.boxes)
+        test_boxes, described = box_levels(data, plan.seed, plan.boxes, others)
     else:  # no boxes to disturb: every policy is box-free, its test score is the only one
         test_boxes, described = None, {"exact": {"target_iou": 1.0, "noise": 0.0, "mean_iou": 1.0}}
     done = {
@@ -85,6 +93,10 @@ def confirm(
         and abs(r.train_fraction - plan.train_fraction) < 1e-4
     }
     todo = [(c, s) for c in chosen for s in seeds if (c.number, s) not in done]
+    front = [r.number for r in pareto_front(records, names)] if names else []
+    if names:
+        listed = ", ".join(map(str, front))
+        echo(f"the Pareto front over {', '.join(plan.objectives)}: trial(s) {listed}")
     echo(
         f"confirming {len(chosen)} policies x {plan.repeats} seeds ({plan.epochs} epochs, "
         f"{plan.train_fraction:.0%} of the training data): {len(todo)} runs to train, "
@@ -114,7 +126,8 @@ def confirm(
         echo(f"[confirm {i}/{len(todo)}] {setup.run_name()}: {outcome} ({record.seconds:.0f}s)")
     runs = [r for (number, seed), r in done.items() if seed in seeds]
     confirmation = summarize(
-        chosen, runs, seeds, plan.epochs, plan.train_fraction, described, plan.boxes
-    )
+        chosen, runs, seeds, plan.epochs, plan.train_fraction, described, plan.boxes,
+        list(plan.objectives), front,
+    )  # fmt: skip
     store.save_confirmation(confirmation)
     return confirmation
