@@ -26,6 +26,9 @@ SCREEN_SAMPLES: Final = 5000
 DEFAULT_TOP: Final = 3
 #: Training seeds per confirmed policy.
 DEFAULT_REPEATS: Final = 3
+#: Seeds each confirmed policy gets before the racing confirmation may drop it (a paired
+#: interval needs two).
+RACE_MIN_SEEDS: Final = 2
 
 #: The dataset spec without ``--data``: the built-in procedural benchmark.
 DEFAULT_DATA: Final = "shapes"

@@ -4,8 +4,14 @@ configuration: the confirmation trains its own epochs)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
 from search.engines.optuna import sampler_seed
-from search.settings import TrainConfig, derive_seed
+from search.settings import RACE_MIN_SEEDS, TrainConfig, derive_seed
+from search.study.confirm.model import Confirmation
 from search.study.confirm.stage import confirm_seeds
 from search.study.record import TrialRecord
 from search.study.selection import candidates
@@ -44,3 +50,83 @@ def test_seeds_are_derived_apart_and_repeatable() -> None:
     others = {derive_seed(0, "train"), sampler_seed(0, 0), sampler_seed(0, 10)}
     assert len(set(confirm) | others) == len(confirm) + len(others)
     assert confirm_seeds(1, 3) != confirm
+
+
+class _Store:
+    """An in-memory record store."""
+
+    def __init__(self, records: list[TrialRecord]) -> None:
+        self.records, self.runs = records, {}
+        self.outcome: Confirmation | None = None
+
+    def search_records(self) -> list[TrialRecord]:
+        return self.records
+
+    def confirm_records(self) -> list[TrialRecord]:
+        return list(self.runs.values())
+
+    def save_confirm(self, key: str, record: TrialRecord) -> None:
+        self.runs[key] = record
+
+    def save_confirmation(self, confirmation: Confirmation) -> None:
+        self.outcome = confirmation
+
+    def confirmation(self) -> Confirmation | None:
+        return self.outcome
+
+
+def _race(
+    monkeypatch: pytest.MonkeyPatch, levels: dict[int, float], repeats: int = 4, race: bool = True
+) -> tuple[Confirmation, list[tuple[int, int]], list[str]]:
+    """Confirm trials scoring ``levels`` (by trial number; trial 0 is the baseline) with a
+    stand-in trainer whose scores wobble by seed; returns the outcome, the (trial, seed)
+    pairs trained and the printed lines."""
+    import search.study.confirm.stage as stage
+
+    trained: list[tuple[int, int]] = []
+
+    def train(setup: Any, *args: Any, **kwargs: Any) -> TrialRecord:
+        trained.append((setup.number, setup.train.seed))
+        wobble = (setup.train.seed * (setup.number + 2) % 11) / 1000
+        value = levels[setup.number] + wobble
+        return setup.record(1, state="complete", val_accuracy=value, test_accuracy=value)
+
+    monkeypatch.setattr(stage, "run_trial", train)
+    records = [_record(n, "full" if n == 0 else "object", 1, v, n == 0) for n, v in levels.items()]
+    for n, r in enumerate(records):
+        records[n] = r.model_copy(update={"policy": {"kind": r.policy["kind"], "context": n / 10}})
+    lines: list[str] = []
+    plan = stage.ConfirmPlan(top=len(levels) - 1, repeats=repeats, race=race)
+    data = SimpleNamespace(has_boxes=False)
+    outcome = stage.confirm(_Store(records), data, None, "p", plan, None, lines.append)  # type: ignore[arg-type]
+    return outcome, trained, lines
+
+
+def test_the_racing_confirmation_drops_a_policy_far_behind_the_leader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outcome, trained, lines = _race(monkeypatch, {0: 0.40, 1: 0.95, 2: 0.60, 3: 0.95})
+    seeds = outcome.seeds
+    per_trial = {n: [s for m, s in trained if m == n] for n in (0, 1, 2, 3)}
+    # Trial 2 is 35 points behind the leader: dropped after the minimum of seeds.
+    assert per_trial[2] == seeds[:RACE_MIN_SEEDS]
+    assert "dropped trial 2 after 2 seeds" in "\n".join(lines)
+    # The winner, the baseline and a rival level with it get every seed.
+    assert per_trial[1] == per_trial[0] == per_trial[3] == seeds
+    summaries = {s.number: s for s in outcome.summaries}
+    assert summaries[2].dropped_after == RACE_MIN_SEEDS and summaries[2].val.n == RACE_MIN_SEEDS
+    assert summaries[1].dropped_after is None and summaries[1].test_vs_baseline.n == len(seeds)
+    assert outcome.winner in (1, 3)
+    assert len(trained) == 4 * len(seeds) - (len(seeds) - RACE_MIN_SEEDS)
+
+
+def test_without_racing_or_when_the_baseline_leads_no_policy_but_the_losers_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, trained, _ = _race(monkeypatch, {0: 0.40, 1: 0.95, 2: 0.60}, race=False)
+    assert len(trained) == 3 * 4
+    # The baseline leads: a policy far below it is dropped, the baseline never.
+    outcome, trained, _ = _race(monkeypatch, {0: 0.90, 1: 0.30, 2: 0.89})
+    assert [s for n, s in trained if n == 1] == outcome.seeds[:RACE_MIN_SEEDS]
+    assert [s for n, s in trained if n == 0] == outcome.seeds
+    assert outcome.winner == 0

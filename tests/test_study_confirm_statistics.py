@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from search.study.confirm.statistics import estimate, paired_interval
+from search.study.confirm.statistics import estimate, paired_interval, race_losers
 
 
 def test_estimate_is_mean_and_sample_std() -> None:
@@ -30,3 +30,21 @@ def test_paired_interval_matches_the_t_distribution() -> None:
     assert not wide.excludes_zero
     single = paired_interval([0.9], [0.8])
     assert single.low == -math.inf and not single.excludes_zero
+
+
+def test_race_losers_are_wholly_below_the_leader_over_enough_seeds() -> None:
+    scores = {
+        0: {1: 0.40, 2: 0.41, 3: 0.39},  # the baseline, far behind
+        1: {1: 0.90, 2: 0.92, 3: 0.91},  # the leader
+        2: {1: 0.91, 2: 0.88, 3: 0.92},  # behind on average, not wholly
+        3: {1: 0.60, 2: 0.59},  # far behind on the seeds it has
+    }
+    assert race_losers(scores, [0, 1, 2, 3], min_seeds=2) == [0, 3]
+    assert race_losers(scores, [0, 1, 2, 3], min_seeds=2, keep=[0]) == [3]
+    assert race_losers(scores, [0, 1, 2, 3], min_seeds=3, keep=[0]) == []
+    assert race_losers(scores, [2, 3], min_seeds=2) == [3], "the leader of those racing"
+    assert race_losers({1: {1: 0.5}, 2: {1: 0.1}}, [1, 2], min_seeds=1) == [], (
+        "one seed: no interval"
+    )
+    tied = {4: {1: 0.5, 2: 0.5}, 5: {1: 0.5, 2: 0.5}}
+    assert race_losers(tied, [5, 4], min_seeds=2) == []

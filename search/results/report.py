@@ -151,6 +151,7 @@ CONFIRMATION_HEADER = [
     "test_diff",
     "test_diff_low",
     "test_diff_high",
+    "dropped_after",
 ]
 
 
@@ -174,6 +175,7 @@ def confirmation_rows(confirmation: Confirmation) -> list[list[Any]]:
         ]
         for diff in (s.val_vs_baseline, s.test_vs_baseline):
             cells += ["", "", ""] if diff is None else [_num(diff.mean), diff.low, diff.high]
+        cells.append("" if s.dropped_after is None else s.dropped_after)
         rows.append(cells)
     return rows
 
@@ -196,7 +198,9 @@ def confirmation_table(confirmation: Confirmation) -> list[list[str]]:
         table.append(
             [
                 f"{s.number}{mark}",
-                s.label + ("  (baseline)" if s.baseline else ""),
+                s.label
+                + ("  (baseline)" if s.baseline else "")
+                + (f"  (dropped after {s.dropped_after} seeds)" if s.dropped_after else ""),
                 f"{s.val.mean:.4f} ± {s.val.std:.4f}",
                 f"{s.test.mean:.4f} ± {s.test.std:.4f}",
                 "-" if diff is None else str(diff),

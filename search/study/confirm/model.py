@@ -3,7 +3,7 @@ the verdict, as a plain value stored with the study (JSON) and exported."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,6 +26,8 @@ class PolicySummary:
     val_vs_baseline: Interval | None
     test_vs_baseline: Interval | None
     robustness: dict[str, Estimate] = field(default_factory=dict)
+    #: Dropped by the racing confirmation after this many seeds (None: every seed).
+    dropped_after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Confirmation:
                 val_vs_baseline=interval(s["val_vs_baseline"]),
                 test_vs_baseline=interval(s["test_vs_baseline"]),
                 robustness={k: Estimate(**v) for k, v in s["robustness"].items()},
+                dropped_after=s.get("dropped_after"),
             )
             for s in data["summaries"]
         ]
@@ -96,6 +99,7 @@ def summarize(
     boxes: str = DEFAULT_BOXES,
     objectives: Sequence[str] = (),
     front: Sequence[int] = (),
+    dropped: Mapping[int, int] | None = None,
 ) -> Confirmation:
     """Per-policy estimates, paired intervals against the baseline and the verdict.
 
@@ -103,8 +107,11 @@ def summarize(
     training seed. Their test scores are with ``boxes``; the robustness levels hold the
     scores with every other kind of box. With several ``objectives`` (box sources), the
     chosen policies are the Pareto front's members (``front``, by
-    trial number); the winner is still the best with ``boxes``, the first.
+    trial number); the winner is still the best with ``boxes``, the first. ``dropped``:
+    the policies the racing confirmation dropped, by trial number, and after how many seeds;
+    their estimates use those seeds, and none of them wins.
     """
+    dropped = dropped or {}
     chosen_for = BoxSource.parse(boxes)
     by_policy: dict[int, dict[int, TrialRecord]] = {}
     for run in runs:
@@ -114,7 +121,7 @@ def summarize(
     summaries = []
     for source in chosen:
         mine = by_policy.get(source.number, {})
-        used = [s for s in seeds if s in mine]
+        used = [s for s in seeds[: dropped.get(source.number)] if s in mine]
         if not used:
             continue
         val = [mine[s].val_accuracy or 0.0 for s in used]
@@ -145,11 +152,13 @@ def summarize(
                 val_diff,
                 test_diff,
                 robustness,
+                dropped.get(source.number),
             )
         )
     if not summaries:
         raise ValueError("no confirmation run completed")
-    winner = max(summaries, key=lambda s: (s.val.mean, s.baseline, -s.number))
+    finalists = [s for s in summaries if s.dropped_after is None]
+    winner = max(finalists, key=lambda s: (s.val.mean, s.baseline, -s.number))
     verdict, distinguishable = _verdict(winner)
     pareto = [number for number in front if any(s.number == number for s in summaries)]
     if objectives:

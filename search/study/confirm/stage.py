@@ -14,12 +14,14 @@ from search.settings import (
     DEFAULT_REPEATS,
     DEFAULT_SEED,
     DEFAULT_TOP,
+    RACE_MIN_SEEDS,
     StudyKey,
     TrainConfig,
     derive_seed,
 )
 from search.study.confirm.boxes import box_levels
 from search.study.confirm.model import Confirmation, summarize
+from search.study.confirm.statistics import race_losers
 from search.study.record import TrialRecord
 from search.study.selection import candidates, pareto_front
 from search.study.store import RecordStore
@@ -54,6 +56,32 @@ class ConfirmPlan:
     #: The box sources of a multi-objective study (the first is ``boxes``): the Pareto
     #: front is confirmed, and every source is a robustness level. Empty for one objective.
     objectives: tuple[str, ...] = ()
+    #: Race: drop a policy whose paired interval against the leader lies below 0 after
+    #: :data:`RACE_MIN_SEEDS` seeds; the winner and the baseline get every seed.
+    race: bool = True
+
+
+def _confirm_setup(
+    source: TrialRecord,
+    seed: int,
+    plan: ConfirmPlan,
+    train_index: np.ndarray | None,
+    test_boxes: dict[str, np.ndarray | None] | None,
+) -> TrialSetup:
+    """The search trial ``source`` re-trained with the training seed ``seed``."""
+    return TrialSetup(
+        study=source.study,
+        number=source.number,
+        policy=source.crop_policy,
+        train=TrainConfig.model_validate(
+            {**source.train.model_dump(), "seed": seed, "epochs": plan.epochs}
+        ),
+        stage="confirm",
+        engine=source.engine,
+        baseline=source.baseline,
+        train_index=train_index,
+        test_boxes=test_boxes,
+    )
 
 
 def run_key(record: TrialRecord, plan: ConfirmPlan, seed: int) -> str:
@@ -92,42 +120,62 @@ def confirm(
         and r.train.epochs == plan.epochs
         and abs(r.train_fraction - plan.train_fraction) < 1e-4
     }
-    todo = [(c, s) for c in chosen for s in seeds if (c.number, s) not in done]
     front = [r.number for r in pareto_front(records, names)] if names else []
     if names:
         listed = ", ".join(map(str, front))
         echo(f"the Pareto front over {', '.join(plan.objectives)}: trial(s) {listed}")
+    missing = sum((c.number, s) not in done for c in chosen for s in seeds)
+    race = plan.race and not names  # every member of a Pareto front gets every seed
     echo(
         f"confirming {len(chosen)} policies x {plan.repeats} seeds ({plan.epochs} epochs, "
-        f"{plan.train_fraction:.0%} of the training data): {len(todo)} runs to train, "
-        f"{len(chosen) * len(seeds) - len(todo)} already done"
-    )
-    for i, (source, seed) in enumerate(todo, start=1):
-        setup = TrialSetup(
-            study=source.study,
-            number=source.number,
-            policy=source.crop_policy,
-            train=TrainConfig.model_validate(
-                {**source.train.model_dump(), "seed": seed, "epochs": plan.epochs}
-            ),
-            stage="confirm",
-            engine=source.engine,
-            baseline=source.baseline,
-            train_index=train_index,
-            test_boxes=test_boxes,
+        f"{plan.train_fraction:.0%} of the training data): up to {missing} runs to train, "
+        f"{len(chosen) * len(seeds) - missing} already done"
+        + (
+            f"; a policy whose paired interval against the leader lies below 0 after "
+            f"{RACE_MIN_SEEDS} or more seeds is dropped"
+            if race and plan.repeats > RACE_MIN_SEEDS
+            else ""
         )
-        record = run_trial(setup, data, tracker, parent_id, crop_samples=False)
-        if record.state == "complete":
-            store.save_confirm(run_key(record, plan, seed), record)
-            done[(record.number, seed)] = record
-            outcome = f"val {record.val_accuracy:.4f}, test {record.test_accuracy:.4f}"
-        else:
-            outcome = f"FAILED: {record.error}"
-        echo(f"[confirm {i}/{len(todo)}] {setup.run_name()}: {outcome} ({record.seconds:.0f}s)")
+    )
+    racing = [c for c in chosen if not c.baseline]
+    dropped: dict[int, int] = {}
+    trained = 0
+    for round_number, seed in enumerate(seeds, start=1):
+        for source in [c for c in chosen if c.baseline or c in racing]:
+            if (source.number, seed) in done:
+                continue
+            trained += 1
+            setup = _confirm_setup(source, seed, plan, train_index, test_boxes)
+            record = run_trial(setup, data, tracker, parent_id, crop_samples=False)
+            if record.state == "complete":
+                store.save_confirm(run_key(record, plan, seed), record)
+                done[(record.number, seed)] = record
+                outcome = f"val {record.val_accuracy:.4f}, test {record.test_accuracy:.4f}"
+            else:
+                outcome = f"FAILED: {record.error}"
+            echo(f"[confirm {trained}/{missing}] {setup.run_name()}: {outcome} "
+                 f"({record.seconds:.0f}s)")  # fmt: skip
+        if not race or round_number >= len(seeds):
+            continue
+        so_far = seeds[:round_number]
+        scores = {
+            c.number: {s: done[(c.number, s)].val_accuracy or 0.0 for s in so_far
+                       if (c.number, s) in done}
+            for c in chosen
+        }  # fmt: skip
+        base = [c.number for c in chosen if c.baseline]
+        active = base + [c.number for c in racing]
+        for number in race_losers(scores, active, RACE_MIN_SEEDS, keep=base):
+            dropped[number] = round_number
+            racing = [c for c in racing if c.number != number]
+            echo(
+                f"dropped trial {number} after {round_number} seeds: its validation accuracy "
+                "is below the leader's (paired 95% interval below 0)"
+            )
     runs = [r for (number, seed), r in done.items() if seed in seeds]
     confirmation = summarize(
         chosen, runs, seeds, plan.epochs, plan.train_fraction, described, plan.boxes,
-        list(plan.objectives), front,
+        list(plan.objectives), front, dropped,
     )  # fmt: skip
     store.save_confirmation(confirmation)
     return confirmation

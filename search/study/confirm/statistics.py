@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 #: Confidence of the intervals against the baseline.
@@ -58,3 +58,30 @@ def paired_interval(a: Sequence[float], b: Sequence[float], level: float = LEVEL
         return Interval(est.mean, -math.inf, math.inf, est.n)
     half = float(stats.t.ppf(0.5 + level / 2, est.n - 1)) * est.std / math.sqrt(est.n)
     return Interval(est.mean, est.mean - half, est.mean + half, est.n)
+
+
+def race_losers(
+    scores: Mapping[int, Mapping[int, float]],
+    racing: Sequence[int],
+    min_seeds: int,
+    keep: Collection[int] = (),
+) -> list[int]:
+    """The racing policies to drop: those whose paired interval against the current leader
+    (the highest mean score, the lowest number on a tie) lies wholly below 0, over at least
+    ``min_seeds`` shared seeds; never those in ``keep``. ``scores[policy][seed]`` is a
+    policy's score with a seed."""
+    present = [p for p in racing if scores.get(p)]
+    if len(present) < 2:
+        return []
+    leader = max(present, key=lambda p: (statistics.fmean(scores[p].values()), -p))
+    losers = []
+    for policy in present:
+        shared = sorted(set(scores[policy]) & set(scores[leader]))
+        if policy == leader or policy in keep or len(shared) < max(min_seeds, 2):
+            continue
+        diff = paired_interval(
+            [scores[policy][s] for s in shared], [scores[leader][s] for s in shared]
+        )
+        if diff.high < 0:
+            losers.append(policy)
+    return losers
