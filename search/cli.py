@@ -102,6 +102,7 @@ def search(
     model: opt.ModelOption = None,
     workers: opt.WorkersOption = 1,
     boxes: opt.BoxesOption = None,
+    processes: opt.ProcessesOption = None,
     verbose: opt.VerboseOption = False,
 ) -> None:
     """Screen crop policies, confirm the best over seeds, and print the results."""
@@ -125,6 +126,7 @@ def search(
     options = SearchOptions(
         trials, timeout, epochs, seed, study, storage, tracking_uri, screen, confirm, top,
         repeats, model=model, algorithm=algorithm, pruner=pruner or DEFAULT_PRUNER,
+        processes=processes,
     )  # fmt: skip
     outcome = run_search(options, data, space, engine, workers, verbose, typer.echo, boxes)
     print_leaderboard(outcome.records, outcome.run.options.boxes)
@@ -199,6 +201,7 @@ def confirm_command(
     storage: opt.StorageOption = DEFAULT_STORAGE,
     tracking_uri: opt.TrackingOption = DEFAULT_TRACKING,
     boxes: opt.BoxesOption = None,
+    processes: opt.ProcessesOption = None,
     verbose: opt.VerboseOption = False,
 ) -> None:
     """Re-train a study's top policies and its baseline over seeds; finished repeats are
@@ -209,7 +212,7 @@ def confirm_command(
     confirmation = confirm_study(
         study, data, top, repeats, seed, epochs,
         storage=storage, tracking_uri=tracking_uri, verbose=verbose, echo=typer.echo,
-        boxes=boxes,
+        boxes=boxes, processes=processes,
     )  # fmt: skip
     print_confirmation(confirmation)
 

@@ -65,6 +65,17 @@ TopOption = Annotated[
 RepeatsOption = Annotated[
     int, typer.Option(min=2, max=20, help="Training seeds per confirmed policy.")
 ]
+ProcessesOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=64,
+        help="Processes that train the confirmation's runs of a round side by side, the "
+        "cores shared between them; 1 trains one run at a time with every core "
+        "[default: one per core, at most 4].",
+        show_default=False,
+    ),
+]
 
 # -- search ---------------------------------------------------------------------------------
 SpaceOption = Annotated[

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from search.data import Dataset
@@ -27,6 +29,7 @@ from search.results.views import Printer, ViewRefresh, log_study_views
 from search.settings import StudyKey, default_algorithm, derive_seed
 from search.space import Space
 from search.study.confirm.model import Confirmation
+from search.study.pool import TrainingPool, open_pool
 from search.study.record import TrialRecord
 from search.study.store import RecordStore
 
@@ -173,6 +176,14 @@ class SearchRun(ABC):
         )
         if close:
             self.tracker.end_run(self.parent_id, "complete", {"n_trials": str(self.trial_count())})
+
+    @contextmanager
+    def training_pool(self) -> Iterator[TrainingPool | None]:
+        """Processes for the confirmation's rounds (:func:`~search.study.pool.core_split`;
+        None when one process trains): stopped on an error or interrupt, closed after."""
+        with open_pool(self.options.processes, self.data, self.options.tracking_uri,
+                       self.name, self.parent_id, self.echo) as pool:  # fmt: skip
+            yield pool
 
     def winner_model(self) -> str | None:
         """The URI of the winner's trained model, once the study's views logged it."""

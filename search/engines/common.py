@@ -71,6 +71,8 @@ class SearchOptions:
     #: A multi-objective study's box sources (``--boxes`` given more than once; the first is
     #: ``boxes``); empty for one objective.
     objectives: tuple[str, ...] = ()
+    #: Processes training a confirmation round side by side (None: one per core, at most 4).
+    processes: int | None = None
 
 
 def default_study_name(data: Dataset, space: Space) -> str:

@@ -158,9 +158,11 @@ class KerasTunerSearch(SearchRun):
                 self.views(None)
                 o = self.options
                 plan = ConfirmPlan(o.top, o.repeats, o.seed, o.epochs, boxes=o.boxes)
-                confirmation = confirm(
-                    self.records, self.data, self.tracker, self.parent_id, plan, None, self.echo
-                )
+                with self.training_pool() as pool:
+                    confirmation = confirm(
+                        self.records, self.data, self.tracker, self.parent_id, plan, None,
+                        self.echo, pool=pool,
+                    )  # fmt: skip
         finally:
             self.views(confirmation or self.records.confirmation(), close=True)
         return confirmation

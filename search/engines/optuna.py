@@ -232,16 +232,18 @@ class OptunaSearch(SearchRun):
                     self.optimize(left, timeout)
             if self.options.confirm:
                 self.views(None)  # the screening results are safe before confirmation
-                confirmation = confirm(
-                    self.records,
-                    self.data,
-                    self.tracker,
-                    self.parent_id,
-                    plan,
-                    self._confirm_index(plan.train_fraction),
-                    self.echo,
-                    self.boxes.sources[1:] if self.boxes is not None else (),
-                )
+                with self.training_pool() as pool:
+                    confirmation = confirm(
+                        self.records,
+                        self.data,
+                        self.tracker,
+                        self.parent_id,
+                        plan,
+                        self._confirm_index(plan.train_fraction),
+                        self.echo,
+                        self.boxes.sources[1:] if self.boxes is not None else (),
+                        pool,
+                    )
         except KeyboardInterrupt:
             fail_interrupted(self.study, self.tracker, self.shared)
             raise

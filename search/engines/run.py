@@ -43,6 +43,7 @@ from search.settings import (
 from search.space import BOX_FREE_KINDS, Space, shipped_space, split_values
 from search.study.confirm.model import Confirmation
 from search.study.confirm.stage import ConfirmPlan, confirm
+from search.study.pool import open_pool
 from search.study.record import TrialRecord
 
 Printer = Callable[[str], None]
@@ -225,6 +226,7 @@ def confirm_study(
     verbose: bool = False,
     echo: Printer = print,
     boxes: list[str] | None = None,
+    processes: int | None = None,
 ) -> Confirmation:
     """Re-train the study ``name``'s top policies and its baseline over seeds (``seed`` and
     ``epochs`` None: the study's); finished repeats are reused. Validation and test are
@@ -261,9 +263,9 @@ def confirm_study(
     )
     confirmation = None
     try:
-        with handled():
+        with handled(), open_pool(processes, dataset, tracking_uri, name, parent_id, echo) as pool:
             confirmation = confirm(
-                records, dataset, tracker, parent_id, plan, None, echo, targets.sources[1:]
+                records, dataset, tracker, parent_id, plan, None, echo, targets.sources[1:], pool
             )
         return confirmation
     finally:

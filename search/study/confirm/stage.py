@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from search.data import Dataset
     from search.results.tracking import Tracker
+    from search.study.pool import TrainingPool
 
 Printer = Callable[[str], None]
 
@@ -98,11 +99,12 @@ def confirm(
     train_index: np.ndarray | None,
     echo: Printer = print,
     others: Sequence[InferenceBoxes] = (),
+    pool: TrainingPool | None = None,
 ) -> Confirmation:
     """Re-train the baseline and the top policies (a multi-objective study: the Pareto front)
     over fresh seeds (reusing finished repeats), then summarize. Every run is a child run
     tagged ``stage=confirm``. ``others``: the boxes of a multi-objective study's other
-    sources, scored as robustness levels."""
+    sources, scored as robustness levels. ``pool``: train each round's runs in parallel."""
     records = store.search_records()
     names = [BoxSource.parse(spec).name for spec in plan.objectives]
     chosen = candidates(records, plan.top, names)
@@ -141,19 +143,26 @@ def confirm(
     dropped: dict[int, int] = {}
     trained = 0
     for round_number, seed in enumerate(seeds, start=1):
-        for source in [c for c in chosen if c.baseline or c in racing]:
-            if (source.number, seed) in done:
-                continue
+        setups = [
+            _confirm_setup(c, seed, plan, train_index, test_boxes)
+            for c in chosen
+            if (c.baseline or c in racing) and (c.number, seed) not in done
+        ]
+        finished = (
+            pool.train(setups)
+            if pool is not None and len(setups) > 1
+            else ((i, run_trial(s, data, tracker, parent_id, crop_samples=False))
+                  for i, s in enumerate(setups))
+        )  # fmt: skip
+        for index, record in finished:
             trained += 1
-            setup = _confirm_setup(source, seed, plan, train_index, test_boxes)
-            record = run_trial(setup, data, tracker, parent_id, crop_samples=False)
             if record.state == "complete":
                 store.save_confirm(run_key(record, plan, seed), record)
                 done[(record.number, seed)] = record
                 outcome = f"val {record.val_accuracy:.4f}, test {record.test_accuracy:.4f}"
             else:
                 outcome = f"FAILED: {record.error}"
-            echo(f"[confirm {trained}/{missing}] {setup.run_name()}: {outcome} "
+            echo(f"[confirm {trained}/{missing}] {setups[index].run_name()}: {outcome} "
                  f"({record.seconds:.0f}s)")  # fmt: skip
         if not race or round_number >= len(seeds):
             continue

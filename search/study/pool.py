@@ -1,0 +1,212 @@
+"""Trainings that do not depend on each other (a confirmation round's runs), in parallel
+processes with one TensorFlow thread each.
+
+On a 2-core machine, 2 processes x 1 thread train 1.31x the runs per hour of 1 process x 2
+threads (``benchmarks/workers.py``). Each process holds the study's data and its own MLflow
+client, trains a :class:`~search.study.trial.TrialSetup` through
+:func:`~search.study.trial.run_trial` and sends back its record. A run's numbers depend only
+on its setup (seeds included) and the thread count, so the same command gives the same tables
+whichever process finishes first.
+
+A terminal's Ctrl-C reaches the whole process group: the processes ignore SIGINT and the
+command stops them with SIGTERM, which ends their runs as failed (as in the command itself).
+A process that dies (out of memory, kill -9) fails its run's record.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from search.study.record import TrialRecord
+from search.study.trial import TrialSetup
+
+if TYPE_CHECKING:
+    from search.data import Dataset
+
+#: Seconds a stopped process gets to end its run before it is killed.
+STOP_SECONDS = 20.0
+#: One training for a process: the setup's index, the setup, whether to log crop samples.
+Task = tuple[int, TrialSetup, bool]
+#: Most processes chosen on their own: each holds the data and a TensorFlow runtime.
+MAX_PROCESSES = 4
+
+
+@dataclass(frozen=True)
+class Split:
+    """How a machine's cores are shared: ``processes`` trainings at a time, each with
+    ``threads`` TensorFlow intra-op threads."""
+
+    processes: int
+    threads: int
+
+    def __str__(self) -> str:
+        plural = "es" if self.processes != 1 else ""
+        return f"{self.processes} process{plural} x {self.threads} thread(s)"
+
+
+def core_split(processes: int | None = None, cores: int | None = None) -> Split:
+    """The split for this machine (``cores``: ``os.cpu_count()``): one process per core, at
+    most :data:`MAX_PROCESSES`, unless ``processes`` is given; the threads share the cores."""
+    cores = max(cores or os.cpu_count() or 1, 1)
+    count = processes if processes is not None else min(cores, MAX_PROCESSES)
+    count = max(count, 1)
+    return Split(count, max(cores // count, 1))
+
+
+@dataclass(frozen=True)
+class PoolContext:
+    """What every process needs: the data (scored with the study's boxes), the MLflow store,
+    the study's name and parent run, and its thread count."""
+
+    data: Dataset
+    tracking_uri: str
+    study: str
+    parent_id: str
+    threads: int
+
+
+class TrainingPool:
+    """``processes`` training processes; :meth:`train` runs setups on them."""
+
+    def __init__(self, context: PoolContext, processes: int) -> None:
+        self._context = context
+        self._spawn = multiprocessing.get_context("spawn")  # no fork of a threaded process
+        self._results: multiprocessing.Queue[tuple[int, int, TrialRecord]] = self._spawn.Queue()
+        self._slots = [self._start(slot) for slot in range(processes)]
+
+    def _start(self, slot: int) -> tuple[BaseProcess, multiprocessing.Queue[Task | None]]:
+        inbox: multiprocessing.Queue[Task | None] = self._spawn.Queue()
+        process = self._spawn.Process(
+            target=_serve,
+            args=(self._context, slot, inbox, self._results),
+            name=f"cropsearch-trainer-{slot}",
+            daemon=True,
+        )
+        process.start()
+        return process, inbox
+
+    def __enter__(self) -> TrainingPool:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if error is None:
+            self.close()
+        else:
+            self.stop()
+
+    def train(
+        self, setups: Sequence[TrialSetup], crop_samples: bool = False
+    ) -> Iterator[tuple[int, TrialRecord]]:
+        """Train ``setups``; yield ``(index, record)`` as each finishes (any order). A setup
+        whose process dies gets a failed record, and a new process takes the slot."""
+        waiting = list(range(len(setups)))[::-1]
+        busy: dict[int, int] = {}  # slot -> index of the setup it trains
+
+        def assign() -> None:
+            for slot, (_, inbox) in enumerate(self._slots):
+                if slot not in busy and waiting:
+                    busy[slot] = waiting.pop()
+                    inbox.put((busy[slot], setups[busy[slot]], crop_samples))
+
+        assign()
+        while busy:
+            try:
+                slot, index, record = self._results.get(timeout=1.0)
+            except queue.Empty:
+                for slot in [s for s in busy if not self._slots[s][0].is_alive()]:
+                    index = busy.pop(slot)
+                    code = self._slots[slot][0].exitcode
+                    self._slots[slot] = self._start(slot)
+                    error = f"the training process died (exit code {code})"
+                    yield index, setups[index].record(1, state="failed", error=error)
+                assign()
+                continue
+            busy.pop(slot, None)
+            assign()
+            yield index, record
+
+    def close(self) -> None:
+        """Let the processes finish and exit."""
+        for _, inbox in self._slots:
+            inbox.put(None)
+        self._join()
+
+    def stop(self) -> None:
+        """Stop the processes now: SIGTERM ends their runs as failed; kill after a grace."""
+        for process, _ in self._slots:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        self._join()
+
+    def _join(self) -> None:
+        for process, _ in self._slots:
+            process.join(STOP_SECONDS)
+            if process.is_alive():
+                process.kill()
+
+
+@contextmanager
+def open_pool(
+    processes: int | None,
+    data: Dataset,
+    tracking_uri: str,
+    study: str,
+    parent_id: str,
+    echo: Callable[[str], None] = print,
+) -> Iterator[TrainingPool | None]:
+    """A :class:`TrainingPool` for this machine's :func:`core_split` (None when it is one
+    process), announced through ``echo``; stopped on an error or interrupt, closed after."""
+    split = core_split(processes)
+    echo(f"confirmation rounds train in {split} ({os.cpu_count()} cores; --processes changes it)")
+    if split.processes == 1:
+        yield None
+        return
+    context = PoolContext(data, tracking_uri, study, parent_id, split.threads)
+    with TrainingPool(context, split.processes) as pool:
+        yield pool
+
+
+def _serve(
+    context: PoolContext,
+    slot: int,
+    inbox: multiprocessing.Queue[Task | None],
+    results: multiprocessing.Queue[tuple[int, int, TrialRecord]],
+) -> None:
+    """One training process: set up TensorFlow's threads once, then train what comes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command decides; SIGTERM stops us
+    from search.ops.quiet import quiet_tensorflow
+
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(context.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(context.threads)
+    from search.ops.signals import handled
+    from search.results.tracking import Tracker
+    from search.study.trial import run_trial
+
+    tracker = Tracker(context.tracking_uri, context.study)
+    with handled():
+        # Only the command's SIGTERM stops a run here: a terminal's SIGINT reaches us too,
+        # and a second signal during a run's clean-up would leave it RUNNING.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        while (task := inbox.get()) is not None:
+            index, setup, crop_samples = task
+            record = run_trial(
+                setup, context.data, tracker, context.parent_id, crop_samples=crop_samples
+            )
+            results.put((slot, index, record))
