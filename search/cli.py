@@ -146,14 +146,22 @@ def search(
 
 @app.command("status")
 def status_command(
-    study: Annotated[str, typer.Option(help="The study to check.")],
+    study: opt.LatestStudyOption = None,
+    all_studies: opt.AllStudiesOption = False,
     storage: opt.SharedStorageOption = DEFAULT_STORAGE,
     tracking_uri: opt.SharedTrackingOption = DEFAULT_TRACKING,
 ) -> None:
-    """Trials by state and engine; exit 1 when Optuna and MLflow disagree about them."""
-    from search.ops.status import check_status  # Optuna and MLflow
+    """Trials by state and engine; exit 1 when Optuna and MLflow disagree about them. With
+    --all: every study in the store with its trial counts."""
+    from search.ops.status import check_status, study_lines  # Optuna and MLflow
 
     _check_stores(study, storage, tracking_uri)
+    if all_studies:
+        if study is not None:
+            raise UserError("give --study or --all, not both")
+        for line in study_lines(storage):
+            typer.echo(line)
+        return
     status = check_status(study, storage, tracking_uri)
     for line in status.lines():
         typer.echo(line)
@@ -243,20 +251,29 @@ def export(
 def ui(
     tracking_uri: Annotated[str, typer.Option(help="MLflow backend store URI.")] = DEFAULT_TRACKING,
     host: opt.HostOption = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 5000,
-    study: Annotated[str | None, typer.Option(help="Print the runs link of this study.")] = None,
+    port: opt.PortOption = 5000,
+    study: opt.ServedStudyOption = None,
+    storage: opt.StorageOption = DEFAULT_STORAGE,
 ) -> None:
-    """Start the MLflow UI on the search's store and print its URL (Ctrl-C stops it)."""
+    """Start the MLflow UI on the search's store and print its URL and the runs link of the
+    study (Ctrl-C stops it)."""
+    from search.engines.lookup import latest_study  # Optuna
     from search.results.tracking import runs_link, ui_command  # MLflow
 
     path = sqlite_path(tracking_uri)
     if path is not None and not path.exists():
         raise UserError(f"no MLflow store at {clip(str(path))} (run 'cropsearch search' first)")
-    _check_stores(None, None, tracking_uri)
+    _check_stores(study, None, tracking_uri)
+    if study is None:
+        try:
+            study = latest_study(storage)
+        except StudyError:  # runs without a study storage beside them: the UI still serves them
+            study = None
     command = ui_command(tracking_uri, host, port)
     url = f"http://{host}:{port}"
     typer.echo(f"MLflow UI for {redact(tracking_uri)} at {url}")
-    typer.echo(f"runs of the latest study: {runs_link(tracking_uri, url, study)}")
+    if study is not None:
+        typer.echo(f"runs of study '{study}': {runs_link(tracking_uri, url, study)}")
     sys.stdout.flush()
     # Become the server, so Ctrl-C and SIGTERM reach it directly.
     os.execv(sys.executable, command)
@@ -266,7 +283,11 @@ def ui(
 def data(
     spec: Annotated[str, typer.Argument(metavar="SPEC", help=opt.DATA_SPEC_HELP)],
     preview: Annotated[
-        Path | None, typer.Option(help="Also draw samples with their boxes into this PNG.")
+        Path | None,
+        typer.Option(
+            help="Also draw samples with their boxes into this PNG (default: no picture).",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Load a dataset and print its report: classes per split, box sizes, skipped samples."""
@@ -312,8 +333,12 @@ def preview(
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path(
         "crop_preview.png"
     ),
-    train: Annotated[bool, typer.Option("--train", help="Only train-mode crops.")] = False,
-    eval_: Annotated[bool, typer.Option("--eval", help="Only eval-mode crops.")] = False,
+    train: Annotated[
+        bool, typer.Option("--train", help="Only train-mode crops (default: both modes).")
+    ] = False,
+    eval_: Annotated[
+        bool, typer.Option("--eval", help="Only eval-mode crops (default: both modes).")
+    ] = False,
     n: Annotated[int, typer.Option("--n", min=1, max=64, help="Validation samples shown.")] = 16,
     seed: opt.PreviewSeedOption = DEFAULT_SEED,
     verbose: opt.VerboseOption = False,
