@@ -23,6 +23,7 @@ from search.ops.quiet import quiet_store_noise, quiet_tensorflow
 from search.ops.signals import Interrupted, forget, handled, received
 from search.ops.uris import UriError, check_storage_uri, check_tracking_uri, redact, sqlite_path
 from search.results.apply import ApplyError, skipped_summary, write_crops, write_preview
+from search.results.dashboard import DashboardError
 from search.results.export import ExportError, PolicyFileError, export_study, load_policy
 from search.results.report import print_confirmation, print_leaderboard
 from search.safe_yaml import MESSAGE_CHARS, YamlFileError, clip, load_yaml_text
@@ -68,6 +69,7 @@ _USER_ERRORS: tuple[type[Exception], ...] = (
     StudyError,
     ExportError,
     ApplyError,
+    DashboardError,
 )
 
 
@@ -277,6 +279,29 @@ def ui(
     sys.stdout.flush()
     # Become the server, so Ctrl-C and SIGTERM reach it directly.
     os.execv(sys.executable, command)
+
+
+@app.command()
+def dashboard(
+    storage: opt.StorageOption = DEFAULT_STORAGE,
+    host: opt.HostOption = "127.0.0.1",
+    port: opt.PortOption = 8080,
+    study: opt.ServedStudyOption = None,
+) -> None:
+    """Serve optuna-dashboard, a live view of the trials, on the study's storage and print the
+    study's page (needs the dashboard extra; Ctrl-C stops it)."""
+    from search.engines.lookup import optuna_study  # Optuna
+    from search.results.dashboard import dashboard_server, study_link
+
+    _check_stores(study, storage, None)
+    name = optuna_study(study, storage, "the dashboard").study_name
+    server = dashboard_server(storage, host, port)
+    url = f"http://{host}:{port}"
+    typer.echo(f"Optuna dashboard for {redact(storage)} at {url}")
+    typer.echo(f"study '{name}': {study_link(storage, url, name)}")
+    sys.stdout.flush()
+    with server:
+        server.serve_forever()
 
 
 @app.command()

@@ -26,7 +26,7 @@ def _help_rows(
 
 
 def test_every_command_is_walked() -> None:
-    assert {"search", "status", "confirm", "export", "ui", "data"} <= set(COMMANDS)
+    assert {"search", "status", "confirm", "export", "ui", "dashboard", "data"} <= set(COMMANDS)
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
