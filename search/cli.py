@@ -291,14 +291,14 @@ def dashboard(
     """Serve optuna-dashboard, a live view of the trials, on the study's storage and print the
     study's page (needs the dashboard extra; Ctrl-C stops it)."""
     from search.engines.lookup import optuna_study  # Optuna
-    from search.results.dashboard import dashboard_server, study_link
+    from search.results.dashboard import dashboard_server  # optuna-dashboard
 
     _check_stores(study, storage, None)
     name = optuna_study(study, storage, "the dashboard").study_name
-    server = dashboard_server(storage, host, port)
+    server, page = dashboard_server(storage, name, host, port)
     url = f"http://{host}:{port}"
     typer.echo(f"Optuna dashboard for {redact(storage)} at {url}")
-    typer.echo(f"study '{name}': {study_link(storage, url, name)}")
+    typer.echo(f"study '{name}': {url}{page}")
     sys.stdout.flush()
     with server:
         server.serve_forever()

@@ -21,24 +21,22 @@ class _QuietHandler(WSGIRequestHandler):
         """Leave the terminal to the printed link: no line per request."""
 
 
-def dashboard_server(storage: str, host: str, port: int) -> WSGIServer:
-    """optuna-dashboard's app on ``storage``, bound to ``host:port`` (call ``serve_forever``)."""
+def dashboard_server(storage: str, study: str, host: str, port: int) -> tuple[WSGIServer, str]:
+    """optuna-dashboard's app on ``storage``, bound to ``host:port`` (call ``serve_forever``),
+    and the path of the Optuna study ``study``'s page on it."""
+    import optuna  # off the CLI's import path
+
     try:
         import optuna_dashboard
     except ImportError:
         raise DashboardError(
             "the dashboard needs optuna-dashboard: pip install 'cropsearch[dashboard]'"
         ) from None
-    app = optuna_dashboard.wsgi(storage)
+    opened = optuna.storages.get_storage(storage)  # one storage for the app and the link
+    app = optuna_dashboard.wsgi(opened)
+    page = f"/dashboard/studies/{opened.get_study_id_from_name(study)}"
     try:
-        return make_server(host, port, app, server_class=_Server, handler_class=_QuietHandler)
+        server = make_server(host, port, app, server_class=_Server, handler_class=_QuietHandler)
     except OSError as error:
         raise DashboardError(f"cannot serve on {host}:{port}: {error.strerror}") from None
-
-
-def study_link(storage: str, url: str, study: str) -> str:
-    """The page of the Optuna study ``study`` (in ``storage``) on the dashboard at ``url``."""
-    import optuna  # off the CLI's import path
-
-    study_id = optuna.storages.get_storage(storage).get_study_id_from_name(study)
-    return f"{url}/dashboard/studies/{study_id}"
+    return server, page
