@@ -23,6 +23,7 @@ from search.ops.quiet import quiet_store_noise, quiet_tensorflow
 from search.ops.signals import Interrupted, forget, handled, received
 from search.ops.uris import UriError, check_storage_uri, check_tracking_uri, redact, sqlite_path
 from search.results.apply import ApplyError, skipped_summary, write_crops, write_preview
+from search.results.dashboard import DashboardError
 from search.results.export import ExportError, PolicyFileError, export_study, load_policy
 from search.results.report import print_confirmation, print_leaderboard
 from search.safe_yaml import MESSAGE_CHARS, YamlFileError, clip, load_yaml_text
@@ -68,6 +69,7 @@ _USER_ERRORS: tuple[type[Exception], ...] = (
     StudyError,
     ExportError,
     ApplyError,
+    DashboardError,
 )
 
 
@@ -151,14 +153,22 @@ def search(
 
 @app.command("status")
 def status_command(
-    study: Annotated[str, typer.Option(help="The study to check.")],
+    study: opt.LatestStudyOption = None,
+    all_studies: opt.AllStudiesOption = False,
     storage: opt.SharedStorageOption = DEFAULT_STORAGE,
     tracking_uri: opt.SharedTrackingOption = DEFAULT_TRACKING,
 ) -> None:
-    """Trials by state and engine; exit 1 when Optuna and MLflow disagree about them."""
-    from search.ops.status import check_status  # Optuna and MLflow
+    """Trials by state and engine; exit 1 when Optuna and MLflow disagree about them. With
+    --all: every study in the store with its trial counts."""
+    from search.ops.status import check_status, study_lines  # Optuna and MLflow
 
     _check_stores(study, storage, tracking_uri)
+    if all_studies:
+        if study is not None:
+            raise UserError("give --study or --all, not both")
+        for line in study_lines(storage):
+            typer.echo(line)
+        return
     status = check_status(study, storage, tracking_uri)
     for line in status.lines():
         typer.echo(line)
@@ -249,30 +259,66 @@ def export(
 def ui(
     tracking_uri: Annotated[str, typer.Option(help="MLflow backend store URI.")] = DEFAULT_TRACKING,
     host: opt.HostOption = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 5000,
-    study: Annotated[str | None, typer.Option(help="Print the runs link of this study.")] = None,
+    port: opt.PortOption = 5000,
+    study: opt.ServedStudyOption = None,
+    storage: opt.StorageOption = DEFAULT_STORAGE,
 ) -> None:
-    """Start the MLflow UI on the search's store and print its URL (Ctrl-C stops it)."""
+    """Start the MLflow UI on the search's store and print its URL and the runs link of the
+    study (Ctrl-C stops it)."""
+    from search.engines.lookup import latest_study  # Optuna
     from search.results.tracking import runs_link, ui_command  # MLflow
 
     path = sqlite_path(tracking_uri)
     if path is not None and not path.exists():
         raise UserError(f"no MLflow store at {clip(str(path))} (run 'cropsearch search' first)")
-    _check_stores(None, None, tracking_uri)
+    _check_stores(study, None, tracking_uri)
+    if study is None:
+        try:
+            study = latest_study(storage)
+        except StudyError:  # runs without a study storage beside them: the UI still serves them
+            study = None
     command = ui_command(tracking_uri, host, port)
     url = f"http://{host}:{port}"
     typer.echo(f"MLflow UI for {redact(tracking_uri)} at {url}")
-    typer.echo(f"runs of the latest study: {runs_link(tracking_uri, url, study)}")
+    if study is not None:
+        typer.echo(f"runs of study '{study}': {runs_link(tracking_uri, url, study)}")
     sys.stdout.flush()
     # Become the server, so Ctrl-C and SIGTERM reach it directly.
     os.execv(sys.executable, command)
 
 
 @app.command()
+def dashboard(
+    storage: opt.StorageOption = DEFAULT_STORAGE,
+    host: opt.HostOption = "127.0.0.1",
+    port: opt.PortOption = 8080,
+    study: opt.ServedStudyOption = None,
+) -> None:
+    """Serve optuna-dashboard, a live view of the trials, on the study's storage and print the
+    study's page (needs the dashboard extra; Ctrl-C stops it)."""
+    from search.engines.lookup import optuna_study  # Optuna
+    from search.results.dashboard import dashboard_server  # optuna-dashboard
+
+    _check_stores(study, storage, None)
+    name = optuna_study(study, storage, "the dashboard").study_name
+    server, page = dashboard_server(storage, name, host, port)
+    url = f"http://{host}:{port}"
+    typer.echo(f"Optuna dashboard for {redact(storage)} at {url}")
+    typer.echo(f"study '{name}': {url}{page}")
+    sys.stdout.flush()
+    with server:
+        server.serve_forever()
+
+
+@app.command()
 def data(
     spec: Annotated[str, typer.Argument(metavar="SPEC", help=opt.DATA_SPEC_HELP)],
     preview: Annotated[
-        Path | None, typer.Option(help="Also draw samples with their boxes into this PNG.")
+        Path | None,
+        typer.Option(
+            help="Also draw samples with their boxes into this PNG (default: no picture).",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Load a dataset and print its report: classes per split, box sizes, skipped samples."""
@@ -318,8 +364,12 @@ def preview(
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path(
         "crop_preview.png"
     ),
-    train: Annotated[bool, typer.Option("--train", help="Only train-mode crops.")] = False,
-    eval_: Annotated[bool, typer.Option("--eval", help="Only eval-mode crops.")] = False,
+    train: Annotated[
+        bool, typer.Option("--train", help="Only train-mode crops (default: both modes).")
+    ] = False,
+    eval_: Annotated[
+        bool, typer.Option("--eval", help="Only eval-mode crops (default: both modes).")
+    ] = False,
     n: Annotated[int, typer.Option("--n", min=1, max=64, help="Validation samples shown.")] = 16,
     seed: opt.PreviewSeedOption = DEFAULT_SEED,
     verbose: opt.VerboseOption = False,

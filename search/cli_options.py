@@ -1,6 +1,11 @@
 """The options of the ``cropsearch`` commands: types, bounds and help texts, shared by the
 commands that take them. Bounds come from the settings models (``strict.bounds``); defaults
-are given where each command declares an option, from :mod:`search.settings`."""
+are given where each command declares an option, from :mod:`search.settings`.
+
+Each help text is a whole sentence that says what the option defaults to: Typer appends
+``[default: X]`` to an option with a plain default; an option without one says it in words,
+``(default: ...)``, and sets ``show_default=False``. Typer reads help as Rich markup, where
+``[...]`` is a style tag and vanishes, so defaults are written in parentheses."""
 
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ SEEDS = bounds(TrainConfig, "seed")
 
 DATA_SPEC_HELP = (
     "Dataset spec: shapes, mnist:DIR, csv:FILE, voc:DIR, coco:FILE, tfrecord:GLOB "
-    "or folder:DIR[,key=value...]"
+    "or folder:DIR[,key=value...]."
 )
 
 
@@ -46,9 +51,23 @@ def _algorithms(engine: str) -> str:
 
 # -- shared by several commands -------------------------------------------------------------
 DataOption = Annotated[str, typer.Option(help=DATA_SPEC_HELP)]
-StorageOption = Annotated[str, typer.Option(help="Optuna storage URL (RDB or journal).")]
+StorageOption = Annotated[
+    str, typer.Option(help="Optuna storage URL (sqlite:///FILE or postgresql://...).")
+]
 TrackingOption = Annotated[str, typer.Option(help="MLflow tracking URI.")]
-StudyOption = Annotated[str | None, typer.Option(help="Study name; an existing study is resumed.")]
+StudyOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Study name; an existing study is resumed (default: a new name from the data, "
+        "the space and the time).",
+        show_default=False,
+    ),
+]
+#: Commands that read a study take the latest one without --study (``lookup.latest_study``).
+LatestStudyOption = Annotated[
+    str | None,
+    typer.Option(help="Study name (default: the latest study in the storage).", show_default=False),
+]
 #: The stores of a study several processes share; the environment passes them to workers.
 SharedStorageOption = Annotated[
     str, typer.Option(envvar="CROPSEARCH_STORAGE", help="The study's Optuna storage URL.")
@@ -57,7 +76,8 @@ SharedTrackingOption = Annotated[
     str, typer.Option(envvar="CROPSEARCH_TRACKING_URI", help="The study's MLflow tracking URI.")
 ]
 VerboseOption = Annotated[
-    bool, typer.Option("--verbose", help="Also show TensorFlow's start-up log lines.")
+    bool,
+    typer.Option("--verbose", help="Also show TensorFlow's start-up log lines (default: off)."),
 ]
 TopOption = Annotated[
     int, typer.Option(min=1, max=20, help="Policies to confirm besides the baseline.")
@@ -72,7 +92,7 @@ ProcessesOption = Annotated[
         max=64,
         help="Processes that train the confirmation's runs of a round side by side, the "
         "cores shared between them; 1 trains one run at a time with every core "
-        "[default: one per core, at most 4].",
+        "(default: one per core, at most 4).",
         show_default=False,
     ),
 ]
@@ -80,10 +100,17 @@ ProcessesOption = Annotated[
 # -- search ---------------------------------------------------------------------------------
 SpaceOption = Annotated[
     Path | None,
-    typer.Option(help=f"Search-space YAML file [default: {DEFAULT_SPACE}].", show_default=False),
+    typer.Option(
+        help=f"Search-space YAML file (default: {DEFAULT_SPACE} of the working directory, else "
+        "the one shipped with the package).",
+        show_default=False,
+    ),
 ]
 TrialsOption = Annotated[
-    int, typer.Option(min=1, help="Screening trials to run (including the baseline).")
+    int,
+    typer.Option(
+        min=1, help="Screening trials to run, the baseline included; on resume, trials to add."
+    ),
 ]
 TimeoutOption = Annotated[
     float | None,
@@ -91,7 +118,9 @@ TimeoutOption = Annotated[
         min=1,
         callback=_finite,
         help="Wall-clock budget of the whole command in seconds, confirmation included: "
-        "screening stops early and confirmation trains on a share of the data to fit.",
+        "screening stops early and confirmation trains on a share of the data to fit "
+        "(default: no limit).",
+        show_default=False,
     ),
 ]
 EpochsOption = Annotated[
@@ -112,7 +141,7 @@ ScreenOption = Annotated[
         max=1.0,
         callback=_finite,
         help="Share of the training split each screening trial trains on "
-        f"[default: all of it up to {SCREEN_SAMPLES:,} samples].",
+        f"(default: all of it up to {SCREEN_SAMPLES:,} samples).",
         show_default=False,
     ),
 ]
@@ -126,15 +155,15 @@ EngineOption = Annotated[
 AlgorithmOption = Annotated[
     str | None,
     typer.Option(
-        help=f"optuna: {_algorithms('optuna')} (each float parameter needs a step); "
-        f"keras-tuner: {_algorithms('keras-tuner')}.",
+        help=f"Search algorithm of the engine; optuna: {_algorithms('optuna')} (each float "
+        f"parameter needs a step); keras-tuner: {_algorithms('keras-tuner')}.",
         show_default=False,
     ),
 ]
 PrunerOption = Annotated[
     Pruner | None,
     typer.Option(
-        help=f"Optuna's pruner, fed each epoch's validation accuracy [default: {DEFAULT_PRUNER}].",
+        help=f"Optuna's pruner, fed each epoch's validation accuracy (default: {DEFAULT_PRUNER}).",
         show_default=False,
     ),
 ]
@@ -143,7 +172,7 @@ ModelOption = Annotated[
     typer.Option(
         metavar="MODULE:ATTR",
         help="Your network: a keras-tuner HyperModel (class or instance) or a build(hp) "
-        "callable on the Python path [default: the built-in compact CNN].",
+        "callable on the Python path (default: the built-in compact CNN).",
         show_default=False,
     ),
 ]
@@ -165,50 +194,84 @@ BoxesOption = Annotated[
         "annotations), iou:X (annotations disturbed to mean IoU X, e.g. iou:0.75, like a "
         "detector's), none (no box: object crops fall back to the full image) or "
         "detections:FILE (your detector's COCO results JSON or CSV); validation and test are "
-        "scored with them [default: a resumed study's, else exact].",
+        "scored with them (default: the study's own when it exists, else exact).",
         show_default=False,
     ),
 ]
 
 # -- confirm --------------------------------------------------------------------------------
 StudyDataOption = Annotated[
-    str | None, typer.Option(help="Dataset spec [default: the study's own].")
+    str | None,
+    typer.Option(help="Dataset spec (default: the study's own data).", show_default=False),
 ]
 StudySeedOption = Annotated[
     int | None,
     typer.Option(
-        min=SEEDS[0], max=SEEDS[1], help="Seed of the confirmation [default: the study's]."
+        min=SEEDS[0],
+        max=SEEDS[1],
+        help="Seed from which the confirmation seeds derive (default: the study's seed).",
+        show_default=False,
     ),
 ]
 StudyEpochsOption = Annotated[
     int | None,
-    typer.Option(min=EPOCHS[0], max=EPOCHS[1], help="Epochs per run [default: the study's]."),
+    typer.Option(
+        min=EPOCHS[0],
+        max=EPOCHS[1],
+        help="Training epochs per run (default: the study's epochs).",
+        show_default=False,
+    ),
 ]
 
 # -- export ---------------------------------------------------------------------------------
 PolicyOutputOption = Annotated[Path, typer.Option("--output", "-o", help="Policy file to write.")]
-LatestStudyOption = Annotated[
-    str | None, typer.Option(help="Study name (default: the latest study).")
-]
 TrialOption = Annotated[
-    int | None, typer.Option(min=0, help="Export this trial instead of the study's answer.")
+    int | None,
+    typer.Option(
+        min=0,
+        help="Trial to export (default: the study's answer: the confirmed winner, else the best "
+        "screening trial).",
+        show_default=False,
+    ),
 ]
 RunIdOption = Annotated[
     str | None,
-    typer.Option(help="Export the trial of this MLflow run (a trial or confirmation run)."),
+    typer.Option(
+        help="MLflow run (a trial or confirmation run) whose trial to export (default: none, "
+        "the study's answer).",
+        show_default=False,
+    ),
 ]
 RunTrackingOption = Annotated[str, typer.Option(help="MLflow tracking URI (read with --run-id).")]
 FormatOption = Annotated[
     Literal["yaml", "json"] | None,
     typer.Option(
         "--format",
-        help="File format [default: json for a .json output, else yaml].",
+        help="File format (default: json for a .json output, else yaml).",
         show_default=False,
     ),
 ]
 
-# -- ui, apply, preview ---------------------------------------------------------------------
+# -- status -------------------------------------------------------------------------------
+AllStudiesOption = Annotated[
+    bool,
+    typer.Option(
+        "--all",
+        help="List every study in the store with its trial counts, not one study's status "
+        "(default: off).",
+    ),
+]
+
+# -- ui, dashboard, apply, preview --------------------------------------------------------------
 HostOption = Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it local.")]
+PortOption = Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")]
+ServedStudyOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Study whose link is printed (default: the latest study in the storage).",
+        show_default=False,
+    ),
+]
 PolicyFileOption = Annotated[
     Path, typer.Option(help="Policy file, as 'cropsearch export' writes it (YAML or JSON).")
 ]
@@ -216,18 +279,25 @@ CropsFolderOption = Annotated[
     Path, typer.Option(help="New or empty folder for the crops and manifest.")
 ]
 TrainModeOption = Annotated[
-    bool, typer.Option("--train", help="Train-mode (random) windows instead of eval.")
+    bool,
+    typer.Option("--train", help="Cut train-mode (random) windows (default: eval-mode windows)."),
 ]
 PolicyFieldsOption = Annotated[
     Path | None,
-    typer.Option(help="Policy file, as 'cropsearch export' writes it (or a field mapping)."),
+    typer.Option(
+        help="Policy file, as 'cropsearch export' writes it, or a field mapping (default: the "
+        "default policy).",
+        show_default=False,
+    ),
 ]
 SetOption = Annotated[
     list[str] | None,
     typer.Option(
         "--set",
         metavar="FIELD=VALUE",
-        help="Set a policy field, over --policy (repeatable; YAML values: 0.3, [48, 64]).",
+        help="Set a policy field, over --policy; repeatable, YAML values: 0.3, [48, 64] "
+        "(default: none).",
+        show_default=False,
     ),
 ]
 PreviewSeedOption = Annotated[

@@ -42,6 +42,23 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def listeners(port: int) -> set[str]:
+    """The local addresses listening on ``port`` (from the kernel's socket tables)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = open(table).read().splitlines()[1:]  # noqa: SIM115
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                assert len(address) == width
+                found.add(address)
+    return found
+
+
 def postgres_bin() -> Path | None:
     """The folder of Debian's ``initdb``/``pg_ctl`` (the newest installed), None without."""
     found = sorted(

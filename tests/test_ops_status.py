@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import time
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+from search.engines.keras_tuner_records import KerasTunerRecords
+from search.engines.lookup import find_study
 from search.results.tracking import Tracker
+from search.settings import TrainConfig
+from search.study.record import TrialRecord
 
 
 def _cli(args: list[str]) -> tuple[int, str]:
@@ -87,3 +92,69 @@ def test_status_reads_the_stores_from_the_environment_and_names_a_missing_one(
     monkeypatch.setenv("CROPSEARCH_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     code, output = _cli(["status", "--study", "s"])
     assert code == 0 and "agree" in output, output
+
+
+def _later_study(folder: Path, name: str) -> None:
+    """A second Optuna study in the same storage, created after the first, with no trials."""
+    optuna.create_study(study_name=name, storage=f"sqlite:///{folder}/optuna.db")
+
+
+def _keras_tuner_study(folder: Path, name: str, states: list[str]) -> None:
+    """A keras-tuner study beside the storage, with one search record per state."""
+    store = KerasTunerRecords(folder / "keras-tuner", name)
+    store.set_attrs({"engine": "keras-tuner"})
+    for number, state in enumerate(states):
+        store.save_search(
+            TrialRecord(study=name, number=number, engine="keras-tuner", state=state,  # type: ignore[arg-type]
+                        policy={}, train=TrainConfig())
+        )  # fmt: skip
+
+
+def _without(args: list[str], flag: str) -> list[str]:
+    at = args.index(flag)
+    return args[:at] + args[at + 2 :]
+
+
+def test_status_without_study_reports_the_latest_like_export(tmp_path: Path) -> None:
+    _, _, _, args = _stores(tmp_path)
+    code, output = _cli(_without(args, "--study"))
+    assert code == 0, output
+    assert output.startswith("study 's'") and "complete     1  (optuna)" in output
+    _later_study(tmp_path, "later")
+    code, output = _cli(_without(args, "--study"))
+    assert code == 0, output
+    assert output.startswith("study 'later'") and "agree" in output
+    assert find_study(None, f"sqlite:///{tmp_path}/optuna.db").name == "later"
+
+
+def test_status_all_lists_every_study_with_its_trial_counts(tmp_path: Path) -> None:
+    _, _, _, args = _stores(tmp_path)
+    _later_study(tmp_path, "later")
+    time.sleep(0.05)  # the keras-tuner study is written after the sqlite storage: the latest
+    _keras_tuner_study(tmp_path, "kt", ["complete", "complete", "failed"])
+    code, output = _cli([*_without(args, "--study"), "--all"])
+    assert code == 0, output
+    lines = output.strip().splitlines()
+    assert lines[0] == f"studies in sqlite:///{tmp_path}/optuna.db (the latest last):"
+    assert [line.split() for line in lines[1:]] == [
+        ["s", "optuna", "2", "trials:", "1", "complete,", "1", "pruned"],
+        ["later", "optuna", "0", "trials"],
+        ["kt", "keras-tuner", "3", "trials:", "2", "complete,", "1", "fail"],
+    ]
+    code, output = _cli(_without(args, "--study"))  # the latest, a keras-tuner study
+    assert code == 2 and "study 'kt' ran with keras-tuner" in output
+    assert find_study(None, f"sqlite:///{tmp_path}/optuna.db").name == "kt"
+    code, output = _cli([*args, "--all"])
+    assert code == 2 and "give --study or --all, not both" in output
+
+
+def test_status_without_any_study_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for extra in ([], ["--all"]):
+        code, output = _cli(["status", *extra])
+        assert code == 2 and output.strip() == (
+            "error: no study storage at mlruns/optuna.db (run 'cropsearch search' first or "
+            "pass --storage)"
+        ), output

@@ -1,10 +1,12 @@
 """Find an existing study by name, whichever engine ran it: keras-tuner studies live beside
 the Optuna storage (``<mlruns>/keras-tuner/<study>``), Optuna's in the storage. One function
-for every command that reads a study (confirm, export, status, a resumed search)."""
+for every command that reads a study (confirm, export, status, a resumed search), and one rule
+for the study a command takes without ``--study`` (export, status, ui, dashboard)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -24,7 +26,9 @@ from search.study.store import FoundStudy
 
 
 def find_study(name: str | None, storage: str) -> FoundStudy:
-    """The study ``name`` (None: the latest) of either engine beside ``storage``."""
+    """The study ``name`` (None: the latest, :func:`latest_study`) of either engine beside
+    ``storage``."""
+    name = latest_study(storage) if name is None else name
     tuned = keras_tuner_study(name, storage)
     if tuned is not None:
         return FoundStudy(tuned.study, "keras-tuner", tuned, tuned.attrs())
@@ -38,19 +42,51 @@ def find_study(name: str | None, storage: str) -> FoundStudy:
     )
 
 
-def keras_tuner_study(name: str | None, storage: str) -> KerasTunerRecords | None:
-    """The keras-tuner study ``name`` beside ``storage``; without a name, the latest
-    keras-tuner study when it is newer than the Optuna storage (else None: use Optuna's)."""
-    if name is not None:
-        found = KerasTunerRecords(keras_tuner_root(storage), name)
-        return found if found.exists() else None
-    studies = keras_tuner_studies(storage)
-    if not studies:
-        return None
+@dataclass(frozen=True)
+class StudyEntry:
+    """A study's name and the engine that ran it."""
+
+    name: str
+    engine: str
+
+
+def all_studies(storage: str) -> list[StudyEntry]:
+    """Every study of either engine beside ``storage``, the latest last: Optuna's in the order
+    they were created, keras-tuner's by their last write; keras-tuner's come last when one of
+    them was written after the sqlite storage (or the storage is a server)."""
+    records = keras_tuner_studies(storage)
+    tuned = [StudyEntry(r.study, "keras-tuner") for r in records]
     path = sqlite_path(storage)
-    if path is not None and path.exists() and path.stat().st_mtime > studies[-1].changed():
-        return None
-    return studies[-1]
+    if path is not None and not path.exists():
+        return tuned
+    check_storage_uri(storage)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
+    ran = [StudyEntry(s.study_name, "optuna") for s in summaries]
+    if path is not None and records and path.stat().st_mtime > records[-1].changed():
+        return tuned + ran
+    return ran + tuned
+
+
+def latest_study(storage: str) -> str:
+    """The name of the study a command takes when given no ``--study``: the last of
+    :func:`all_studies`."""
+    studies = all_studies(storage)
+    if studies:
+        return studies[-1].name
+    path = sqlite_path(storage)
+    if path is not None and not path.exists():
+        raise StudyError(
+            f"no study storage at {clip(str(path))} (run 'cropsearch search' first or pass "
+            "--storage)"
+        )
+    raise StudyError(f"no studies in {redact(storage)}")
+
+
+def keras_tuner_study(name: str, storage: str) -> KerasTunerRecords | None:
+    """The keras-tuner study ``name`` beside ``storage``, None when there is none."""
+    found = KerasTunerRecords(keras_tuner_root(storage), name)
+    return found if found.exists() else None
 
 
 def recorded_setting(name: str, storage: str, key: str) -> Any:
@@ -77,8 +113,17 @@ def recorded_boxes(attrs: Mapping[str, Any]) -> list[str] | None:
     return None if one is None else [str(one)]
 
 
-def load_optuna_study(name: str | None, storage: str) -> optuna.Study:
-    """The Optuna study ``name`` (None: the latest) in ``storage``."""
+def optuna_study(name: str | None, storage: str, needs: str) -> optuna.Study:
+    """The Optuna study ``name`` (None: the latest study) in ``storage``; a keras-tuner study
+    is refused, naming the command that ``needs`` an Optuna study."""
+    name = latest_study(storage) if name is None else name
+    if keras_tuner_study(name, storage) is not None:
+        raise StudyError(f"study '{clip(name)}' ran with keras-tuner; {needs} reads Optuna studies")
+    return load_optuna_study(name, storage)
+
+
+def load_optuna_study(name: str, storage: str) -> optuna.Study:
+    """The Optuna study ``name`` in ``storage``."""
     path = sqlite_path(storage)
     if path is not None and not path.exists():
         raise StudyError(
@@ -89,14 +134,9 @@ def load_optuna_study(name: str | None, storage: str) -> optuna.Study:
     names = [
         s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
     ]
-    if not names:
-        raise StudyError(f"no studies in {redact(storage)}")
-    if name is None:
-        return optuna.load_study(study_name=names[-1], storage=storage)
     if name not in names:
-        raise StudyError(
-            f"no study '{clip(name)}' in {redact(storage)} (known: {', '.join(names[-5:])})"
-        )
+        known = f" (known: {', '.join(names[-5:])})" if names else ""
+        raise StudyError(f"no study '{clip(name)}' in {redact(storage)}{known}")
     return optuna.load_study(study_name=name, storage=storage)
 
 

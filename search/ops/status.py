@@ -1,5 +1,5 @@
 """``cropsearch status``: a study's trials by state and engine, and whether Optuna and MLflow
-agree about them.
+agree about them; ``status --all``: every study in the store with its trial counts.
 
 Agreement means: every finished trial (complete, pruned, failed) has exactly one child run
 in MLflow, in the matching state (FINISHED, KILLED, FAILED); and no child run is left RUNNING
@@ -16,8 +16,9 @@ import optuna
 from mlflow.tracking import MlflowClient
 
 from search.engines.common import StudyError
-from search.engines.lookup import load_optuna_study
-from search.ops.uris import sqlite_path
+from search.engines.keras_tuner_records import KerasTunerRecords, keras_tuner_root
+from search.engines.lookup import all_studies, latest_study, optuna_study
+from search.ops.uris import redact, sqlite_path
 from search.safe_yaml import clip
 from search.settings import DEFAULT_ENGINE, StudyKey
 
@@ -50,10 +51,11 @@ class Status:
         return out
 
 
-def check_status(name: str, storage: str, tracking_uri: str) -> Status:
-    """The status of the Optuna study ``name`` against its MLflow store."""
+def check_status(name: str | None, storage: str, tracking_uri: str) -> Status:
+    """The status of the Optuna study ``name`` (None: the latest study) against its MLflow
+    store."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = load_optuna_study(name, storage)
+    study = optuna_study(name, storage, "status (--all counts its trials)")
     tracking_file = sqlite_path(tracking_uri)
     if tracking_file is not None and not tracking_file.exists():
         raise StudyError(f"no MLflow store at {clip(str(tracking_file))} (pass --tracking-uri)")
@@ -102,3 +104,30 @@ def study_status(study: Any, client: Any) -> Status:
                     f"is {states.get(number, 'unknown').lower()} in Optuna"
                 )
     return status
+
+
+def study_lines(storage: str) -> list[str]:
+    """``status --all``: every study beside ``storage`` (either engine, the latest last) with
+    its trials counted by state."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    studies = all_studies(storage)
+    if not studies:
+        latest_study(storage)  # raises the error that names what is missing
+    width = max(len(entry.name) for entry in studies)
+    out = [f"studies in {redact(storage)} (the latest last):"]
+    for entry in studies:
+        if entry.engine == "optuna":
+            trials = optuna.load_study(study_name=entry.name, storage=storage).get_trials(
+                deepcopy=False
+            )
+            states = Counter(t.state.name.lower() for t in trials)
+        else:
+            records = KerasTunerRecords(keras_tuner_root(storage), entry.name).search_records()
+            states = Counter("fail" if r.state == "failed" else r.state for r in records)
+        counts = ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+        total = sum(states.values())
+        out.append(
+            f"  {entry.name:{width}s}  {entry.engine:11s}  {total} trial{'' if total == 1 else 's'}"
+            + (f": {counts}" if counts else "")
+        )
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,15 @@ from search.study.confirm.model import Confirmation
 from search.study.record import TrialRecord
 
 BOX_COLOR, TRAIN_COLOR, EVAL_COLOR = "#00e000", "#ff3030", "#ffd000"
+#: Points per character of DejaVu Sans, a little above its mean width (digits are wide).
+CHAR_WIDTH = 0.6
+
+
+def _fit(text: str, inches: float, fontsize: float) -> str:
+    """``text`` broken into lines that fit ``inches`` at ``fontsize`` points: a figure keeps
+    a long policy label, verdict or class name whole instead of cutting it at its edge."""
+    width = max(8, int(72 * inches / (CHAR_WIDTH * fontsize)))
+    return "\n".join(textwrap.fill(line, width) for line in text.split("\n"))
 
 
 def _rect(window: np.ndarray, color: str, style: str = "-") -> Rectangle:
@@ -59,8 +69,9 @@ def crop_grid(
         )
     per_sample = 1 + len(modes)
     rows = int(np.ceil(len(samples) / columns))
+    width = 1.6 * columns * per_sample
     fig, axes = plt.subplots(
-        rows, columns * per_sample, figsize=(1.6 * columns * per_sample, 1.75 * rows), squeeze=False
+        rows, columns * per_sample, figsize=(width, 1.75 * rows), squeeze=False
     )
     for ax in axes.flat:
         ax.axis("off")
@@ -76,11 +87,11 @@ def crop_grid(
             source.add_patch(_rect(windows[mode][i], color, style))
         source.set_xlim(min(0, windows[modes[0]][i][0]) - 1, max(w, windows[modes[0]][i][2]) + 1)
         source.set_ylim(max(h, windows[modes[0]][i][3]) + 1, min(0, windows[modes[0]][i][1]) - 1)
-        source.set_title(class_names[int(samples.labels[i])], fontsize=7)
+        source.set_title(_fit(class_names[int(samples.labels[i])], 1.5, 7), fontsize=7)
         for k, mode in enumerate(modes, start=1):
             axes[row, col * per_sample + k].imshow(crops[mode][i])
             axes[row, col * per_sample + k].set_title(f"{mode} crop", fontsize=7)
-    fig.suptitle(policy.label(), fontsize=9)
+    fig.suptitle(_fit(policy.label(), width - 0.3, 9), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -129,10 +140,11 @@ def policy_gallery(
     from search.crop.cut import crop_samples  # TensorFlow only when crops are drawn
 
     crops = {name: crop_samples(p, samples) for name, p in policies.items()}
+    side = 2.0
     fig, axes = plt.subplots(
         len(samples),
         1 + len(policies),
-        figsize=(1.8 * (1 + len(policies)), 1.8 * len(samples)),
+        figsize=(side * (1 + len(policies)), side * len(samples)),
         squeeze=False,
     )
     for ax in axes.flat:
@@ -142,11 +154,12 @@ def policy_gallery(
         axes[i, 0].imshow(samples.images[i, :h, :w])
         if samples.has_boxes:
             axes[i, 0].add_patch(_rect(samples.boxes[i], BOX_COLOR))
-        axes[i, 0].set_title(class_names[int(samples.labels[i])], fontsize=7)
+        axes[i, 0].set_title(_fit(class_names[int(samples.labels[i])], side - 0.2, 7), fontsize=7)
         for k, (name, image) in enumerate(crops.items(), start=1):
             axes[i, k].imshow(image[i])
             if i == 0:
-                axes[i, k].set_title(f"{name}\n{policies[name].label()}", fontsize=6)
+                title = f"{name}\n{policies[name].label()}"
+                axes[i, k].set_title(_fit(title, side - 0.2, 6), fontsize=6)
     fig.tight_layout()
     return fig
 
@@ -155,7 +168,15 @@ def confirmation_plot(confirmation: Confirmation) -> Figure:
     """Each confirmed policy's seed-paired validation and test difference from the baseline:
     the mean (dot) and its 95% interval; the winner is marked with a star."""
     shown = [s for s in confirmation.summaries if not s.baseline]
-    fig, ax = plt.subplots(figsize=(7, 0.7 * max(len(shown), 1) + 1.4))
+    width, label_inches = 8.0, 2.8
+    labels = [
+        _fit(("* " if s.number == confirmation.winner else "") + s.label, label_inches, 7)
+        for s in shown
+    ]
+    verdict = _fit(confirmation.verdict, width - 0.4, 7)
+    label_lines = sum(label.count("\n") + 1 for label in labels)
+    height = max(0.7 * len(shown), 0.14 * label_lines) + 0.14 * verdict.count("\n") + 1.5
+    fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
     ax.axvline(0.0, color="gray", linestyle="--", linewidth=1)
     for row, s in enumerate(shown):
         for offset, diff, color, name in (
@@ -175,14 +196,12 @@ def confirmation_plot(confirmation: Confirmation) -> Figure:
                 capsize=3,
                 label=name if row == 0 else None,
             )
-    labels = [("* " if s.number == confirmation.winner else "") + s.label for s in shown]
     ax.set_yticks(range(len(shown)), labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("accuracy minus the full-image baseline (points; mean, 95% interval)")
-    ax.set_title(confirmation.verdict, fontsize=7, wrap=True)
+    ax.set_xlabel("accuracy minus the full-image baseline (points; mean, 95% interval)", fontsize=8)
+    fig.suptitle(verdict, fontsize=7)
     if shown:
         ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
     return fig
 
 

@@ -215,15 +215,12 @@ def ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
     return command
 
 
-def runs_link(tracking_uri: str, url: str, study: str | None) -> str:
-    """The UI's link to the runs of ``study`` (None: the latest study), else ``url``."""
-    if study is None and sqlite_path(tracking_uri) is None:
-        return url
-    experiments = MlflowClient(tracking_uri).search_experiments(order_by=["creation_time DESC"])
-    chosen = [e for e in experiments if study is None or e.name == study]
-    if not chosen:
+def runs_link(tracking_uri: str, url: str, study: str) -> str:
+    """The UI's link to the runs of ``study``; ``url`` when the store has no such experiment."""
+    experiment = MlflowClient(tracking_uri).get_experiment_by_name(study)
+    if experiment is None:
         return url
     # The UI takes its mode from this query inside the hash route (else from the browser's
     # storage); without it a study opens in the GenAI overview.
     query = "workflowType=machine_learning"
-    return f"{url}/#/experiments/{chosen[0].experiment_id}/runs?{query}"
+    return f"{url}/#/experiments/{experiment.experiment_id}/runs?{query}"

@@ -62,7 +62,8 @@ def ui_link(tiny_search: SearchRun, tmp_path: Path) -> Iterator[str]:
         process = subprocess.Popen(
             [
                 sys.executable, "-c", "import sys; from search.cli import main; sys.exit(main())",
-                "ui", "--tracking-uri", tiny_search.tracking_uri, "--port", str(port),
+                "ui", "--tracking-uri", tiny_search.tracking_uri, "--storage", tiny_search.storage,
+                "--port", str(port),
             ],
             stdout=out, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
@@ -78,7 +79,7 @@ def ui_link(tiny_search: SearchRun, tmp_path: Path) -> Iterator[str]:
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "MLflow UI did not start in 90 s"
             time.sleep(0.5)
-        printed = re.search(r"runs of the latest study: (\S+)", log.read_text())
+        printed = re.search(r"runs of study 'tiny': (\S+)", log.read_text())
         assert printed is not None, log.read_text()
         yield printed.group(1)
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,14 +12,9 @@ from urllib.error import URLError
 import pytest
 from conftest import SearchRun
 from mlflow.tracking import MlflowClient
+from servers import free_port, listeners
 
 pytestmark = pytest.mark.slow  # trains real models / starts a server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> bytes:
@@ -28,25 +22,8 @@ def _get(url: str) -> bytes:
         return bytes(response.read())
 
 
-def listeners(port: int) -> set[str]:
-    """The local addresses listening on ``port`` (from the kernel's socket tables)."""
-    found = set()
-    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
-        try:
-            lines = open(table).read().splitlines()[1:]  # noqa: SIM115
-        except OSError:
-            continue
-        for line in lines:
-            local, state = line.split()[1], line.split()[3]
-            address, _, hex_port = local.partition(":")
-            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
-                assert len(address) == width
-                found.add(address)
-    return found
-
-
 def test_ui_serves_runs_and_crop_samples(tiny_search: SearchRun) -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -55,6 +32,8 @@ def test_ui_serves_runs_and_crop_samples(tiny_search: SearchRun) -> None:
             "ui",
             "--tracking-uri",
             tiny_search.tracking_uri,
+            "--storage",
+            tiny_search.storage,
             "--port",
             str(port),
         ],
