@@ -56,8 +56,11 @@ def search_args(
 
 @pytest.fixture(autouse=True)
 def cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test decodes into its own cache folder, never the user's."""
+    """Every test decodes into its own cache folder, never the user's; and trains in one
+    process (each training process would import TensorFlow again): the tests of the training
+    processes ask for them (tests/e2e/test_pool.py)."""
     folder = tmp_path / "cache"
+    monkeypatch.setenv("CROPSEARCH_PROCESSES", "1")
     monkeypatch.setenv("CROPSEARCH_CACHE", str(folder))
     monkeypatch.delenv("CROPSEARCH_MAX_MEMORY", raising=False)
     return folder

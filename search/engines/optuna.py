@@ -42,6 +42,7 @@ from search.settings import (
 from search.space import Space, split_values
 from search.study.confirm.model import Confirmation
 from search.study.confirm.stage import ConfirmPlan, confirm
+from search.study.pool import TrainingPool
 from search.study.record import OBJECTIVE, TrialRecord
 from search.study.trial import TrialSetup, reuse_trial, run_trial
 
@@ -222,17 +223,20 @@ class OptunaSearch(SearchRun):
         presence = Presence(self.study)
         confirmation = None
         try:
-            total = self.options.trials
-            self.optimize(1 if total is None else min(1, total), None)
-            plan = self._plan()
-            left = None if total is None else total - 1
-            if left is None or left > 0:
-                timeout = None if self._deadline is None else self._deadline - self.elapsed()
-                if timeout is None or timeout > 0:
-                    self.optimize(left, timeout)
-            if self.options.confirm:
-                self.views(None)  # the screening results are safe before confirmation
-                with self.training_pool() as pool:
+            with self.training_pool() as pool:
+                total = self.options.trials
+                self.optimize(1 if total is None else min(1, total), None)
+                plan = self._plan()
+                left = None if total is None else total - 1
+                if pool is not None and self.options.pruner != "hyperband" and left != 0:
+                    ran = self.anchors_in_pool(pool, left)
+                    left = None if left is None else left - ran
+                if left is None or left > 0:
+                    timeout = None if self._deadline is None else self._deadline - self.elapsed()
+                    if timeout is None or timeout > 0:
+                        self.optimize(left, timeout)
+                if self.options.confirm:
+                    self.views(None)  # the screening results are safe before confirmation
                     confirmation = confirm(
                         self.records,
                         self.data,
@@ -319,6 +323,34 @@ class OptunaSearch(SearchRun):
     def objective(self, trial: optuna.Trial) -> float | list[float]:
         """Train one configuration; report each epoch to the pruner; keep its record. A
         multi-objective study gets the validation accuracy with each of its boxes."""
+        setup, twin = self._setup(trial)
+
+        def note_run(run_id: str) -> None:
+            trial.set_user_attr(TrialKey.RUN_ID, run_id)
+
+        if twin is not None:
+            record = reuse_trial(setup, twin, self.data, self.tracker, self.parent_id, note_run)
+        else:
+
+            def prune(epoch: int, metrics: dict[str, float]) -> bool:
+                if len(self.study.directions) > 1:
+                    return False  # Optuna prunes single-objective studies only
+                trial.report(metrics[OBJECTIVE], epoch)
+                last = epoch + 1 >= setup.train.epochs  # stopping after the last saves nothing
+                return not setup.baseline and not last and trial.should_prune()
+
+            record = run_trial(
+                setup,
+                self.data,
+                self.tracker,
+                self.parent_id,
+                prune,
+                on_start=note_run,
+            )
+        return self._outcome(trial, record)
+
+    def _setup(self, trial: optuna.Trial) -> tuple[TrialSetup, TrialRecord | None]:
+        """What ``trial`` trains (noted on it), and a twin whose result it can reuse."""
         trial.set_user_attr(TrialKey.OWNER, owner())
         baseline = bool(trial.user_attrs.get(TrialKey.BASELINE))
         values = self.space.baseline() if baseline else self.space.sample(trial)
@@ -338,30 +370,11 @@ class OptunaSearch(SearchRun):
         )
         key = configuration_key(setup.record(len(self.data.train)))
         trial.set_user_attr(TrialKey.CONFIGURATION, key)
-        twin = self._completed_twin(key) or self._running_twin(trial, key)
+        return setup, self._completed_twin(key) or self._running_twin(trial, key)
 
-        def note_run(run_id: str) -> None:
-            trial.set_user_attr(TrialKey.RUN_ID, run_id)
-
-        if twin is not None:
-            record = reuse_trial(setup, twin, self.data, self.tracker, self.parent_id, note_run)
-        else:
-
-            def prune(epoch: int, metrics: dict[str, float]) -> bool:
-                if len(self.study.directions) > 1:
-                    return False  # Optuna prunes single-objective studies only
-                trial.report(metrics[OBJECTIVE], epoch)
-                last = epoch + 1 >= config.epochs  # stopping after the last epoch saves nothing
-                return not baseline and not last and trial.should_prune()
-
-            record = run_trial(
-                setup,
-                self.data,
-                self.tracker,
-                self.parent_id,
-                prune,
-                on_start=note_run,
-            )
+    def _outcome(self, trial: optuna.Trial, record: TrialRecord) -> float | list[float]:
+        """Keep ``record`` on its trial; the trial's value(s), or raise for a pruned or
+        failed one (as Optuna's objective does)."""
         trial.set_user_attr(TrialKey.RECORD, record.to_json())
         if record.state == "pruned":
             raise optuna.TrialPruned(f"pruned after epoch {len(record.history)}")
@@ -371,6 +384,43 @@ class OptunaSearch(SearchRun):
             assert self.boxes is not None, "a multi-objective study is opened with its boxes"
             return [record.val_by_boxes[b.source.name] for b in self.boxes.sources]
         return float(record.val_accuracy or 0.0)
+
+    def anchors_in_pool(self, pool: TrainingPool, limit: int | None) -> int:
+        """Train the queued anchor trials (at most ``limit``) side by side in ``pool``, each
+        told to Optuna as it finishes, with its epochs' scores reported after the fact (the
+        median rule prunes no anchor: they are its start-up trials). Returns how many ran."""
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        count = len(waiting) if limit is None else min(len(waiting), limit)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... with optimize"
+            asked = [self.study.ask() for _ in range(count)]
+        jobs: list[tuple[optuna.Trial, TrialSetup]] = []
+        for trial in asked:
+            setup, twin = self._setup(trial)
+            if twin is None:
+                jobs.append((trial, setup))
+            else:
+                record = reuse_trial(setup, twin, self.data, self.tracker, self.parent_id)
+                self._tell(trial, record)
+        notes = [(self.options.storage, trial._trial_id) for trial, _ in jobs]
+        for index, record in pool.train([s for _, s in jobs], crop_samples=True, notes=notes):
+            self._tell(jobs[index][0], record)
+        return count
+
+    def _tell(self, trial: optuna.Trial, record: TrialRecord) -> None:
+        """Tell Optuna how a trial trained elsewhere ended, and print its progress line."""
+        if len(self.study.directions) == 1:
+            for epoch, metrics in enumerate(record.history):
+                trial.report(metrics[OBJECTIVE], epoch)
+        try:
+            values = self._outcome(trial, record)
+        except optuna.TrialPruned:
+            self.study.tell(trial, state=TrialState.PRUNED)
+        except TrialFailed:
+            self.study.tell(trial, state=TrialState.FAIL)
+        else:
+            self.study.tell(trial, values)
+        self.report_progress(record, self._deadline)
 
     def _completed_twin(self, key: str) -> TrialRecord | None:
         """A complete trial that trained the configuration ``key`` (:func:`configuration_key`)."""

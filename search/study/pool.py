@@ -22,6 +22,7 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -34,8 +35,14 @@ if TYPE_CHECKING:
 
 #: Seconds a stopped process gets to end its run before it is killed.
 STOP_SECONDS = 20.0
-#: One training for a process: the setup's index, the setup, whether to log crop samples.
-Task = tuple[int, TrialSetup, bool]
+#: Where a run is noted as it starts: an Optuna storage URL and the trial's id in it (a dead
+#: command's trial then has its run closed by the next command on the study).
+Note = tuple[str, int]
+#: One training for a process: the setup's index, the setup, whether to log crop samples,
+#: and where to note its run.
+Task = tuple[int, TrialSetup, bool, Note | None]
+#: The environment variable that sets ``--processes`` for every command.
+PROCESSES_VARIABLE = "CROPSEARCH_PROCESSES"
 #: Most processes chosen on their own: each holds the data and a TensorFlow runtime.
 MAX_PROCESSES = 4
 
@@ -55,8 +62,11 @@ class Split:
 
 def core_split(processes: int | None = None, cores: int | None = None) -> Split:
     """The split for this machine (``cores``: ``os.cpu_count()``): one process per core, at
-    most :data:`MAX_PROCESSES`, unless ``processes`` is given; the threads share the cores."""
+    most :data:`MAX_PROCESSES`, unless ``processes`` (else ``$CROPSEARCH_PROCESSES``) says;
+    the threads share the cores."""
     cores = max(cores or os.cpu_count() or 1, 1)
+    if processes is None and os.environ.get(PROCESSES_VARIABLE, "").strip().isdigit():
+        processes = int(os.environ[PROCESSES_VARIABLE])
     count = processes if processes is not None else min(cores, MAX_PROCESSES)
     count = max(count, 1)
     return Split(count, max(cores // count, 1))
@@ -109,10 +119,14 @@ class TrainingPool:
             self.stop()
 
     def train(
-        self, setups: Sequence[TrialSetup], crop_samples: bool = False
+        self,
+        setups: Sequence[TrialSetup],
+        crop_samples: bool = False,
+        notes: Sequence[Note] | None = None,
     ) -> Iterator[tuple[int, TrialRecord]]:
         """Train ``setups``; yield ``(index, record)`` as each finishes (any order). A setup
-        whose process dies gets a failed record, and a new process takes the slot."""
+        whose process dies gets a failed record, and a new process takes the slot. ``notes``:
+        where to note each setup's run as it starts (Optuna trials)."""
         waiting = list(range(len(setups)))[::-1]
         busy: dict[int, int] = {}  # slot -> index of the setup it trains
 
@@ -120,7 +134,9 @@ class TrainingPool:
             for slot, (_, inbox) in enumerate(self._slots):
                 if slot not in busy and waiting:
                     busy[slot] = waiting.pop()
-                    inbox.put((busy[slot], setups[busy[slot]], crop_samples))
+                    index = busy[slot]
+                    note = notes[index] if notes is not None else None
+                    inbox.put((index, setups[index], crop_samples, note))
 
         assign()
         while busy:
@@ -171,7 +187,10 @@ def open_pool(
     """A :class:`TrainingPool` for this machine's :func:`core_split` (None when it is one
     process), announced through ``echo``; stopped on an error or interrupt, closed after."""
     split = core_split(processes)
-    echo(f"confirmation rounds train in {split} ({os.cpu_count()} cores; --processes changes it)")
+    echo(
+        f"anchors and confirmation rounds train in {split} ({os.cpu_count()} cores; "
+        "--processes changes it)"
+    )
     if split.processes == 1:
         yield None
         return
@@ -205,8 +224,22 @@ def _serve(
         # and a second signal during a run's clean-up would leave it RUNNING.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         while (task := inbox.get()) is not None:
-            index, setup, crop_samples = task
+            index, setup, crop_samples, note = task
             record = run_trial(
-                setup, context.data, tracker, context.parent_id, crop_samples=crop_samples
+                setup,
+                context.data,
+                tracker,
+                context.parent_id,
+                crop_samples=crop_samples,
+                on_start=None if note is None else partial(_note_run, *note),
             )
             results.put((slot, index, record))
+
+
+def _note_run(storage: str, trial_id: int, run_id: str) -> None:
+    """Note a trial's MLflow run on it, in its Optuna storage."""
+    import optuna
+
+    from search.settings import TrialKey
+
+    optuna.storages.get_storage(storage).set_trial_user_attr(trial_id, TrialKey.RUN_ID, run_id)

@@ -14,9 +14,11 @@ import threading
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from conftest import REPO, TINY_DATA, search_args
 from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 
 from search.cli import main
 from search.crop.policy import CropPolicy
@@ -35,7 +37,7 @@ def _confirmed(folder: Path) -> list[tuple[int, float, float, float, float]]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(args) == 0, out.getvalue()
-    assert "confirmation rounds train in 2 processes x 1 thread(s)" in out.getvalue()
+    assert "anchors and confirmation rounds train in 2 processes x 1 thread(s)" in out.getvalue()
     confirmation = find_study("par", f"sqlite:///{folder}/optuna.db").records.confirmation()
     assert confirmation is not None
     return [
@@ -69,10 +71,15 @@ def test_a_training_process_that_dies_fails_only_its_run(tmp_path: Path) -> None
     assert finished[2].train.seed == 2 and finished[2].policy["kind"] == "object"
 
 
-def test_ctrl_c_in_a_parallel_confirmation_ends_every_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stage", ["search", "confirm"])
+def test_ctrl_c_while_processes_train_ends_every_run(tmp_path: Path, stage: str) -> None:
+    """Anchors (stage search) or a confirmation round train in two processes when Ctrl-C
+    comes: the command exits 130, no run stays RUNNING, no trial stays RUNNING, and the
+    processes are gone."""
     args = [
         sys.executable, "-m", "search.cli", "search", "--data", "shapes:train=800,val=48,test=48",
-        "--trials", "2", "--epochs", "12", "--study", "stop", "--top", "1", "--repeats", "2",
+        "--trials", "3" if stage == "search" else "2", "--epochs", "12", "--study", "stop",
+        "--top", "1", "--repeats", "2",
         "--processes", "2", "--storage", f"sqlite:///{tmp_path}/optuna.db",
         "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
     ]  # fmt: skip
@@ -84,7 +91,7 @@ def test_ctrl_c_in_a_parallel_confirmation_ends_every_run(tmp_path: Path) -> Non
     lines = []
     for line in command.stdout:
         lines.append(line)
-        if "confirmation rounds train in 2 processes" in line:
+        if "anchors and confirmation rounds train in 2 processes" in line:
             break
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("stop")
@@ -92,21 +99,24 @@ def test_ctrl_c_in_a_parallel_confirmation_ends_every_run(tmp_path: Path) -> Non
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # both confirmation runs have started training
         running = client.search_runs(
-            [experiment.experiment_id], "tags.stage = 'confirm' and attributes.status = 'RUNNING'"
+            [experiment.experiment_id],
+            f"tags.stage = '{stage}' and attributes.status = 'RUNNING'",
         )
         if len(running) == 2:
             break
         time.sleep(0.2)
     else:
-        raise AssertionError("the confirmation runs never started")
+        raise AssertionError(f"two {stage} runs never ran together")
     children = _children(command.pid)
     os.killpg(command.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: the whole group
     rest, _ = command.communicate(timeout=120)
     assert command.returncode == 130, "".join(lines) + rest
     runs = client.search_runs([experiment.experiment_id])
     assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
-    confirm_runs = [r for r in runs if r.data.tags.get("stage") == "confirm"]
-    assert {r.info.status for r in confirm_runs} == {"FAILED"}
+    interrupted = [r for r in runs if r.data.tags.get("stage") == stage]
+    assert "FAILED" in {r.info.status for r in interrupted}
+    study = optuna.load_study(study_name="stop", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert [t.number for t in study.trials if t.state == TrialState.RUNNING] == []
     assert all(not _alive(pid) for pid in children), "a training process outlived the command"
 
 
