@@ -54,5 +54,5 @@ def test_unpaired_measurements_are_refused() -> None:
 
 
 def test_an_interval_reads_in_points() -> None:
-    assert str(Interval(0.0123, -0.0045, 0.0291, 3)) == "+1.23 [-0.45, +2.91] points"
+    assert str(Interval(0.0123, -0.0212, 0.0291, 3)) == "+1.23 [-2.12, +2.91] points"
     assert str(Estimate(0.91234, 0.01, 3)) == "0.9123 ± 0.0100 (n=3)"
