@@ -104,6 +104,7 @@ def test_the_answer_is_the_confirmed_winner_else_the_best_screening_run() -> Non
         train_fraction=1.0, box_levels={},
     )  # fmt: skip
     assert chosen_record(records, confirmation).number == 2  # type: ignore[union-attr]
+    assert chosen_record(records[:2], confirmation) is None  # its winner is not among them
 
 
 def test_a_sampled_repeat_of_the_baseline_is_not_confirmed_twice() -> None:
