@@ -34,7 +34,7 @@ def may_prune(baseline: bool, epoch: int, epochs: int) -> bool:
 
 
 def epoch_pruning(
-    trial: optuna.Trial, baseline: bool, epochs: int, objectives: int = 1
+    trial: optuna.Trial, baseline: bool, epochs: int, objectives: int
 ) -> EpochCallback:
     """The callback a trial trains with: it reports each epoch's validation accuracy to the
     study's pruner and stops the trial when :func:`may_prune` allows and the pruner says so.
