@@ -251,6 +251,8 @@ LETTERBOX_TABLE = [
     ("tall-into-square", (0, 0, 30, 60), (16, 16), (-15, 0, 45, 60), (0.25, 0, 0.75, 1)),
     # a window that already has the output's aspect (2:1 into 24x48) has no bars.
     ("same-aspect", (10, 10, 50, 30), (24, 48), (10, 10, 50, 30), (0, 0, 1, 1)),
+    # the wide window away from the origin: grown to 80x80 about its centre (50, 50).
+    ("wide-off-origin", (10, 20, 90, 80), (32, 32), (10, 10, 90, 90), (0, 0.125, 1, 0.875)),
 ]
 
 
@@ -571,6 +573,8 @@ CROP_BOX_TABLE = [
     ("upscale", (10, 20, 20, 40), (100, 200), (40, 40), (20 / 99, 10 / 199, 39 / 99, 19 / 199)),
     # a window partly outside the canvas keeps its (negative) coordinates: x -10 + 0.5 = -9.5.
     ("outside", (-10, 0, 10, 20), (20, 20), (10, 10), (0.5 / 19, -9.5 / 19, 18.5 / 19, 8.5 / 19)),
+    # a 2x2 canvas (W - 1 = 1): a 1 px wide window straddling its two columns samples at x 0.5.
+    ("two-pixels", (0.5, 0, 1.5, 2), (2, 2), (2, 2), (0, 0.5, 1 - 2e-6, 0.5)),
 ]
 
 
@@ -620,3 +624,20 @@ def test_crop_and_resize_boxes_sample_pixel_centres_when_downscaling() -> None:
         j = np.arange(out[1])
         sampled = box[1] * 399 + j * (box[3] - box[1]) * 399 / (out[1] - 1)
         np.testing.assert_allclose(sampled, x0 + (j + 0.5) * w / out[1] - 0.5, atol=2e-3)
+
+
+def test_box_coverage_table() -> None:
+    """The share of each box's area inside its window (the box's area, not the window's)."""
+    windows = np.array([[0, 0, 10, 10]] * 5 + [[0, 0, 10, 4]], float)
+    boxes = np.array(
+        [
+            [5, 5, 15, 15],  # a 5x5 corner of a 10x10 box: 25 / 100
+            [20, 0, 30, 10],  # beside the window
+            [0, 20, 10, 30],  # below it
+            [2, 3, 4, 7],  # inside it
+            [3, 3, 3, 8],  # no area: nothing to cover
+            [6, 1, 16, 3],  # a 10x2 box poking out to the right: 4x2 of it inside
+        ],
+        float,
+    )
+    np.testing.assert_allclose(box_coverage(windows, boxes), [0.25, 0, 0, 1, 0, 0.4])

@@ -6,7 +6,13 @@ import math
 
 import pytest
 
-from search.study.confirm.statistics import estimate, paired_interval, race_losers
+from search.study.confirm.statistics import (
+    Estimate,
+    Interval,
+    estimate,
+    paired_interval,
+    race_losers,
+)
 
 
 def test_estimate_is_mean_and_sample_std() -> None:
@@ -48,3 +54,29 @@ def test_race_losers_are_wholly_below_the_leader_over_enough_seeds() -> None:
     )
     tied = {4: {1: 0.5, 2: 0.5}, 5: {1: 0.5, 2: 0.5}}
     assert race_losers(tied, [5, 4], min_seeds=2) == []
+
+
+def test_two_values_have_a_sample_std_and_two_pairs_a_finite_interval() -> None:
+    assert estimate([0.8, 1.0]).std == pytest.approx(math.sqrt(0.02))  # n - 1 = 1 in the divisor
+    # differences 1 and 3: mean 2, sd sqrt(2); t(0.975, 1) = 12.706205, so half = 12.706205
+    interval = paired_interval([2.0, 5.0], [1.0, 2.0])
+    assert (interval.mean, interval.n) == (pytest.approx(2.0), 2)
+    assert interval.low == pytest.approx(2.0 - 12.706205, abs=1e-5)
+    assert interval.high == pytest.approx(2.0 + 12.706205, abs=1e-5)
+    assert paired_interval([2.0, 4.0, 6.0], [1.0, 2.0, 3.0]).n == 3
+
+
+def test_one_pair_keeps_its_difference_as_the_mean() -> None:
+    single = paired_interval([0.9], [0.6])
+    assert single.mean == pytest.approx(0.3) and single.n == 1
+    assert (single.low, single.high) == (-math.inf, math.inf)
+
+
+def test_unpaired_measurements_are_refused() -> None:
+    with pytest.raises(ValueError):  # a seed without its pair would shift every later pair
+        paired_interval([0.9, 0.8, 0.7], [0.6, 0.5])
+
+
+def test_an_interval_reads_in_points() -> None:
+    assert str(Interval(0.0123, -0.0212, 0.0291, 3)) == "+1.23 [-2.12, +2.91] points"
+    assert str(Estimate(0.91234, 0.01, 3)) == "0.9123 ± 0.0100 (n=3)"

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from search.crop.policy import CropPolicy
 from search.settings import TrainConfig
+from search.study.confirm.model import Confirmation
 from search.study.record import TrialRecord
-from search.study.selection import candidates, pareto_front
+from search.study.selection import (
+    baseline_record,
+    best_record,
+    candidates,
+    chosen_record,
+    pareto_front,
+    ranked,
+)
 
 
 def record(number: int, kind: str = "object", value: float = 0.5, **fields: object) -> TrialRecord:
@@ -65,3 +73,43 @@ def test_the_pareto_front_is_the_trials_no_other_beats_on_both_objectives() -> N
     # A multi-objective study confirms the baseline and the whole front, whatever --top says.
     assert [r.number for r in candidates(records, 1, ["exact", "none"])] == [0, 1, 2, 6]
     assert [r.number for r in candidates(records, 1)] == [0, 8]
+
+
+def test_best_is_the_highest_complete_trial_the_earliest_on_a_tie() -> None:
+    records = [
+        record(0, "full", 0.40),
+        record(1, "object", 0.99, state="pruned"),
+        record(2, "object", 0.90),
+        record(3, "center", 0.90),
+        record(4, "random", 0.0),  # scored 0: ranks last, not as if unscored
+        record(5, "random", None),  # type: ignore[arg-type]
+    ]
+    assert [r.number for r in ranked(records)] == [2, 3, 0, 4]
+    assert best_record(records).number == 2  # type: ignore[union-attr]
+    assert best_record([record(1, state="failed")]) is None
+
+
+def test_the_baseline_is_the_complete_baseline_trial() -> None:
+    sampled, baseline = record(1, "object", 0.9), record(0, "full", 0.4)
+    assert baseline_record([sampled, baseline]) is baseline
+    assert baseline_record([sampled, record(0, "full", 0.4, state="failed")]) is None
+    assert baseline_record([]) is None
+
+
+def test_the_answer_is_the_confirmed_winner_else_the_best_screening_run() -> None:
+    records = [record(0, "full", 0.40), record(1, "object", 0.95), record(2, "center", 0.70)]
+    assert chosen_record(records, None).number == 1  # type: ignore[union-attr]
+    confirmation = Confirmation(
+        summaries=[], winner=2, verdict="", distinguishable=False, seeds=[0], epochs=4,
+        train_fraction=1.0, box_levels={},
+    )  # fmt: skip
+    assert chosen_record(records, confirmation).number == 2  # type: ignore[union-attr]
+    assert chosen_record(records[:2], confirmation) is None  # its winner is not among them
+
+
+def test_a_sampled_repeat_of_the_baseline_is_not_confirmed_twice() -> None:
+    """A sampled ``full`` trial trains the baseline's configuration (with other epochs after a
+    resume, say): the baseline stands for it, and the next distinct trial takes its place."""
+    repeat = record(2, "full", 0.80, train=TrainConfig(epochs=8))
+    records = [record(0, "full", 0.40), record(1, "object", 0.90), repeat, record(3, "center", 0.7)]
+    assert [r.number for r in candidates(records, top=2)] == [0, 1, 3]

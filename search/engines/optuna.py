@@ -15,6 +15,7 @@ from search.data import Dataset
 from search.data.boxes import StudyBoxes
 from search.engines.base import SearchRun
 from search.engines.common import SearchOptions, plan_budget, screen_index
+from search.engines.optuna_pruning import epoch_pruning, make_pruner
 from search.engines.optuna_records import OptunaRecords, param_importances, study_attrs
 from search.engines.optuna_storage import (
     configuration_key,
@@ -73,19 +74,6 @@ def make_sampler(
         )
 
 
-def _pruner(pruner: Pruner, n_anchors: int, epochs: int) -> optuna.pruners.BasePruner:
-    """Anchor trials (baseline and one per kind) are never pruned by the median rule;
-    cosine-decay runs are noisy early, so a trial is compared only from the second half of
-    its epochs. Hyperband's rungs are epochs of validation accuracy."""
-    if pruner == "none":
-        return optuna.pruners.NopPruner()
-    if pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
-    return optuna.pruners.MedianPruner(
-        n_startup_trials=n_anchors, n_warmup_steps=max(1, epochs // 2)
-    )
-
-
 def open_study(
     name: str,
     storage: str,
@@ -112,7 +100,7 @@ def open_study(
             storage=open_storage(storage),
             directions=["maximize"] * objectives,
             sampler=make_sampler(derive_seed(seed, "sampler"), algorithm, space),
-            pruner=_pruner(pruner if objectives == 1 else "none", n_anchors, epochs),
+            pruner=make_pruner(pruner if objectives == 1 else "none", n_anchors, epochs),
             load_if_exists=True,
         )
         if anchors and not study.get_trials(deepcopy=False):
@@ -331,14 +319,9 @@ class OptunaSearch(SearchRun):
         if twin is not None:
             record = reuse_trial(setup, twin, self.data, self.tracker, self.parent_id, note_run)
         else:
-
-            def prune(epoch: int, metrics: dict[str, float]) -> bool:
-                if len(self.study.directions) > 1:
-                    return False  # Optuna prunes single-objective studies only
-                trial.report(metrics[OBJECTIVE], epoch)
-                last = epoch + 1 >= setup.train.epochs  # stopping after the last saves nothing
-                return not setup.baseline and not last and trial.should_prune()
-
+            prune = epoch_pruning(
+                trial, setup.baseline, setup.train.epochs, len(self.study.directions)
+            )
             record = run_trial(
                 setup,
                 self.data,
