@@ -24,7 +24,13 @@ from search.ops.signals import Interrupted, forget, handled, received
 from search.ops.uris import UriError, check_storage_uri, check_tracking_uri, redact, sqlite_path
 from search.results.apply import ApplyError, skipped_summary, write_crops, write_preview
 from search.results.dashboard import DashboardError
-from search.results.export import ExportError, PolicyFileError, export_study, load_policy
+from search.results.export import (
+    ExportError,
+    PolicyFileError,
+    export_study,
+    load_policy,
+    policy_line,
+)
 from search.results.report import print_confirmation, print_leaderboard
 from search.safe_yaml import MESSAGE_CHARS, YamlFileError, clip, load_yaml_text
 from search.settings import (
@@ -374,10 +380,9 @@ def preview(
     seed: opt.PreviewSeedOption = DEFAULT_SEED,
     verbose: opt.VerboseOption = False,
 ) -> None:
-    """Draw a policy's crops of the first validation samples into a PNG, without training.
-
-    Fields: defaults, then --policy, then each --set. Neither --train nor --eval: both modes.
-    """
+    """Print the policy (defaults, then --policy, then each --set: every field) and draw its
+    crops of the first validation samples into a PNG, without training. Neither --train nor
+    --eval: both modes."""
     fields = load_policy(policy).to_dict() if policy is not None else {}
     for item in set_ or []:
         name, sep, text = (part.strip() for part in item.partition("="))
@@ -390,6 +395,7 @@ def preview(
             raise PolicyError(f"--set '{clip(item)}': {error}") from None
         fields[name] = value
     chosen = CropPolicy.from_dict(fields)
+    typer.echo(f"policy: {policy_line(chosen)}")
     shown: tuple[str, ...] = ("train", "eval")
     if train != eval_:
         shown = ("train",) if train else ("eval",)

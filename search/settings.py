@@ -128,11 +128,16 @@ class StudyKey:
     OBJECTIVE_BOXES: Final = "objective_boxes"
     #: A parent-run param only: each run of a study samples from its own seed.
     SAMPLER_SEED: Final = "sampler_seed"
+    #: A parent-run param only: where the process that opened the run trains, ``GPU <name>``
+    #: or ``CPU <model>, <n> cores``.
+    DEVICE: Final = "device"
     PARENT_RUN: Final = "mlflow_parent_run_id"
     #: The confirmation's outcome (:class:`~search.study.confirm.model.Confirmation` JSON).
     CONFIRMATION: Final = "confirmation"
     #: Prefix of each finished confirmation run's record: ``confirm:<trial>:<seed>:...``.
     CONFIRM_RUN: Final = "confirm:"
+    #: The parent-run params a study does not record as its settings.
+    RUN_ONLY: Final = (SAMPLER_SEED, DEVICE)
 
 
 class TrialKey:

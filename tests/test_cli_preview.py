@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from PIL import Image
 
 from search.cli import main
@@ -49,10 +50,25 @@ def test_preview_writes_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert str(output) in out and "object(context=0.3" in out
 
 
+def test_preview_prints_the_complete_policy_a_partial_file_resolves_to(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "hand.yaml"
+    path.write_text(f"format: {FORMAT}\npolicy: {{kind: object, context: 0.3}}\n")
+    output = tmp_path / "grid.png"
+    assert main(["preview", "--policy", str(path), "--data", DATA, "-o", str(output)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("policy: {")
+    printed = yaml.safe_load(first.removeprefix("policy: "))
+    assert printed == CropPolicy(kind="object", context=0.3).to_dict()
+    assert list(printed) == list(CropPolicy.model_fields)
+    assert output.exists()
+
+
 def test_preview_reads_a_policy_file_and_one_mode(tmp_path: Path) -> None:
     policy_file = write_policy_file(
         {
-            "format": FORMAT,  # a versioned file lists every field
+            "format": FORMAT,
             "policy": CropPolicy(kind="random_resized", fraction=0.3, size=32).to_dict(),
         },
         tmp_path / "best_policy.yaml",
@@ -76,6 +92,7 @@ def test_preview_reads_a_policy_file_and_one_mode(tmp_path: Path) -> None:
         (["--set", "size=[48, 4]"], "'size' = [48, 4] is outside the allowed range [8, 1024]"),
         (["--set", "size=[48,"], "not valid YAML"),
         (["--policy", "missing.yaml"], "no such policy file"),
+        (["--set", "context=true"], "policy field 'context' = True: a boolean is not a number"),
         (["--n", "0"], "--n"),
     ],
 )

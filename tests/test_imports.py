@@ -131,3 +131,32 @@ def test_the_graph_sees_imports_inside_functions() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
+
+
+NO_FCNTL = """
+import importlib, pkgutil, sys
+sys.modules["fcntl"] = None  # as on Windows: `import fcntl` raises ImportError
+import search
+names = [info.name for info in pkgutil.walk_packages(search.__path__, "search.")]
+for name in names:
+    try:
+        importlib.import_module(name)
+    except Exception as error:
+        print(f"{name}: {type(error).__name__}: {error}")
+print(f"imported {len(names)} modules")
+"""
+
+
+def test_every_module_imports_without_fcntl() -> None:
+    """Windows has no ``fcntl``: every module of ``search`` imports without it (in a fresh
+    interpreter, so no module imported before the block counts)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", NO_FCNTL], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == f"imported {len(modules()) - 1} modules", lines
+    assert lines[:-1] == []

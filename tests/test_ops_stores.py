@@ -7,7 +7,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import filelock
 import pytest
+
+from search.ops.stores import StoreLockError, created_once, lock_path
 
 WORKER = textwrap.dedent(
     """
@@ -52,3 +55,23 @@ def test_concurrent_starts_on_a_fresh_folder_all_succeed(tmp_path: Path) -> None
         assert worker.returncode == 0, err
         assert "Traceback" not in err
     assert len({out for out, _ in results}) == 1  # one study, one experiment
+
+
+def test_a_held_creation_lock_makes_the_next_process_wait_then_gives_up(tmp_path: Path) -> None:
+    """The lock is a portable file lock beside the database: while another holder keeps it,
+    ``created_once`` waits, and names the lock when the wait runs out."""
+    url = f"sqlite:///{tmp_path}/mlruns/optuna.db"
+    lock = lock_path(url)
+    assert lock == tmp_path / "mlruns" / "optuna.db.lock"
+    with created_once(url):
+        assert lock.exists()  # the folder was created for it
+    other = filelock.FileLock(lock)
+    other.acquire()
+    try:
+        waited = pytest.raises(StoreLockError, match=r"creating this store for 0s \(lock .*optuna")
+        with waited, created_once(url, timeout=0.3):
+            pass
+    finally:
+        other.release()
+    with created_once(url, timeout=0.3):  # free again
+        pass

@@ -1,4 +1,5 @@
-"""Policy files: YAML or JSON, read back strictly (version, sections, every policy field)."""
+"""Policy files: YAML or JSON, read back strictly (version, sections, known fields in bounds);
+a hand-written file may give any subset of the fields, the rest taking their defaults."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def _policy_with(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in policy.items() if v is not None}
 
 
+BOOLEAN = r"^\S+: policy field 'context' = True: a boolean is not a number$"
 RANGE = r"'context' = 2\.5 is outside the allowed range \[-0\.25, 2\.0\]"
 STRICT_ERRORS = [
     ("version", _document(format="cropsearch.policy/v2"), r"unknown format '\S+/v2'"),
@@ -58,7 +60,7 @@ STRICT_ERRORS = [
     ("extra-section", _document(comment="hi"), r"unknown field 'comment' \(known: format"),
     ("policy-list", _document(policy=[1, 2]), r"field 'policy' must be a mapping, got list"),
     ("provenance-text", _document(provenance="x"), r"field 'provenance' must be a mapping"),
-    ("missing", _document(policy=_policy_with(context=None)), r"missing policy field 'context'"),
+    ("bool", _document(policy={"kind": "object", "context": True}), BOOLEAN),
     ("extra", _document(policy=_policy_with(colour="red")), r"unknown policy field 'colour'"),
     ("range", _document(policy=_policy_with(context=2.5)), RANGE),
     ("size", _document(policy=_policy_with(size=[4, 48])), r"'size'"),
@@ -80,14 +82,48 @@ def test_strict_loading_names_the_field(
     assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
 
 
-def test_both_faults_are_named_together(tmp_path: Path) -> None:
-    # a typo is an unknown field and a missing one: one line says both
+def test_a_typo_is_named_and_the_field_it_missed_takes_its_default(tmp_path: Path) -> None:
     document = _document(policy=_policy_with(context=None, contxt=0.3))
     path = write_policy_file(document, tmp_path / "typo.yaml")
-    with pytest.raises(
-        PolicyFileError, match=r"unknown policy field 'contxt'.*missing policy field 'context'"
-    ):
+    with pytest.raises(PolicyFileError, match=r"unknown policy field 'contxt'") as error:
         load_policy(path)
+    assert "missing" not in str(error.value)
+
+
+@pytest.mark.parametrize("versioned", [True, False])
+def test_a_hand_written_file_gives_some_fields_the_rest_take_defaults(
+    tmp_path: Path, versioned: bool
+) -> None:
+    """The issue's file, with ``format`` and without: it loads as the documented defaults plus
+    its two fields; the same with a wrong value is one line naming the field and the value,
+    with nothing about the fields it left out."""
+    path = tmp_path / "hand.yaml"
+    head = f"format: {FORMAT}\npolicy: " if versioned else ""
+    path.write_text(head + "{kind: object, context: 0.3}\n")
+    assert load_policy(path) == CropPolicy(kind="object", context=0.3)
+    defaults = CropPolicy().to_dict()
+    assert load_policy(path).to_dict() == {**defaults, "kind": "object", "context": 0.3}
+    path.write_text(head + "{kind: object, context: true}\n")
+    with pytest.raises(PolicyFileError) as error:
+        load_policy(path)
+    message = str(error.value)
+    assert message == f"{path}: policy field 'context' = True: a boolean is not a number"
+
+
+def test_wrong_values_come_before_unknown_fields(tmp_path: Path) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text(f"format: {FORMAT}\npolicy: {{colour: red, context: 5}}\n")
+    with pytest.raises(PolicyFileError) as error:
+        load_policy(path)
+    assert str(error.value).index("'context' = 5") < str(error.value).index("'colour'")
+
+
+def test_an_exported_file_lists_every_field(tmp_path: Path) -> None:
+    partial = tmp_path / "partial.yaml"
+    partial.write_text(f"format: {FORMAT}\npolicy: {{kind: center}}\n")
+    document = _document(policy=load_policy(partial).to_dict())
+    written = yaml.safe_load(write_policy_file(document, tmp_path / "out.yaml").read_text())
+    assert list(written["policy"]) == list(CropPolicy.model_fields)
 
 
 def test_a_bare_mapping_of_fields_takes_defaults(tmp_path: Path) -> None:

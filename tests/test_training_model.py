@@ -65,12 +65,44 @@ def test_a_trial_s_settings_reach_build() -> None:
     assert _filters(wide) == [8, 16, 32, 48, 48], "widths double up to 6x, then stay"
 
 
-def test_user_models_in_every_form() -> None:
+@pytest.mark.parametrize(
+    ("spec", "input_shape"),
+    [
+        ("user_models:Tiny", (None, 40, 24, 3)),  # a subclass with no constructor of its own
+        ("user_models:tiny", (None, 40, 24, 3)),  # an instance of it
+        ("user_models:any_size", (None, None, None, 3)),  # a build(hp) function
+        ("user_models:TinyNet", (None, 40, 24, 3)),  # input_shape and classes
+        ("user_models:NumClassesNet", (None, 40, 24, 3)),  # input_shape and num_classes
+        ("user_models:ClassesOnly", (None, None, None, 3)),  # classes alone
+    ],
+)
+def test_user_models_in_every_form(spec: str, input_shape: tuple[int | None, ...]) -> None:
+    """Each form keras-tuner users write builds a network for the policy's size (40x24) and the
+    data's 6 classes; a constructor gets only the arguments it names."""
+    network = build_network(spec, (40, 24, 3), 6, keras_tuner.HyperParameters())
+    assert network.input_shape == input_shape
+    assert network.output_shape == (None, 6)
+
+
+def test_a_user_class_is_given_what_its_constructor_names() -> None:
+    from user_models import ClassesOnly, NumClassesNet, Tiny, TinyNet
+
+    from search.training.model import constructor_arguments
+
+    shape = (40, 24, 3)
+    assert constructor_arguments("m", Tiny, shape, 6) == {}
+    assert constructor_arguments("m", TinyNet, shape, 6) == {"input_shape": shape, "classes": 6}
+    assert constructor_arguments("m", NumClassesNet, shape, 6) == {
+        "input_shape": shape,
+        "num_classes": 6,
+    }
+    assert constructor_arguments("m", ClassesOnly, shape, 6) == {"classes": 6}
+
+
+def test_a_user_s_hyperparameters_take_their_defaults() -> None:
     hp = keras_tuner.HyperParameters()
-    net = build_network("user_models:TinyNet", (40, 24, 3), 6, hp)  # class: built for the size
-    assert net.input_shape == (None, 40, 24, 3) and hp.values["units"] == 8
-    flexible = build_network("user_models:any_size", (40, 24, 3), 6, hp)
-    assert flexible.output_shape == (None, 6)
+    build_network("user_models:Tiny", (32, 32, 3), 6, hp)
+    assert hp.values == {"filters": 4}
 
 
 @pytest.mark.parametrize(
@@ -80,11 +112,14 @@ def test_user_models_in_every_form() -> None:
         ("user_models", "expected module:attr"),
         ("no_such_module_xyz:Net", "cannot import no_such_module_xyz"),
         ("user_models:Missing", "has no attribute 'Missing'"),
+        ("user_models:NeedsWidth", r"NeedsWidth\(\) requires width; cropsearch passes only"),
+        ("user_models:tiny", "outputs 6 scores; the data has 4"),
     ],
 )  # fmt: skip
 def test_a_model_that_does_not_fit_or_exist_is_named(spec: str, message: str) -> None:
     with pytest.raises(ModelError, match=message):
-        build_network(spec, (48, 48, 3), 6, keras_tuner.HyperParameters())
+        build_network(spec, (48, 48, 3), 4 if spec.endswith("tiny") else 6,
+                      keras_tuner.HyperParameters())  # fmt: skip
 
 
 def test_cli_refuses_a_model_that_does_not_fit_in_one_line(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from search.engines.common import (
     study_params,
 )
 from search.names import check_study_name
+from search.ops.devices import describe_device
 from search.ops.uris import redact
 from search.results.report import progress_line
 from search.results.tracking import Tracker
@@ -64,6 +65,7 @@ class SearchRun(ABC):
                 data, space, options, self.train_seed, self.fraction, self.location, self.engine
             ),
             StudyKey.ALGORITHM: self.algorithm,
+            StudyKey.DEVICE: describe_device(),
             **self.engine_params(),
         }
         self.parent_id = self.tracker.start_parent(

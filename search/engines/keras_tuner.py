@@ -120,8 +120,9 @@ class KerasTunerSearch(SearchRun):
     def prepare(self, params: dict[str, Any]) -> None:
         """Record the settings; build keras-tuner's oracle and tuner, seeded past the trials
         already run."""
+        settings = {k: v for k, v in params.items() if k not in StudyKey.RUN_ONLY}
         self.records.set_attrs(
-            {**params, StudyKey.STUDY: self.name, StudyKey.PARENT_RUN: self.parent_id}
+            {**settings, StudyKey.STUDY: self.name, StudyKey.PARENT_RUN: self.parent_id}
         )
         done = len(self.records.search_records())
         oracle = make_oracle(

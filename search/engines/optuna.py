@@ -179,7 +179,7 @@ class OptunaSearch(SearchRun):
         if stale:
             self.echo(f"marked failed: trial(s) {', '.join(map(str, stale))} (their process died)")
         for key, value in {**params, StudyKey.PARENT_RUN: self.parent_id}.items():
-            if key != StudyKey.SAMPLER_SEED:
+            if key not in StudyKey.RUN_ONLY:
                 self.study.set_user_attr(key, value)
         self.study.set_user_attr(StudyKey.SPACE_SPEC, self.space.spec.model_dump(mode="json"))
         self._repaired: set[int] = set(stale)

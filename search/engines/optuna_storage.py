@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from search.ops.processes import alive, local_pid
 from search.ops.retry import retried
 from search.ops.signals import raise_if_received, shielded
 from search.results.tracking import Tracker
@@ -128,16 +129,8 @@ def owner() -> str:
 
 def _dead_here(trial: optuna.trial.FrozenTrial) -> bool:
     """A running trial owned by a process of this machine that no longer exists."""
-    host, _, pid = str(trial.user_attrs.get(TrialKey.OWNER, "")).rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    pid = local_pid(str(trial.user_attrs.get(TrialKey.OWNER, "")))
+    return pid is not None and not alive(pid)
 
 
 def repair_stale_trials(study: optuna.Study, tracker: Tracker) -> list[int]:

@@ -23,6 +23,7 @@ from search.engines.base import SearchRun
 from search.engines.common import SearchOptions, StudyError
 from search.engines.lookup import check_engine, find_study, recorded_boxes, recorded_setting
 from search.engines.optuna import OptunaSearch
+from search.ops.devices import describe_device
 from search.ops.quiet import quiet_tensorflow
 from search.ops.signals import handled
 from search.ops.stores import refused_connection
@@ -79,6 +80,7 @@ def run_search(
     started = time.monotonic()
     search_space = Space.load(space) if space is not None else None
     quiet_tensorflow(verbose)
+    echo(f"device: {describe_device()}")
     echo(f"loading data {data} ...")
     try:
         dataset = load_dataset(data)

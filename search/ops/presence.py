@@ -7,8 +7,6 @@ machine) or its heartbeat is younger than :data:`~search.engines.optuna_storage.
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import optuna
 
 from search.engines.optuna_storage import GRACE_SECONDS, HEARTBEAT_SECONDS, owner
+from search.ops.processes import alive, local_pid
 from search.settings import WORKER_KEY
 
 
@@ -70,13 +69,7 @@ def live_workers(study: optuna.Study) -> list[str]:
 def _alive(who: str, note: Any) -> bool:
     if not isinstance(note, dict) or note.get("left", True):
         return False
-    host, _, pid = who.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+    pid = local_pid(who)
+    if pid is not None:
+        return alive(pid)
     return bool(time.time() - float(note.get("beat", 0.0)) < GRACE_SECONDS)

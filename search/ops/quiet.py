@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 
 @contextlib.contextmanager
@@ -42,10 +42,11 @@ def stderr_to_file() -> Iterator[None]:
 
 
 class _SilentFirstImport(importlib.abc.MetaPathFinder):
-    """Finds ``name`` once, through the normal finders, and runs its module code silenced."""
+    """Finds ``name`` once, through the normal finders, and runs its module code silenced,
+    then ``then(module)`` (a first call that also writes to file descriptor 2)."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, name: str, then: Callable[[types.ModuleType], object] | None) -> None:
+        self.name, self.then = name, then
 
     def find_spec(
         self,
@@ -61,30 +62,43 @@ class _SilentFirstImport(importlib.abc.MetaPathFinder):
         if loader is not None and hasattr(loader, "exec_module"):
             run = loader.exec_module
 
+            then = self.then
+
             def exec_module(module: types.ModuleType) -> None:
                 with stderr_to_file():
                     run(module)
+                    if then is not None:
+                        then(module)
 
             loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
 
 
-def silence_first_import(name: str) -> None:
-    """Silence file descriptor 2 while module ``name`` is first imported (no-op once loaded)."""
+def silence_first_import(
+    name: str, then: Callable[[types.ModuleType], object] | None = None
+) -> None:
+    """Silence file descriptor 2 while module ``name`` is first imported, and while
+    ``then(module)`` runs right after (no-op once loaded)."""
     if name in sys.modules or any(
         isinstance(finder, _SilentFirstImport) and finder.name == name for finder in sys.meta_path
     ):
         return
-    sys.meta_path.insert(0, _SilentFirstImport(name))
+    sys.meta_path.insert(0, _SilentFirstImport(name, then))
+
+
+def _list_devices(tf: types.ModuleType) -> None:
+    # The first device listing of a GPU-capable TensorFlow tries CUDA and, on a machine
+    # without a GPU driver, logs "failed call to cuInit" at error level.
+    tf.config.list_physical_devices()
 
 
 def quiet_tensorflow(verbose: bool = False) -> None:
-    """Keep TensorFlow's start-up lines (absl, oneDNN: written by C++ to file descriptor 2 even
-    with TF_CPP_MIN_LOG_LEVEL=2) off the terminal unless ``verbose``; TensorFlow is still
-    imported only where it is needed."""
+    """Keep TensorFlow's start-up lines (absl, oneDNN, and CUDA's absence on a machine without
+    a GPU: written by C++ to file descriptor 2 even with TF_CPP_MIN_LOG_LEVEL=2) off the
+    terminal unless ``verbose``; TensorFlow is still imported only where it is needed."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not verbose:
-        silence_first_import("tensorflow")
+        silence_first_import("tensorflow", then=_list_devices)
 
 
 class _CursorCloseNoise(logging.Filter):

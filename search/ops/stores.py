@@ -2,9 +2,10 @@
 
 A brand-new sqlite file opened by two processes at once races: both see no tables, both run
 the migrations, one crashes ("table ... already exists") or leaves the database half-migrated.
-:func:`created_once` serializes the creation with an exclusive ``flock`` on ``<db>.lock``
-beside the database: the first process creates the store, the others wait, then find it
-created and only open it. Use it around the first open of a store::
+:func:`created_once` serializes the creation with an exclusive file lock on ``<db>.lock``
+beside the database (``filelock``: ``flock`` on POSIX, ``msvcrt.locking`` on Windows): the
+first process creates the store, the others wait, then find it created and only open it. Use
+it around the first open of a store::
 
     with created_once(storage):
         study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
@@ -17,12 +18,12 @@ processes opening a fresh database together do not race on its tables either. Ot
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+
+import filelock
 
 from search.ops.postgres import prefer_psycopg
 from search.ops.uris import redact, sqlite_path
@@ -60,26 +61,18 @@ def created_once(url: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         yield
         return
     lock.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    held = filelock.FileLock(lock)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise StoreLockError(
-                        f"{redact(url)}: another process has been creating this store for "
-                        f"{timeout:.0f}s (lock {lock}); is it stuck?"
-                    ) from None
-                time.sleep(_POLL)
-        try:
-            yield
-        finally:
-            fcntl.flock(descriptor, fcntl.LOCK_UN)
+        held.acquire(timeout=timeout, poll_interval=_POLL)
+    except filelock.Timeout:
+        raise StoreLockError(
+            f"{redact(url)}: another process has been creating this store for "
+            f"{timeout:.0f}s (lock {lock}); is it stuck?"
+        ) from None
+    try:
+        yield
     finally:
-        os.close(descriptor)
+        held.release()
 
 
 #: Advisory lock key of store creation (any 64-bit number other tools are unlikely to use).

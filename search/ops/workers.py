@@ -20,6 +20,9 @@ left, and its process alive (same machine) or its heartbeat younger than
 killed with ``kill -9`` counts as gone at once on its machine, after the grace elsewhere.
 Two workers leaving in the same instant may both close the run, which is idempotent.
 (``search --workers N`` itself closes the run after its confirmation, as a single search does.)
+
+With GPUs, each worker started by ``search --workers N`` sees one of them alone
+(:func:`~search.ops.devices.worker_environments`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from search.engines.common import SearchOptions, StudyError
 from search.engines.lookup import recorded_boxes
 from search.engines.optuna import DEFAULT_ALGORITHM, ENGINE, OptunaSearch, sampler_seed
 from search.engines.optuna_storage import owner
+from search.ops.devices import VISIBLE, describe_device, visible_gpus, worker_environments
 from search.ops.presence import Presence
 from search.results.views import Printer
 from search.settings import BUILT_IN_MODEL, DEFAULT_BOXES, DEFAULT_PRUNER, StudyKey, derive_seed
@@ -114,7 +118,7 @@ def join_study(
     seed = derive_seed(sampler_seed(options.seed, len(search.study.trials)), f"worker/{me}")
     search.use_sampler(seed)
     search.tracker.set_tags(search.parent_id, {f"sampler_seed.{me}": str(seed)})
-    echo(f"worker {me} joined study '{name}' (sampler seed {seed})")
+    echo(f"worker {me} joined study '{name}' on {describe_device()} (sampler seed {seed})")
     return search
 
 
@@ -147,8 +151,14 @@ def start_workers(
         "CROPSEARCH_STORAGE": search.options.storage,
         "CROPSEARCH_TRACKING_URI": search.options.tracking_uri,
     }
-    echo(f"starting {workers} workers ({threads} intra-op thread(s) each)")
-    return [subprocess.Popen(command, env=env) for _ in range(workers)]
+    places = worker_environments(workers, len(visible_gpus()))
+    gpus = ", ".join(place[VISIBLE] for place in places if place)
+    echo(
+        f"starting {workers} workers ({threads} intra-op thread(s) each"
+        + (f"; GPU {gpus}" if gpus else "")
+        + ")"
+    )
+    return [subprocess.Popen(command, env={**env, **place}) for place in places]
 
 
 def wait_workers(processes: list[subprocess.Popen[bytes]]) -> int:

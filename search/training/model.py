@@ -1,9 +1,14 @@
 """The compact CNN family every trial trains, as a keras-tuner ``HyperModel``; a user's
-HyperModel (or ``build(hp)`` callable) plugs in by ``--model module:attr``."""
+network plugs in by ``--model module:attr``: a ``HyperModel`` subclass (its constructor gets
+``input_shape`` and ``classes``/``num_classes`` when it names them, nothing otherwise), a
+``HyperModel`` instance, or a ``build(hp)`` function."""
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import os
+import sys
 from typing import Any
 
 import keras
@@ -64,11 +69,13 @@ class CompactCNN(keras_tuner.HyperModel):
 
 
 def load_hypermodel(spec: str) -> Any:
-    """The object ``spec`` (``module:attr``) names on the Python path: a ``HyperModel``
-    subclass or instance, or a ``build(hp)`` callable."""
+    """The object ``spec`` (``module:attr``) names on the Python path or in the current
+    folder: a ``HyperModel`` subclass or instance, or a ``build(hp)`` callable."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ModelError(f"--model '{spec}': expected module:attr, e.g. mymodels:MyHyperModel")
+    if os.getcwd() not in sys.path:  # the `cropsearch` script's path holds its own folder only
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
@@ -107,9 +114,13 @@ def build_network(
         return CompactCNN(input_shape, n_classes).build(hp)
     found = load_hypermodel(spec)
     try:
-        if isinstance(found, type):  # keras-tuner's applications take these two arguments
-            found = found(input_shape=input_shape, classes=n_classes)
+        if isinstance(found, type):
+            found = found(**constructor_arguments(spec, found, input_shape, n_classes))
         model = found.build(hp) if isinstance(found, keras_tuner.HyperModel) else found(hp)
+        if isinstance(model, keras.Model) and not model.built:  # a Sequential without an Input
+            model.build((None, *input_shape))
+    except ModelError:
+        raise
     except Exception as error:
         message = f"--model '{spec}' failed to build: {type(error).__name__}: {error}"
         raise ModelError(message) from None
@@ -117,6 +128,34 @@ def build_network(
         raise ModelError(f"--model '{spec}' built {type(model).__name__}, not a keras.Model")
     check_fit(spec, model, input_shape, n_classes)
     return model
+
+
+#: What a ``HyperModel`` class's constructor may name, and what it is given: the policy's
+#: input shape, and the number of classes under keras-tuner's name and under Keras' usual one.
+CONSTRUCTOR_ARGUMENTS = ("input_shape", "classes", "num_classes")
+
+
+def constructor_arguments(
+    spec: str, cls: type, input_shape: tuple[int, int, int], n_classes: int
+) -> dict[str, Any]:
+    """The keyword arguments of :data:`CONSTRUCTOR_ARGUMENTS` that ``cls``'s constructor names;
+    :class:`ModelError` when it requires any other."""
+    values = {"input_shape": tuple(input_shape), "classes": n_classes, "num_classes": n_classes}
+    parameters = inspect.signature(cls).parameters
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    required = [
+        name
+        for name, parameter in parameters.items()
+        if parameter.kind in named
+        and parameter.default is inspect.Parameter.empty
+        and name not in CONSTRUCTOR_ARGUMENTS
+    ]
+    if required:
+        raise ModelError(
+            f"--model '{spec}': {cls.__name__}() requires {', '.join(required)}; cropsearch "
+            f"passes only {', '.join(CONSTRUCTOR_ARGUMENTS)} (those the constructor names)"
+        )
+    return {name: value for name, value in values.items() if name in parameters}
 
 
 def check_fit(
