@@ -14,15 +14,21 @@ from typing import Annotated, Literal
 import typer
 
 from search import cli_options as opt
-from search.crop.policy import CropPolicy, PolicyError
+from search.crop.policy import PolicyError
 from search.data import DataError, load_dataset
 from search.data.report import format_report, preview_grid
-from search.engines.common import SearchOptions, StudyError
-from search.names import StudyNameError, check_study_name
+from search.engines.common import SearchOptions, StudyError, check_search_flags
+from search.names import StudyNameError
 from search.ops.quiet import quiet_store_noise, quiet_tensorflow
 from search.ops.signals import Interrupted, forget, handled, received
-from search.ops.uris import UriError, check_storage_uri, check_tracking_uri, redact, sqlite_path
-from search.results.apply import ApplyError, skipped_summary, write_crops, write_preview
+from search.ops.uris import UriError, check_stores, redact, sqlite_path
+from search.results.apply import (
+    ApplyError,
+    policy_with,
+    skipped_summary,
+    write_crops,
+    write_preview,
+)
 from search.results.dashboard import DashboardError
 from search.results.export import (
     ExportError,
@@ -31,10 +37,9 @@ from search.results.export import (
     load_policy,
     policy_line,
 )
-from search.results.report import print_confirmation, print_leaderboard
-from search.safe_yaml import MESSAGE_CHARS, YamlFileError, clip, load_yaml_text
+from search.results.report import next_steps, print_confirmation, print_leaderboard
+from search.safe_yaml import MESSAGE_CHARS, YamlFileError, clip
 from search.settings import (
-    ALGORITHMS,
     DEFAULT_DATA,
     DEFAULT_ENGINE,
     DEFAULT_EPOCHS,
@@ -79,16 +84,6 @@ _USER_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def _check_stores(study: str | None, storage: str | None, tracking_uri: str | None) -> None:
-    """Refuse a bad study name or store URI before anything is created (each within seconds)."""
-    if study is not None:
-        check_study_name(study)
-    if storage is not None:
-        check_storage_uri(storage)
-    if tracking_uri is not None:
-        check_tracking_uri(tracking_uri)
-
-
 @app.command()
 def search(
     data: opt.DataOption = DEFAULT_DATA,
@@ -114,21 +109,8 @@ def search(
     verbose: opt.VerboseOption = False,
 ) -> None:
     """Screen crop policies, confirm the best over seeds, and print the results."""
-    _check_stores(study, storage, tracking_uri)
-    if algorithm is not None and algorithm not in ALGORITHMS[engine]:
-        raise UserError(
-            f"--algorithm {clip(algorithm)} is not one of the {engine} engine's: "
-            f"{', '.join(ALGORITHMS[engine])}"
-        )
-    if pruner is not None and engine != "optuna":
-        raise UserError("--pruner is for the optuna engine (keras-tuner's hyperband stops trials)")
-    if pruner not in (None, "none") and boxes and len(boxes) > 1:
-        raise UserError(
-            f"--pruner {pruner}: --boxes given {len(boxes)} times makes a multi-objective "
-            "study, and Optuna prunes single-objective studies only"
-        )
-    if workers > 1 and (engine != "optuna" or timeout is not None):
-        raise UserError("--workers runs the optuna engine without --timeout (use --trials)")
+    check_stores(study, storage, tracking_uri)
+    check_search_flags(engine, algorithm, pruner, boxes, workers, timeout)
     from search.engines.run import run_search  # Optuna, MLflow: flags are good
 
     options = SearchOptions(
@@ -146,13 +128,8 @@ def search(
                 f"--data {shlex.quote(data)} --boxes iou:0.75"
             )
     typer.echo(f"done in {time.monotonic() - outcome.started:.0f}s")
-    typer.echo(
-        f"export the winner:  cropsearch export --study {outcome.run.name} -o {DEFAULT_POLICY_FILE}"
-    )
-    winner_model = outcome.run.winner_model()
-    if winner_model is not None:
-        typer.echo(f"winner model:       mlflow.keras.load_model({winner_model!r})")
-    typer.echo("browse the runs:    cropsearch ui")
+    for line in next_steps(outcome.run.name, outcome.run.winner_model()):
+        typer.echo(line)
     if best_record(outcome.records) is None:
         raise typer.Exit(1)
 
@@ -168,7 +145,7 @@ def status_command(
     --all: every study in the store with its trial counts."""
     from search.ops.status import check_status, study_lines  # Optuna and MLflow
 
-    _check_stores(study, storage, tracking_uri)
+    check_stores(study, storage, tracking_uri)
     if all_studies:
         if study is not None:
             raise UserError("give --study or --all, not both")
@@ -197,7 +174,7 @@ def worker_command(
     settings come from the study; trials and runs go to the same stores."""
     from search.ops.workers import join_study, run_worker, set_threads  # Optuna and MLflow
 
-    _check_stores(study, storage, tracking_uri)
+    check_stores(study, storage, tracking_uri)
     quiet_tensorflow(verbose)
     if threads is not None:
         set_threads(threads)
@@ -224,7 +201,7 @@ def confirm_command(
     reused, so running it again resumes (or just reprints)."""
     from search.engines.run import confirm_study  # Optuna and MLflow
 
-    _check_stores(study, None, tracking_uri)
+    check_stores(study, None, tracking_uri)
     confirmation = confirm_study(
         study, data, top, repeats, seed, epochs,
         storage=storage, tracking_uri=tracking_uri, verbose=verbose, echo=typer.echo,
@@ -271,18 +248,14 @@ def ui(
 ) -> None:
     """Start the MLflow UI on the search's store and print its URL and the runs link of the
     study (Ctrl-C stops it)."""
-    from search.engines.lookup import latest_study  # Optuna
+    from search.engines.lookup import latest_study_if_any  # Optuna
     from search.results.tracking import runs_link, ui_command  # MLflow
 
     path = sqlite_path(tracking_uri)
     if path is not None and not path.exists():
         raise UserError(f"no MLflow store at {clip(str(path))} (run 'cropsearch search' first)")
-    _check_stores(study, None, tracking_uri)
-    if study is None:
-        try:
-            study = latest_study(storage)
-        except StudyError:  # runs without a study storage beside them: the UI still serves them
-            study = None
+    check_stores(study, None, tracking_uri)
+    study = study or latest_study_if_any(storage)
     command = ui_command(tracking_uri, host, port)
     url = f"http://{host}:{port}"
     typer.echo(f"MLflow UI for {redact(tracking_uri)} at {url}")
@@ -305,7 +278,7 @@ def dashboard(
     from search.engines.lookup import optuna_study  # Optuna
     from search.results.dashboard import dashboard_server  # optuna-dashboard
 
-    _check_stores(study, storage, None)
+    check_stores(study, storage, None)
     name = optuna_study(study, storage, "the dashboard").study_name
     server, page = dashboard_server(storage, name, host, port)
     url = f"http://{host}:{port}"
@@ -319,13 +292,7 @@ def dashboard(
 @app.command()
 def data(
     spec: Annotated[str, typer.Argument(metavar="SPEC", help=opt.DATA_SPEC_HELP)],
-    preview: Annotated[
-        Path | None,
-        typer.Option(
-            help="Also draw samples with their boxes into this PNG (default: no picture).",
-            show_default=False,
-        ),
-    ] = None,
+    preview: opt.DataPreviewOption = None,
 ) -> None:
     """Load a dataset and print its report: classes per split, box sizes, skipped samples."""
     quiet_tensorflow()  # tfrecord:... reads with TensorFlow
@@ -367,34 +334,17 @@ def preview(
     policy: opt.PolicyFieldsOption = None,
     set_: opt.SetOption = None,
     data: opt.DataOption = DEFAULT_DATA,
-    output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path(
-        "crop_preview.png"
-    ),
-    train: Annotated[
-        bool, typer.Option("--train", help="Only train-mode crops (default: both modes).")
-    ] = False,
-    eval_: Annotated[
-        bool, typer.Option("--eval", help="Only eval-mode crops (default: both modes).")
-    ] = False,
-    n: Annotated[int, typer.Option("--n", min=1, max=64, help="Validation samples shown.")] = 16,
+    output: opt.PreviewOutputOption = Path("crop_preview.png"),
+    train: opt.PreviewTrainOption = False,
+    eval_: opt.PreviewEvalOption = False,
+    n: opt.PreviewCountOption = 16,
     seed: opt.PreviewSeedOption = DEFAULT_SEED,
     verbose: opt.VerboseOption = False,
 ) -> None:
     """Print the policy (defaults, then --policy, then each --set: every field) and draw its
     crops of the first validation samples into a PNG, without training. Neither --train nor
     --eval: both modes."""
-    fields = load_policy(policy).to_dict() if policy is not None else {}
-    for item in set_ or []:
-        name, sep, text = (part.strip() for part in item.partition("="))
-        if not sep or not name:
-            raise UserError(f"--set '{clip(item)}': expected FIELD=VALUE, e.g. --set context=0.3")
-        value = load_yaml_text(text, f"--set '{item}'")
-        try:
-            CropPolicy(**{name: value})  # check this field alone, to name the flag at fault
-        except PolicyError as error:
-            raise PolicyError(f"--set '{clip(item)}': {error}") from None
-        fields[name] = value
-    chosen = CropPolicy.from_dict(fields)
+    chosen = policy_with(load_policy(policy).to_dict() if policy is not None else {}, set_ or [])
     typer.echo(f"policy: {policy_line(chosen)}")
     shown: tuple[str, ...] = ("train", "eval")
     if train != eval_:

@@ -303,3 +303,22 @@ SetOption = Annotated[
 PreviewSeedOption = Annotated[
     int, typer.Option(min=SEEDS[0], max=SEEDS[1], help="Seed of the train-mode randomness.")
 ]
+
+# -- data, preview -----------------------------------------------------------------------------
+DataPreviewOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Also draw samples with their boxes into this PNG (default: no picture).",
+        show_default=False,
+    ),
+]
+PreviewOutputOption = Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")]
+PreviewTrainOption = Annotated[
+    bool, typer.Option("--train", help="Only train-mode crops (default: both modes).")
+]
+PreviewEvalOption = Annotated[
+    bool, typer.Option("--eval", help="Only eval-mode crops (default: both modes).")
+]
+PreviewCountOption = Annotated[
+    int, typer.Option("--n", min=1, max=64, help="Validation samples shown.")
+]

@@ -3,6 +3,7 @@ recorded settings. Engine-agnostic: no Optuna, no keras-tuner."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,9 @@ import numpy as np
 from search.data import Dataset
 from search.names import safe_name
 from search.ops.uris import redact
+from search.safe_yaml import clip
 from search.settings import (
+    ALGORITHMS,
     BUILT_IN_MODEL,
     DEFAULT_BOXES,
     DEFAULT_EPOCHS,
@@ -165,3 +168,28 @@ def study_params(
         StudyKey.BOXES: options.boxes,
         **({StudyKey.OBJECTIVE_BOXES: list(options.objectives)} if options.objectives else {}),
     }
+
+
+def check_search_flags(
+    engine: str,
+    algorithm: str | None,
+    pruner: str | None,
+    boxes: Sequence[str] | None,
+    workers: int,
+    timeout: float | None,
+) -> None:
+    """Refuse ``search`` flags that do not go together, in one line, before anything runs."""
+    if algorithm is not None and algorithm not in ALGORITHMS[engine]:
+        raise StudyError(
+            f"--algorithm {clip(algorithm)} is not one of the {engine} engine's: "
+            f"{', '.join(ALGORITHMS[engine])}"
+        )
+    if pruner is not None and engine != "optuna":
+        raise StudyError("--pruner is for the optuna engine (keras-tuner's hyperband stops trials)")
+    if pruner not in (None, "none") and boxes and len(boxes) > 1:
+        raise StudyError(
+            f"--pruner {pruner}: --boxes given {len(boxes)} times makes a multi-objective "
+            "study, and Optuna prunes single-objective studies only"
+        )
+    if workers > 1 and (engine != "optuna" or timeout is not None):
+        raise StudyError("--workers runs the optuna engine without --timeout (use --trials)")

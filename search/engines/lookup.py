@@ -89,6 +89,15 @@ def keras_tuner_study(name: str, storage: str) -> KerasTunerRecords | None:
     return found if found.exists() else None
 
 
+def latest_study_if_any(storage: str) -> str | None:
+    """The latest study in ``storage``; None when there is no storage or no study (the MLflow
+    UI still serves runs without a study storage beside them)."""
+    try:
+        return latest_study(storage)
+    except StudyError:
+        return None
+
+
 def recorded_setting(name: str, storage: str, key: str) -> Any:
     """What an existing study ``name`` recorded under ``key``; None for a new study."""
     tuned = keras_tuner_study(name, storage)

@@ -290,3 +290,15 @@ def _resolve(host: str, port: int) -> list[tuple[Any, ...]] | None:
     worker.start()
     worker.join(CONNECT_TIMEOUT)
     return found[0] if found and found[0] else None
+
+
+def check_stores(study: str | None, storage: str | None, tracking_uri: str | None) -> None:
+    """Refuse a bad study name or store URI before anything is created (each within seconds)."""
+    from search.names import check_study_name
+
+    if study is not None:
+        check_study_name(study)
+    if storage is not None:
+        check_storage_uri(storage)
+    if tracking_uri is not None:
+        check_tracking_uri(tracking_uri)

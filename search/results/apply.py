@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
 
+from search.crop.policy import CropPolicy, PolicyError
+from search.safe_yaml import clip, load_yaml_text
 from search.space import BOX_FREE_KINDS
 
 if TYPE_CHECKING:
-    from search.crop.policy import CropPolicy
     from search.data import DataReport, Dataset
 
 Split = Literal["train", "val", "test"]
@@ -211,3 +212,20 @@ def write_preview(
     except OSError as error:
         raise ApplyError(f"cannot write {output}: {error}") from None
     return path, len(samples)
+
+
+def policy_with(fields: dict[str, Any], settings: Sequence[str]) -> CropPolicy:
+    """``fields`` (a policy file's, maybe none) with each ``FIELD=VALUE`` of ``settings``
+    (``--set``, values read as YAML) over them, as a checked policy; a bad setting is one
+    line naming it."""
+    for item in settings:
+        name, sep, text = (part.strip() for part in item.partition("="))
+        if not sep or not name:
+            raise ApplyError(f"--set '{clip(item)}': expected FIELD=VALUE, e.g. --set context=0.3")
+        value = load_yaml_text(text, f"--set '{item}'")
+        try:
+            CropPolicy(**{name: value})  # check this field alone, to name the flag at fault
+        except PolicyError as error:
+            raise PolicyError(f"--set '{clip(item)}': {error}") from None
+        fields = {**fields, name: value}
+    return CropPolicy.from_dict(fields)

@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from search.crop.kinds import OBJECT_KINDS
 from search.crop.policy import CropPolicy
 from search.data import Samples
 from search.data.boxes import BoxSource
@@ -54,10 +55,20 @@ def crop_grid(
     from search.crop.cut import cut  # TensorFlow only when crops are drawn
 
     index = np.arange(len(samples))
+    # A sample with no box at inference (a detector's miss, --boxes none) is cut as the
+    # full image by a policy that needs a box, as in training's eval crops.
+    missing = samples.missing_boxes
+    heights, widths = samples.sizes[:, 0], samples.sizes[:, 1]
+    whole = np.stack([np.zeros_like(widths), np.zeros_like(heights), widths, heights], axis=1)
+    boxes = np.where(missing[:, None], whole, samples.boxes)
+    full = policy.model_copy(update={"kind": "full"}) if policy.kind in OBJECT_KINDS else policy
     crops, windows = {}, {}
     for mode in modes:
         training = mode == "train"
-        windows[mode] = policy.windows(samples.sizes, samples.boxes, training, seed, epoch, index)
+        windows[mode] = policy.windows(samples.sizes, boxes, training, seed, epoch, index)
+        if missing.any():
+            fallback = full.windows(samples.sizes, boxes, training, seed, epoch, index)
+            windows[mode][missing] = fallback[missing]
         crops[mode] = cut(
             samples.images,
             windows[mode],
@@ -80,7 +91,7 @@ def crop_grid(
         h, w = samples.sizes[i]
         source = axes[row, col * per_sample]
         source.imshow(samples.images[i, :h, :w])
-        if samples.has_boxes:
+        if samples.has_boxes and not missing[i]:
             source.add_patch(_rect(samples.boxes[i], BOX_COLOR))
         for mode in modes:
             color, style = (TRAIN_COLOR, "-") if mode == "train" else (EVAL_COLOR, "--")

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from search.data.boxes import BoxSource
-from search.settings import DEFAULT_BOXES
+from search.settings import DEFAULT_BOXES, DEFAULT_POLICY_FILE
 from search.study.confirm.boxes import BOX_LEVELS
 from search.study.confirm.model import Confirmation, PolicySummary, needs_exact_boxes
 from search.study.record import OBJECTIVE, TrialRecord
@@ -363,3 +363,11 @@ def print_confirmation(confirmation: Confirmation) -> None:
     warning = needs_exact_boxes(confirmation)
     if warning:
         console.print(f"warning: {warning}", highlight=False)
+
+
+def next_steps(study: str, winner_model: str | None) -> list[str]:
+    """What a finished search suggests next: export, the winner's model, the UI."""
+    lines = [f"export the winner:  cropsearch export --study {study} -o {DEFAULT_POLICY_FILE}"]
+    if winner_model is not None:
+        lines.append(f"winner model:       mlflow.keras.load_model({winner_model!r})")
+    return [*lines, "browse the runs:    cropsearch ui"]
