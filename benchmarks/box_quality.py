@@ -39,6 +39,9 @@ def _search(data: str, level: str, seed: int, folder: Path, extra: list[str]) ->
         "--storage", f"sqlite:///{folder}/optuna.db",
         "--tracking-uri", f"sqlite:///{folder}/mlflow.db", *extra,
     ]  # fmt: skip
+    if _confirmed(f"sqlite:///{folder}/optuna.db", study):
+        print(f"{level}: already in {folder}", flush=True)
+        return study, float("nan")
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
@@ -50,6 +53,17 @@ def _search(data: str, level: str, seed: int, folder: Path, extra: list[str]) ->
     verdict = [line for line in done.stdout.splitlines() if line.startswith("verdict:")]
     print(f"{level}: {seconds:.0f}s; {verdict[-1] if verdict else 'no verdict'}", flush=True)
     return study, seconds
+
+
+def _confirmed(storage: str, study: str) -> bool:
+    """Whether ``study`` exists in ``storage`` with its confirmation (a resumed benchmark)."""
+    from search.engines.common import StudyError
+    from search.engines.lookup import find_study
+
+    try:
+        return find_study(study, storage).records.confirmation() is not None
+    except (StudyError, KeyError):
+        return False
 
 
 def _winner_runs(storage: str, study: str) -> tuple[str, dict[int, Any]]:
@@ -73,13 +87,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--levels", nargs="+", default=list(LEVELS))
     parser.add_argument("--out", type=Path, default=None, help="JSON results (default: beside)")
+    parser.add_argument(
+        "--folder", type=Path, default=None,
+        help="the stores' folder; levels already confirmed there are not searched again",
+    )  # fmt: skip
     parser.add_argument("extra", nargs="*", help="more `cropsearch search` options, after --")
     args = parser.parse_args()
 
     from search.data.boxes import BoxSource
     from search.study.confirm.statistics import estimate, paired_interval
 
-    folder = Path(tempfile.mkdtemp(prefix="box-quality-"))
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="box-quality-"))
     storage = f"sqlite:///{folder}/optuna.db"
     studies = {}
     for level in args.levels:

@@ -127,7 +127,8 @@ def search(
                 "choose for detector-like boxes instead:  cropsearch search "
                 f"--data {shlex.quote(data)} --boxes iou:0.75"
             )
-    typer.echo(f"done in {time.monotonic() - outcome.started:.0f}s")
+    used = time.monotonic() - outcome.started
+    typer.echo(f"done in {used:.0f}s" + (f" of the {timeout:.0f}s budget" if timeout else ""))
     for line in next_steps(outcome.run.name, outcome.run.winner_model()):
         typer.echo(line)
     if best_record(outcome.records) is None:

@@ -3,6 +3,8 @@ its pruner, and keeps each trial's :class:`TrialRecord` in the Optuna storage.""
 
 from __future__ import annotations
 
+import dataclasses
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -49,6 +51,9 @@ from search.study.trial import TrialSetup, reuse_trial, run_trial
 
 ENGINE = "optuna"
 DEFAULT_ALGORITHM = default_algorithm(ENGINE)
+#: Seconds a search under ``--timeout`` keeps for its last views and the winner's model,
+#: beyond 1.5 times what the views took before the confirmation.
+FINISH_SECONDS = 2.0
 #: Trials that count against a shared budget (a failed one is replaced).
 STARTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -137,6 +142,8 @@ class OptunaSearch(SearchRun):
         #: Other processes run trials of this study too (``cropsearch worker``).
         self.shared = False
         self._deadline: float | None = None
+        #: When a ``--timeout`` ends (``time.monotonic()``).
+        self._end: float | None = None
         super().__init__(data, space, options, echo)
 
     @property
@@ -216,15 +223,24 @@ class OptunaSearch(SearchRun):
                 self.optimize(1 if total is None else min(1, total), None)
                 plan = self._plan()
                 left = None if total is None else total - 1
-                if pool is not None and self.options.pruner != "hyperband" and left != 0:
-                    ran = self.anchors_in_pool(pool, left)
-                    left = None if left is None else left - ran
+                waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+                anchors = len(waiting) if left is None else min(len(waiting), left)
+                if anchors:  # every kind once, whatever the timeout
+                    if pool is not None and self.options.pruner != "hyperband":
+                        self.anchors_in_pool(pool, anchors)
+                    else:
+                        self.optimize(anchors, None)
+                    left = None if left is None else left - anchors
                 if left is None or left > 0:
                     timeout = None if self._deadline is None else self._deadline - self.elapsed()
                     if timeout is None or timeout > 0:
                         self.optimize(left, timeout)
                 if self.options.confirm:
+                    writing = time.monotonic()
                     self.views(None)  # the screening results are safe before confirmation
+                    if self._end is not None:  # the last views take about as long, and more
+                        finish = 1.5 * (time.monotonic() - writing) + FINISH_SECONDS
+                        plan = dataclasses.replace(plan, deadline=self._end - finish)
                     confirmation = confirm(
                         self.records,
                         self.data,
@@ -278,8 +294,9 @@ class OptunaSearch(SearchRun):
         n_confirm = (o.top + 1) * o.repeats if o.confirm else 0
         waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         anchors_left = min(len(waiting), (o.trials or len(waiting) + 1) - 1)
+        timeout = None if o.timeout is None else max(o.timeout - FINISH_SECONDS, 0.0)
         budget = plan_budget(
-            o.timeout, self.elapsed(), per_trial, anchors_left, n_confirm, self.fraction
+            timeout, self.elapsed(), per_trial, anchors_left, n_confirm, self.fraction
         )
         self._deadline = budget.deadline
         n_screen = len(self.data.train) if self.train_index is None else len(self.train_index)
@@ -304,9 +321,11 @@ class OptunaSearch(SearchRun):
                 f"note: every kind once and a confirmation at the screening size need "
                 f"~{clock(budget.overrun)} more than the {o.timeout:.0f}s budget; they run anyway"
             )
+        self._end = None if o.timeout is None else self._started + o.timeout
         return ConfirmPlan(
-            o.top, o.repeats, o.seed, o.epochs, budget.confirm_fraction, o.boxes, o.objectives
-        )
+            o.top, o.repeats, o.seed, o.epochs, budget.confirm_fraction, o.boxes, o.objectives,
+            deadline=self._end,
+        )  # fmt: skip
 
     def objective(self, trial: optuna.Trial) -> float | list[float]:
         """Train one configuration; report each epoch to the pruner; keep its record. A

@@ -120,6 +120,10 @@ def run_search(
             search_space.grid()  # a float parameter without a step: one line, before any trial
         if options.model is not None:
             check_model(options.model, search_space, dataset)
+        if options.timeout is not None:  # the budget counts from the command's start
+            options = dataclasses.replace(
+                options, timeout=max(options.timeout - (time.monotonic() - started), 0.0)
+            )
         run = open_run(engine, dataset, search_space, options, echo, targets)
     except Exception as error:
         refused = refused_connection(error)

@@ -92,6 +92,8 @@ class TrainingPool:
         self._spawn = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._results: multiprocessing.Queue[tuple[int, int, TrialRecord]] = self._spawn.Queue()
         self._slots = [self._start(slot) for slot in range(processes)]
+        #: How many setups train at a time.
+        self.processes = processes
 
     def _start(self, slot: int) -> tuple[BaseProcess, multiprocessing.Queue[Task | None]]:
         inbox: multiprocessing.Queue[Task | None] = self._spawn.Queue()

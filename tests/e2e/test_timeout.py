@@ -55,3 +55,32 @@ def test_a_timeout_stops_screening_and_shrinks_the_confirmation(
     )
     assert share is not None, output
     assert 25 <= int(share.group(1)) < 100, output
+
+
+def test_the_whole_command_keeps_to_its_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A confirmation too long for the budget (3 policies x 30 seeds) stops between rounds:
+    the command, confirmation and views included, ends within the timeout + 5%, and says how
+    much of it it used."""
+    import search.training.fit
+
+    monkeypatch.setattr(search.training.fit, "train_policy", slow_fake_train)
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    args = [
+        "search", "--data", "shapes:train=200,val=24,test=24,canvas=48", "--epochs", "1",
+        "--trials", "200", "--timeout", "40", "--top", "2", "--repeats", "20",
+        "--study", "promise", "--storage", storage,
+        "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+    ]  # fmt: skip
+    out = io.StringIO()
+    started = time.monotonic()
+    with contextlib.redirect_stdout(out):
+        assert main(args) == 0
+    used = time.monotonic() - started
+    output = out.getvalue()
+    assert used <= 40 * 1.05, output
+    assert "the time budget ends the confirmation before seed" in output, output
+    assert re.search(r"done in \d+s of the 40s budget", output), output
+    confirmation = re.search(r"confirming 3 policies x 20 seeds", output)
+    assert confirmation is not None, output

@@ -3,6 +3,7 @@ over fresh seeds through the trial function, keep each run with the study, and s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -60,6 +61,9 @@ class ConfirmPlan:
     #: Race: drop a policy whose paired interval against the leader lies below 0 after
     #: :data:`RACE_MIN_SEEDS` seeds; the winner and the baseline get every seed.
     race: bool = True
+    #: When the confirmation must be over (``time.monotonic()``; None: no budget): a round
+    #: after the first that would end later, by the runs timed so far, is not started.
+    deadline: float | None = None
 
 
 def _confirm_setup(
@@ -142,12 +146,23 @@ def confirm(
     racing = [c for c in chosen if not c.baseline]
     dropped: dict[int, int] = {}
     trained = 0
+    timed: list[float] = []
     for round_number, seed in enumerate(seeds, start=1):
         setups = [
             _confirm_setup(c, seed, plan, train_index, test_boxes)
             for c in chosen
             if (c.baseline or c in racing) and (c.number, seed) not in done
         ]
+        if plan.deadline is not None and setups and timed:
+            per_run = max(timed)
+            processes = pool.processes if pool is not None else 1
+            needs = per_run * -(-len(setups) // processes)
+            left = plan.deadline - time.monotonic()
+            if needs > left:
+                echo(f"the time budget ends the confirmation before seed {round_number}: "
+                     f"its round needs ~{needs:.0f}s, {max(left, 0):.0f}s are left")  # fmt: skip
+                seeds = seeds[: round_number - 1]
+                break
         finished = (
             pool.train(setups)
             if pool is not None and len(setups) > 1
@@ -156,6 +171,7 @@ def confirm(
         )  # fmt: skip
         for index, record in finished:
             trained += 1
+            timed.append(record.seconds)
             if record.state == "complete":
                 store.save_confirm(run_key(record, plan, seed), record)
                 done[(record.number, seed)] = record
