@@ -86,7 +86,9 @@ def plain_search(folder: Path, seed: int) -> dict[str, Any]:
             mlflow.log_params(trial.params)
             tf.keras.utils.set_random_seed(seed + trial.number)
             model = build_model((SIZE, SIZE, 3), data.n_classes)
-            model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+            model.compile(
+                optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+            )
             train_x = crops(data.train, kind, amount, seed)
             val_x = crops(data.val, "center" if kind == "random" else kind, amount, seed)
             test_x = crops(data.test, "center" if kind == "random" else kind, amount, seed)
@@ -139,7 +141,12 @@ def run_cropsearch(folder: Path, seed: int, extra: list[str]) -> dict[str, Any]:
     confirmation = find_study("answer", storage).records.confirmation()
     assert confirmation is not None
     winner = confirmation.winner_summary
-    return {"seconds": seconds, "answer": winner.label, "test_accuracy": winner.test.mean}
+    table = [[s.number, s.label, s.val.mean, s.val.std, s.test.mean, s.test.std, s.val.n]
+             for s in confirmation.summaries]  # fmt: skip
+    return {
+        "seconds": seconds, "answer": winner.label, "test_accuracy": winner.test.mean,
+        "table": table,
+    }  # fmt: skip
 
 
 def main() -> None:
@@ -170,9 +177,14 @@ def main() -> None:
         for m in ("plain", "cropsearch")
     }
     ratio = medians["cropsearch"] / medians["plain"]
+    tables = [r["table"] for r in rows if r["method"] == "cropsearch"]
+    same = all(t == tables[0] for t in tables)
+    print(f"cropsearch's confirmation tables, number for number: "
+          f"{'the same in every repeat' if same else 'DIFFERENT between repeats'}")  # fmt: skip
     print(f"median wall time: cropsearch {medians['cropsearch']:.0f}s, plain "
           f"{medians['plain']:.0f}s: {ratio:.2f}x")  # fmt: skip
-    args.out.write_text(json.dumps({"rows": rows, "medians": medians, "ratio": ratio}, indent=1))
+    summary = {"rows": rows, "medians": medians, "ratio": ratio, "same_tables": same}
+    args.out.write_text(json.dumps(summary, indent=1))
     print(f"wrote {args.out}")
 
 
