@@ -20,19 +20,37 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from conftest import require_program
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 POSTGRES_NEEDED = "PostgreSQL's server binaries (initdb, pg_ctl)"
 POSTGRES_INSTALL = "apt-get install -y postgresql"
+
+
+def served(answer: Callable[[], T], process: subprocess.Popen[str], seconds: float, what: str) -> T:
+    """``answer()`` once the server ``process`` answers it (a refused connection: not yet);
+    fails when the process ends first or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return answer()
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        assert time.monotonic() < deadline, f"{what} did not start in {seconds:.0f} s"
+        time.sleep(0.3)
 
 
 def free_port() -> int:

@@ -10,14 +10,12 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
-from urllib.error import URLError
 
 import optuna
 import pytest
-from servers import free_port, listeners
+from servers import free_port, listeners, served
 
 
 def _storage(folder: Path) -> str:
@@ -55,16 +53,9 @@ def test_dashboard_serves_the_latest_study_on_loopback(tmp_path: Path) -> None:
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                listing = json.loads(_get(f"{base}/api/studies")[0])
-                break
-            except (URLError, ConnectionError):
-                pass
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "the dashboard did not start in 60 s"
-            time.sleep(0.3)
+        listing = served(
+            lambda: json.loads(_get(f"{base}/api/studies")[0]), process, 60, "the dashboard"
+        )
         ids = {s["study_name"]: s["study_id"] for s in listing["study_summaries"]}
         assert set(ids) == {"first", "latest"}
         detail = json.loads(_get(f"{base}/api/studies/{ids['latest']}")[0])

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.request
-from urllib.error import URLError
 
 import pytest
 from conftest import SearchRun
 from mlflow.tracking import MlflowClient
-from servers import free_port, listeners
+from servers import free_port, listeners, served
 
 pytestmark = pytest.mark.slow  # trains real models / starts a server
 
@@ -43,16 +41,7 @@ def test_ui_serves_runs_and_crop_samples(tiny_search: SearchRun) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if _get(f"{base}/health") == b"OK":
-                    break
-            except (URLError, ConnectionError):
-                pass
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "MLflow UI did not start in 90 s"
-            time.sleep(0.5)
+        assert served(lambda: _get(f"{base}/health"), process, 90, "MLflow UI") == b"OK"
         listing = json.loads(_get(f"{base}/api/2.0/mlflow/experiments/search?max_results=50"))
         names = [e["name"] for e in listing["experiments"]]
         assert "tiny" in names
