@@ -21,7 +21,7 @@ from search.engines.common import SearchOptions, StudyError, check_search_flags
 from search.names import StudyNameError
 from search.ops.quiet import quiet_store_noise, quiet_tensorflow
 from search.ops.signals import Interrupted, forget, handled, received
-from search.ops.uris import UriError, check_stores, redact, sqlite_path
+from search.ops.uris import UriError, check_stores, redact, refused_credentials, sqlite_path
 from search.results.apply import (
     ApplyError,
     policy_with,
@@ -388,7 +388,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
-    except Exception:  # a bug: its traceback, with any URI's secrets redacted
+    except Exception as error:  # a bug: its traceback, with any URI's secrets redacted
+        refused = refused_credentials(error)  # credentials changed after the first check
+        if refused:
+            typer.echo(f"error: {refused}", err=True)
+            return 2
         import traceback
 
         sys.stderr.write(redact(traceback.format_exc()))
