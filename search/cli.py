@@ -21,6 +21,7 @@ from search.engines.common import SearchOptions, StudyError, check_search_flags
 from search.names import StudyNameError
 from search.ops.quiet import quiet_store_noise, quiet_tensorflow
 from search.ops.signals import Interrupted, forget, handled, received
+from search.ops.stores import refused_connection
 from search.ops.uris import UriError, check_stores, redact, refused_credentials, sqlite_path
 from search.results.apply import (
     ApplyError,
@@ -390,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as error:  # a bug: its traceback, with any URI's secrets redacted
         refused = refused_credentials(error)  # credentials changed after the first check
+        if refused is None and "PGPASSWORD" in (refused_connection(error) or ""):
+            refused = refused_connection(error)  # a wrong database password (worker, status)
         if refused:
             typer.echo(f"error: {refused}", err=True)
             return 2

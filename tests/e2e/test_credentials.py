@@ -168,8 +168,9 @@ def test_a_password_in_the_urls_works_and_warns_once_naming_the_variables(
 ) -> None:
     storage = secured.create_database("inline").replace("postgres@", f"postgres:{PG_SECRET}@")
     tracking = guarded.uri.replace("http://", f"http://{ML_USER}:{ML_SECRET}@")
+    optuna.create_study(study_name="inline", storage=storage)
     code, output = _cli(["status", "--storage", storage, "--tracking-uri", tracking,
-                         "--all-studies"], _env(), tmp_path)  # fmt: skip
+                         "--all"], _env(), tmp_path)  # fmt: skip
     assert code == 0, output
     warnings = [line for line in output.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 2, output
