@@ -21,7 +21,8 @@ from search.engines.common import SearchOptions, StudyError, check_search_flags
 from search.names import StudyNameError
 from search.ops.quiet import quiet_store_noise, quiet_tensorflow
 from search.ops.signals import Interrupted, forget, handled, received
-from search.ops.uris import UriError, check_stores, redact, sqlite_path
+from search.ops.stores import refused_connection
+from search.ops.uris import UriError, check_stores, redact, refused_credentials, sqlite_path
 from search.results.apply import (
     ApplyError,
     policy_with,
@@ -389,7 +390,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
-    except Exception:  # a bug: its traceback, with any URI's secrets redacted
+    except Exception as error:  # a bug: its traceback, with any URI's secrets redacted
+        refused = refused_credentials(error)  # credentials changed after the first check
+        if refused is None and "PGPASSWORD" in (refused_connection(error) or ""):
+            refused = refused_connection(error)  # a wrong database password (worker, status)
+        if refused:
+            typer.echo(f"error: {refused}", err=True)
+            return 2
         import traceback
 
         sys.stderr.write(redact(traceback.format_exc()))

@@ -1,9 +1,13 @@
 """Real servers for tests, on loopback: PostgreSQL from Debian's binaries and ``mlflow server``.
 
 PostgreSQL: ``initdb`` + ``pg_ctl`` in a temporary folder on a free port (as the ``postgres``
-user when the tests run as root: ``initdb`` refuses root), trust authentication, listening on
-127.0.0.1 only. Without the binaries the tests that use the server skip (fail under
-``CI=true``); ``.ci/run`` installs the ``postgresql`` package when they are missing.
+user when the tests run as root: ``initdb`` refuses root), listening on 127.0.0.1 only; trust
+authentication, or ``scram-sha-256`` passwords over TCP when given one. Without the binaries
+the tests that use the server skip (fail under ``CI=true``); ``.ci/run`` installs the
+``postgresql`` package when they are missing.
+
+MLflow: ``mlflow server`` on a free loopback port, optionally with its basic-auth app
+(:class:`MlflowServer` can be stopped and started again on the same port).
 
 Module-scoped fixtures ``cluster`` (the PostgreSQL server) and ``tracking`` (an ``mlflow
 server`` URI backed by it): import ``cluster_fixture, tracking_fixture`` into a test module.
@@ -95,14 +99,18 @@ class Postgres:
     folder: Path
     port: int
     bin: Path
+    password: str | None = None  # scram-sha-256 over TCP when set
 
     def url(self, database: str, driver: str = "postgresql") -> str:
+        """The database's URL, without the password (libpq takes it from PGPASSWORD)."""
         return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
         import psycopg
 
-        with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
+        with psycopg.connect(
+            self.url("postgres"), autocommit=True, password=self.password
+        ) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
@@ -131,22 +139,33 @@ class Postgres:
 
 
 @contextlib.contextmanager
-def postgres(folder: Path) -> Iterator[Postgres]:
-    """A fresh PostgreSQL cluster in ``folder`` for the block's duration."""
+def postgres(folder: Path, password: str | None = None) -> Iterator[Postgres]:
+    """A fresh PostgreSQL cluster in ``folder`` for the block's duration; with ``password``,
+    TCP connections must give it (``scram-sha-256``; the local socket stays trusted)."""
     bin_dir = postgres_bin()
     require_program(bin_dir is not None, POSTGRES_NEEDED, POSTGRES_INSTALL)
     assert bin_dir is not None
     folder.mkdir(parents=True, exist_ok=True)
-    server = Postgres(folder, free_port(), bin_dir)
+    folder.chmod(0o755)
+    server = Postgres(folder, free_port(), bin_dir, password)
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
+    auth = ["-A", "trust"]
+    if password is not None:
+        pwfile = folder / "pwfile"
+        pwfile.write_text(password + "\n")
+        if os.geteuid() == 0:
+            shutil.chown(pwfile, "postgres", "postgres")
+        auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
     subprocess.run(
-        server._as_owner(str(bin_dir / "initdb"), "-D", str(folder / "data"), "-A", "trust",
+        server._as_owner(str(bin_dir / "initdb"), "-D", str(folder / "data"), *auth,
                          "-U", "postgres", "--no-sync"),
         check=True,
         capture_output=True,
         timeout=120,
     )  # fmt: skip
+    if password is not None:
+        (folder / "pwfile").unlink()
     server.start()
     try:
         yield server
@@ -155,37 +174,67 @@ def postgres(folder: Path) -> Iterator[Postgres]:
             server.stop()
 
 
-@contextlib.contextmanager
-def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
-    """``mlflow server`` (1 worker) on a free loopback port; yields its ``http://`` URI."""
-    port = free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    log = open(artifacts.parent / f"mlflow-server-{port}.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        [str(mlflow), "server", "--backend-store-uri", backend_uri,
-         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    try:
+class MlflowServer:
+    """``mlflow server`` (1 worker) on a loopback port, stopped and started again on the same
+    port; with ``admin`` (user, password), its basic-auth app with that administrator."""
+
+    def __init__(
+        self,
+        backend_uri: str,
+        artifacts: Path,
+        admin: tuple[str, str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.artifacts = artifacts
+        self.log_path = artifacts.parent / f"mlflow-server-{self.port}.log"
+        self.command = [
+            str(Path(sys.executable).with_name("mlflow")), "server",
+            "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts),
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+        ]  # fmt: skip
+        self.env = {**os.environ, **(env or {})}
+        if admin is not None:
+            config = artifacts.parent / f"basic-auth-{self.port}.ini"
+            config.write_text(
+                "[mlflow]\ndefault_permission = READ\n"
+                f"database_uri = sqlite:///{artifacts.parent}/basic-auth-{self.port}.db\n"
+                f"admin_username = {admin[0]}\nadmin_password = {admin[1]}\n"
+            )
+            self.command += ["--app-name", "basic-auth"]
+            self.env |= {
+                "MLFLOW_AUTH_CONFIG_PATH": str(config),
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
+            }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server and wait until ``/health`` answers (at most 2 minutes)."""
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                start_new_session=True,
+            )  # fmt: skip
         deadline = time.monotonic() + 120
         while True:
             try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as answer:
                     if answer.status == 200:
-                        break
+                        return
             except OSError:
                 pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                text = (artifacts.parent / f"mlflow-server-{port}.log").read_text()[-2000:]
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                text = self.log_path.read_text()[-2000:]
                 raise RuntimeError(f"mlflow server did not start: {text}")
             time.sleep(0.5)
-        yield uri
-    finally:
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM to its process group, SIGKILL after 20 s)."""
+        process, self.process = self.process, None
+        if process is None:
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, 15)
         try:
@@ -193,7 +242,29 @@ def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, 9)
             process.wait()
-        log.close()
+
+
+@contextlib.contextmanager
+def served_mlflow(
+    backend_uri: str,
+    artifacts: Path,
+    admin: tuple[str, str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[MlflowServer]:
+    """A started :class:`MlflowServer` for the block's duration."""
+    server = MlflowServer(backend_uri, artifacts, admin, env)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
+    """``mlflow server`` (1 worker) on a free loopback port; yields its ``http://`` URI."""
+    with served_mlflow(backend_uri, artifacts) as server:
+        yield server.uri
 
 
 @pytest.fixture(scope="module", name="cluster")

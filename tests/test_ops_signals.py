@@ -4,6 +4,7 @@ interrupt. A signal while a trial's run is being opened ends the run as failed."
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import signal
@@ -109,11 +110,6 @@ def test_a_shielded_call_finishes_before_the_signal_is_raised() -> None:
         assert retried(lambda: "clean-up") == "clean-up"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known, rarer since store calls are shielded: an interrupt can still land inside an "
-    "Optuna sqlite transaction outside the shielded storage methods and leave it locked",
-)
 def test_an_interrupted_study_storage_still_works_for_the_clean_up(tmp_path: Path) -> None:
     """SIGINT at random moments of ask/attribute/tell on sqlite: each time the interrupt comes
     out as itself, and the same storage then fails the trial and takes new ones."""
@@ -138,3 +134,25 @@ def test_an_interrupted_study_storage_still_works_for_the_clean_up(tmp_path: Pat
         trial = study.ask()
         study.tell(trial, 2.0)
         assert optuna.trial.TrialState.RUNNING not in [t.state for t in study.trials]
+
+
+def test_a_signal_during_a_study_s_commit_waits_for_the_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Optuna's cached storage creates trials and reads them through private storage methods:
+    those are shielded too, so a signal inside their commit is raised once it is done."""
+    from sqlalchemy.orm import Session
+
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/optuna.db"))
+    commit = Session.commit
+
+    def signalled_commit(self: Session) -> None:
+        if any(frame.function == "_create_new_trial" for frame in inspect.stack()):
+            os.kill(os.getpid(), signal.SIGINT)
+        commit(self)
+
+    monkeypatch.setattr(Session, "commit", signalled_commit)
+    with handled(), pytest.raises(Interrupted):
+        study.ask()
+    monkeypatch.setattr(Session, "commit", commit)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING]

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import http.server
+import os
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from search.ops.uris import UriError, check_storage_uri, check_tracking_uri, redact
+from search.ops.uris import (
+    MLFLOW_HTTP_SETTINGS,
+    UriError,
+    bound_mlflow_retries,
+    check_storage_uri,
+    check_tracking_uri,
+    password_warning,
+    redact,
+    refused_credentials,
+)
 
 REDACTED = [
     ("postgresql://user:pw@host/db", "postgresql://user:***@host/db"),
@@ -74,3 +87,92 @@ def test_a_hung_host_costs_at_most_the_timeout(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(UriError):  # unroutable, refused or answered: never longer than 2 x 0.5 s
         check_tracking_uri("http://10.255.255.1:5999")
     assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    ("flag", "uri", "variable"),
+    [
+        ("--storage", "postgresql://user:pw@host/db", "PGPASSWORD"),
+        ("--storage", "postgresql+psycopg://host/db?password=pw", "PGPASSWORD"),
+        ("--tracking-uri", "http://user:pw@mlflow:5000", "MLFLOW_TRACKING_PASSWORD"),
+        ("--tracking-uri", "https://mlflow/?token=abc", "MLFLOW_TRACKING_TOKEN"),
+    ],
+)
+def test_a_password_in_a_uri_warns_in_one_line_naming_the_variable(
+    flag: str, uri: str, variable: str
+) -> None:
+    warning = password_warning(uri, flag)
+    assert warning is not None and "\n" not in warning
+    assert warning.startswith(f"warning: {flag} ") and variable in warning
+    assert "pw" not in warning.replace("password", "") and "abc" not in warning
+
+
+@pytest.mark.parametrize(
+    "uri", ["postgresql://user@host/db", "http://mlflow:5000", "sqlite:///m.db", "x"]
+)
+def test_a_uri_without_a_password_does_not_warn(uri: str) -> None:
+    assert password_warning(uri, "--storage") is None
+
+
+def test_a_tracking_server_gets_mlflow_s_own_retries_turned_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in MLFLOW_HTTP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    bound_mlflow_retries("sqlite:///m.db")
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "45")  # the user's own setting stays
+    bound_mlflow_retries("https://mlflow:5000")
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
+    assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "0"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "45"
+
+
+def test_a_401_from_mlflow_s_client_is_one_line_naming_the_variables() -> None:
+    from mlflow.exceptions import MlflowException
+
+    error = MlflowException(
+        "API request to endpoint /api/2.0/mlflow/experiments/get-by-name failed with error "
+        "code 401 != 200. Response body: 'You are not authenticated.'"
+    )
+    wrapped = RuntimeError("while tracking")
+    wrapped.__cause__ = error
+    reason = refused_credentials(wrapped)
+    assert reason is not None and "HTTP 401" in reason and "MLFLOW_TRACKING_PASSWORD" in reason
+    assert refused_credentials(MlflowException("error code 500")) is None
+
+
+class _Guarded(http.server.BaseHTTPRequestHandler):
+    """/health for anyone; the API only with user:secret (as MLflow's basic-auth app)."""
+
+    def do_GET(self) -> None:
+        wanted = "Basic " + base64.b64encode(b"user:secret").decode()
+        ok = self.path == "/health" or self.headers.get("Authorization") == wanted
+        self.send_response(200 if ok else 401)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_server_check_sends_mlflow_s_environment_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Guarded)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            monkeypatch.delenv(name, raising=False)
+        with pytest.raises(UriError, match=r"refused the credentials \(HTTP 401\).*USERNAME"):
+            check_tracking_uri(uri)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "user")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+        with pytest.raises(UriError, match="refused the credentials"):
+            check_tracking_uri(uri)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "secret")
+        check_tracking_uri(uri)
+        monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
+        check_tracking_uri(uri.replace("http://", "http://user:secret@"))  # still works
+    finally:
+        server.shutdown()

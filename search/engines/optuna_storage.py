@@ -37,6 +37,10 @@ _RETRIED = (
     "get_study_user_attrs", "get_study_system_attrs", "get_trial", "get_all_trials",
     "get_trial_id_from_study_id_trial_number", "get_best_trial", "record_heartbeat",
     "_get_stale_trial_ids",
+    # Optuna's _CachedStorage, which wraps every RDB storage a study opens, calls these
+    # private methods instead of the public ones: unwrapped, an interrupt inside one left its
+    # sqlite transaction open (the database locked) and a lost connection was not retried.
+    "_create_new_trial", "_set_trial_param", "_get_trials", "_get_best_trial_id",
 )  # fmt: skip
 
 

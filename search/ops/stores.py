@@ -115,5 +115,7 @@ def refused_connection(error: Exception) -> str | None:
 
     if isinstance(error, SQLAlchemyError):
         reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        if "password authentication failed" in reason or "no password supplied" in reason:
+            reason += " (check PGPASSWORD or the ~/.pgpass file PGPASSFILE names)"
         return f"the study storage refused the connection: {reason}"
     return None

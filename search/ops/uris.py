@@ -10,6 +10,13 @@ when a store cannot be used: unknown scheme, malformed URI, missing database dri
 file in a folder that cannot be written or that is another program's database, a host that
 does not answer within :data:`CONNECT_TIMEOUT`. They create nothing, so the CLI calls them
 before a study exists.
+
+Credentials belong in the environment, not in a URI (which ``ps``, shell history and job logs
+show): PostgreSQL's through libpq (``PGPASSWORD``, ``~/.pgpass``, ``PGPASSFILE``), a tracking
+server's through MLflow's ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` or
+``MLFLOW_TRACKING_TOKEN``. A password inside a URI still works; :func:`password_warning` says
+where it should go instead. :func:`bound_mlflow_retries` leaves the retrying of a tracking
+server to :mod:`search.ops.retry`, so its minute is the whole wait.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import os
 import re
 import socket
 import sqlite3
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -29,6 +37,9 @@ from search.safe_yaml import clip
 
 #: Seconds to wait for a host's name and for its port to accept a connection.
 CONNECT_TIMEOUT = 3.0
+#: Seconds to wait for a tracking server's answer to an authenticated call (its basic-auth
+#: app hashes the password on every request: seconds on a busy machine).
+ANSWER_TIMEOUT = 10.0
 
 _USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*):(?P<secret>[^\s/?#]*)@")
 _SECRET_PARAMETER = re.compile(
@@ -62,6 +73,82 @@ def redact(text: str) -> str:
     """
     text = _USERINFO.sub(rf"\g<head>:{_REDACTED}@", text)
     return _SECRET_PARAMETER.sub(rf"\g<head>{_REDACTED}", text)
+
+
+def password_warning(uri: str, flag: str) -> str | None:
+    """A one-line warning when ``uri`` carries a password (None when it carries none)."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return None
+    if parts.password is None and not _SECRET_PARAMETER.search(uri):
+        return None
+    scheme = parts.scheme.lower()
+    if scheme in _HTTP_PORTS:
+        instead = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+    elif scheme.startswith("postgresql"):
+        instead = "PGPASSWORD or a ~/.pgpass file (PGPASSFILE)"
+    else:
+        instead = "the database driver's environment variable or password file"
+    return (
+        f"warning: {flag} {_show(uri)} carries a password, which other users of this machine "
+        f"can see (ps, shell history, job logs); put it in {instead} instead"
+    )
+
+
+def warn_about_passwords(*flagged: tuple[str, str | None]) -> None:
+    """Print :func:`password_warning` on stderr for each ``(flag, uri)`` that carries one, once
+    per command: the worker processes a search starts inherit :data:`WARNED` and stay quiet."""
+    if os.environ.get(WARNED):
+        return
+    for flag, uri in flagged:
+        warning = password_warning(uri, flag) if uri else None
+        if warning:
+            print(warning, file=sys.stderr)
+
+
+#: Set for the processes a command starts once it has warned about a password in a URI.
+WARNED = "CROPSEARCH_PASSWORD_WARNED"
+
+#: MLflow's own retrying of an HTTP call (its default: 7 retries with backoff, minutes) off,
+#: and a bound on one call, so :data:`search.ops.retry.RETRY_SECONDS` is the whole wait.
+MLFLOW_HTTP_SETTINGS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+
+
+def bound_mlflow_retries(tracking_uri: str | None) -> None:
+    """For an ``http(s)://`` tracking server, set :data:`MLFLOW_HTTP_SETTINGS` in this process
+    (and the processes it starts) unless the user set them."""
+    if tracking_uri and tracking_uri.lower().startswith(("http://", "https://")):
+        for name, value in MLFLOW_HTTP_SETTINGS.items():
+            os.environ.setdefault(name, value)
+
+
+def refused_credentials(error: BaseException) -> str | None:
+    """The one-line reason when ``error`` is a tracking server refusing the credentials
+    (HTTP 401/403 from MLflow's client), else None."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__name__ == "MlflowException":
+            found = re.search(r"error code (401|403)", str(current))
+            if found:
+                return (
+                    "the MLflow tracking server refused the credentials "
+                    f"(HTTP {found[1]}); {_CREDENTIALS}"
+                )
+        current = current.__cause__ or current.__context__
+    return None
+
+
+_CREDENTIALS = (
+    "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -185,19 +272,49 @@ def _check_sqlite(url: str, flag: str, what: str, required_table: str) -> None:
 
 
 def _check_mlflow_server(uri: str, parts: SplitResult) -> None:
-    """``GET /health`` answers 200 on an MLflow tracking server (within the timeout)."""
+    """``GET /health`` answers 200 on an MLflow tracking server, and an API call with the
+    credentials MLflow's client would send is accepted (each within the timeout)."""
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    netloc = f"{host}:{parts.port}" if parts.port else f"{host}"
+    base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+    shown = _show(uri)
+    code = _get(f"{base}/health", parts, uri)
+    if code not in (200, 401, 403):
+        raise UriError(
+            f"--tracking-uri {shown}: does not answer as an MLflow tracking server "
+            f"(HTTP {code} on /health)"
+        )
+    if code == 200:  # an authenticating server answers /health to anyone
+        search = f"{base}/api/2.0/mlflow/experiments/search?max_results=1"
+        code = _get(search, parts, uri, ANSWER_TIMEOUT)
+    if code in (401, 403):
+        raise UriError(
+            f"--tracking-uri {shown}: the server refused the credentials (HTTP {code}); "
+            f"{_CREDENTIALS}"
+        )
+
+
+def _get(url: str, parts: SplitResult, uri: str, timeout: float = CONNECT_TIMEOUT) -> int:
+    """The HTTP status of ``GET url`` with MLflow's client credentials (its environment
+    variables, else the URI's user-info), TLS settings and ``timeout``."""
     import base64
     import ssl
     import urllib.error
     import urllib.request
 
-    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
-    netloc = f"{host}:{parts.port}" if parts.port else f"{host}"
-    url = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}/health"
     request = urllib.request.Request(url)
-    if parts.username is not None:
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    user, password = (
+        os.environ.get("MLFLOW_TRACKING_USERNAME"),
+        os.environ.get("MLFLOW_TRACKING_PASSWORD"),
+    )
+    if not (user and password) and parts.username is not None:
+        user, password = unquote(parts.username), unquote(parts.password or "")
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if user is not None and password is not None:
+        pair = f"{user}:{password}"
         request.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
+    elif token:
+        request.add_header("Authorization", f"Bearer {token}")
     context = None
     if parts.scheme == "https":
         insecure = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true"
@@ -206,24 +323,16 @@ def _check_mlflow_server(uri: str, parts: SplitResult) -> None:
         )
         if insecure:
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    shown = _show(uri)
     try:
-        with urllib.request.urlopen(request, timeout=CONNECT_TIMEOUT, context=context):
-            return
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
+            return int(answer.status)
     except urllib.error.HTTPError as error:
-        if error.code in (401, 403):
-            raise UriError(
-                f"--tracking-uri {shown}: the server refused the credentials (HTTP {error.code})"
-            ) from None
-        raise UriError(
-            f"--tracking-uri {shown}: does not answer as an MLflow tracking server "
-            f"(HTTP {error.code} on /health)"
-        ) from None
+        return int(error.code)
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = clip(redact(str(getattr(error, "reason", error))))
         raise UriError(
-            f"--tracking-uri {shown}: no answer from the tracking server ({reason}; "
-            f"waited at most {CONNECT_TIMEOUT:.0f}s)"
+            f"--tracking-uri {_show(uri)}: no answer from the tracking server ({reason}; "
+            f"waited at most {timeout:.0f}s)"
         ) from None
 
 
@@ -296,6 +405,8 @@ def check_stores(study: str | None, storage: str | None, tracking_uri: str | Non
     """Refuse a bad study name or store URI before anything is created (each within seconds)."""
     from search.names import check_study_name
 
+    warn_about_passwords(("--storage", storage), ("--tracking-uri", tracking_uri))
+    bound_mlflow_retries(tracking_uri)
     if study is not None:
         check_study_name(study)
     if storage is not None:

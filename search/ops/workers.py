@@ -41,6 +41,7 @@ from search.engines.optuna import DEFAULT_ALGORITHM, ENGINE, OptunaSearch, sampl
 from search.engines.optuna_storage import owner
 from search.ops.devices import VISIBLE, describe_device, visible_gpus, worker_environments
 from search.ops.presence import Presence
+from search.ops.uris import WARNED
 from search.results.views import Printer
 from search.settings import BUILT_IN_MODEL, DEFAULT_BOXES, DEFAULT_PRUNER, StudyKey, derive_seed
 from search.space import Space, SpaceFile
@@ -150,6 +151,7 @@ def start_workers(
         **os.environ,
         "CROPSEARCH_STORAGE": search.options.storage,
         "CROPSEARCH_TRACKING_URI": search.options.tracking_uri,
+        WARNED: "1",  # the search warned about a password in a URL
     }
     places = worker_environments(workers, len(visible_gpus()))
     gpus = ", ".join(place[VISIBLE] for place in places if place)
