@@ -107,7 +107,7 @@ def test_a_bug_keeps_its_traceback_but_not_its_secrets(
     def broken(*args: object) -> None:
         raise RuntimeError("cannot open postgresql://u:hunter2@db/x?token=hunter2")
 
-    monkeypatch.setattr(search.cli, "_check_stores", broken)
+    monkeypatch.setattr(search.cli, "check_stores", broken)
     assert main(["search"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError" in err

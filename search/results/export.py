@@ -25,7 +25,7 @@ from search.study.store import FoundStudy
 FORMAT = "cropsearch.policy/v1"
 #: Sections of a policy file: required, then optional.
 REQUIRED_SECTIONS = ("format", "policy")
-OPTIONAL_SECTIONS = ("provenance", "confirmation")
+OPTIONAL_SECTIONS = ("provenance", "confirmation", "pareto")
 FileFormat = Literal["yaml", "json"]
 _VERSIONED = ("cropsearch", "optuna", "mlflow", "keras", "tensorflow-cpu", "tensorflow", "numpy")
 
@@ -202,7 +202,8 @@ def load_policy(path: str | Path) -> CropPolicy:
     """Read a policy file, YAML or JSON (``.json``), and validate it.
 
     A file with ``format`` is read strictly: the format version must be known and its
-    sections are ``format``, ``policy`` and optionally ``provenance`` and ``confirmation``.
+    sections are ``format``, ``policy`` and optionally ``provenance``, ``confirmation`` and
+    ``pareto`` (a multi-objective study's front member).
     A bare mapping of policy fields (no ``format``) is read as a ``policy`` section. Either
     may give any subset of the policy's fields, each a known field within its bounds; the
     others take their defaults (exported files list every field).

@@ -152,6 +152,7 @@ def test_a_multi_objective_search_confirms_its_pareto_front(tmp_path: Path) -> N
     writes a member with its scores; a worker joins with the same objectives."""
     from search.engines.lookup import find_study
     from search.ops.workers import join_study
+    from search.results.export import load_policy
     from search.study.selection import pareto_front
     from search.study.store import RecordStore
 
@@ -216,6 +217,7 @@ def test_a_multi_objective_search_confirms_its_pareto_front(tmp_path: Path) -> N
         member.val_by_boxes["none"], abs=1e-6
     )
     assert {"exact", "none"} <= set(document["pareto"]["test_accuracy"])
+    assert load_policy(out_member) == member.crop_policy, "the file applies as written"
 
     # A worker joins with the study's recorded objectives, whatever it is told.
     worker = join_study("both", storage, tracking, 1, lambda line: None)
