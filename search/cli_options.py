@@ -183,7 +183,8 @@ ConfirmModelOption = Annotated[
         "--confirm-model",
         metavar="MODULE:ATTR",
         help="After the confirmation, confirm the same policies again on this network (any "
-        "--model form, or keras:NAME, a keras.applications network from scratch) and compare.",
+        "--model form, or keras:NAME, a keras.applications network from scratch) and compare "
+        "(default: none).",
         show_default=False,
     ),
 ]
@@ -193,7 +194,8 @@ ConfirmOnModelOption = Annotated[
         "--model",
         metavar="MODULE:ATTR",
         help="Confirm on this network instead of the study's (any --model form of search, or "
-        "keras:NAME: a keras.applications network, weights=None), kept beside the study's own.",
+        "keras:NAME: a keras.applications network, weights=None), kept beside the study's own "
+        "(default: the study's network).",
         show_default=False,
     ),
 ]
@@ -201,7 +203,8 @@ SizeOption = Annotated[
     str | None,
     typer.Option(
         metavar="H,W",
-        help="Cut the same policies at this output size (the windows do not change).",
+        help="Cut the same policies at this output size; the windows do not change (default: "
+        "each policy's size).",
         show_default=False,
     ),
 ]
