@@ -38,7 +38,12 @@ from search.results.export import (
     load_policy,
     policy_line,
 )
-from search.results.report import next_steps, print_confirmation, print_leaderboard
+from search.results.report import (
+    next_steps,
+    print_comparisons,
+    print_confirmation,
+    print_leaderboard,
+)
 from search.safe_yaml import MESSAGE_CHARS, YamlFileError, clip
 from search.settings import (
     DEFAULT_DATA,
@@ -104,6 +109,7 @@ def search(
     algorithm: opt.AlgorithmOption = None,
     pruner: opt.PrunerOption = None,
     model: opt.ModelOption = None,
+    confirm_model: opt.ConfirmModelOption = None,
     workers: opt.WorkersOption = 1,
     boxes: opt.BoxesOption = None,
     processes: opt.ProcessesOption = None,
@@ -119,10 +125,14 @@ def search(
         repeats, model=model, algorithm=algorithm, pruner=pruner or DEFAULT_PRUNER,
         processes=processes,
     )  # fmt: skip
-    outcome = run_search(options, data, space, engine, workers, verbose, typer.echo, boxes)
+    outcome = run_search(
+        options, data, space, engine, workers, verbose, typer.echo, boxes, confirm_model
+    )
     print_leaderboard(outcome.records, outcome.run.options.boxes)
     if outcome.confirmation is not None:
         print_confirmation(outcome.confirmation)
+        if confirm_model is not None:
+            confirm_on(outcome.run.name, storage, tracking_uri, top, repeats, confirm_model)
         if needs_exact_boxes(outcome.confirmation):
             typer.echo(
                 "choose for detector-like boxes instead:  cropsearch search "
@@ -197,19 +207,60 @@ def confirm_command(
     tracking_uri: opt.TrackingOption = DEFAULT_TRACKING,
     boxes: opt.BoxesOption = None,
     processes: opt.ProcessesOption = None,
+    model: opt.ConfirmOnModelOption = None,
+    size: opt.SizeOption = None,
     verbose: opt.VerboseOption = False,
 ) -> None:
     """Re-train a study's top policies and its baseline over seeds; finished repeats are
-    reused, so running it again resumes (or just reprints)."""
+    reused, so running it again resumes (or just reprints). With --model or --size, on that
+    network or at that size, kept as a separate confirmation and compared with the study's."""
     from search.engines.run import confirm_study  # Optuna and MLflow
 
     check_stores(study, None, tracking_uri)
+    cut = parse_size(size)
     confirmation = confirm_study(
         study, data, top, repeats, seed, epochs,
         storage=storage, tracking_uri=tracking_uri, verbose=verbose, echo=typer.echo,
-        boxes=boxes, processes=processes,
+        boxes=boxes, processes=processes, model=model, size=cut,
     )  # fmt: skip
     print_confirmation(confirmation)
+    if confirmation.network:
+        print_network_comparison(study, storage)
+
+
+def confirm_on(
+    study: str, storage: str, tracking_uri: str, top: int, repeats: int, model: str
+) -> None:
+    """``search --confirm-model``: the finished search's policies confirmed on ``model``."""
+    from search.engines.run import confirm_study
+
+    confirmation = confirm_study(
+        study, None, top, repeats, None, None, storage=storage, tracking_uri=tracking_uri,
+        echo=typer.echo, model=model,
+    )  # fmt: skip
+    print_confirmation(confirmation)
+    print_network_comparison(study, storage)
+
+
+def print_network_comparison(study: str, storage: str) -> None:
+    """Every other network's confirmation beside the study's own, and their agreement."""
+    from search.engines.lookup import find_study
+    from search.engines.run import study_confirmations
+
+    own, others = study_confirmations(find_study(study, storage).records)
+    if own is not None and own.network == "":
+        typer.echo(f"the study's network: {own.verdict}")
+        print_comparisons(own, others, study, tables=False)
+
+
+def parse_size(size: str | None) -> tuple[int, int] | None:
+    """``--size H,W`` as two whole numbers of pixels; one line naming the value otherwise."""
+    if size is None:
+        return None
+    parts = size.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() and 8 <= int(p) <= 1024 for p in parts):
+        raise StudyError(f"--size '{size}': expected H,W in pixels (8 to 1024 each), e.g. 96,96")
+    return int(parts[0]), int(parts[1])
 
 
 @app.command()

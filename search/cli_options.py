@@ -172,7 +172,39 @@ ModelOption = Annotated[
     typer.Option(
         metavar="MODULE:ATTR",
         help="Your network: a keras-tuner HyperModel (class or instance) or a build(hp) "
-        "callable on the Python path (default: the built-in compact CNN).",
+        "callable on the Python path, or keras:NAME (a keras.applications network, "
+        "weights=None) (default: the built-in compact CNN).",
+        show_default=False,
+    ),
+]
+ConfirmModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--confirm-model",
+        metavar="MODULE:ATTR",
+        help="After the confirmation, confirm the same policies again on this network (any "
+        "--model form, or keras:NAME, a keras.applications network from scratch) and compare "
+        "(default: none).",
+        show_default=False,
+    ),
+]
+ConfirmOnModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        metavar="MODULE:ATTR",
+        help="Confirm on this network instead of the study's (any --model form of search, or "
+        "keras:NAME: a keras.applications network, weights=None), kept beside the study's own "
+        "(default: the study's network).",
+        show_default=False,
+    ),
+]
+SizeOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="H,W",
+        help="Cut the same policies at this output size; the windows do not change (default: "
+        "each policy's size).",
         show_default=False,
     ),
 ]

@@ -134,7 +134,8 @@ class StudyKey:
     PARENT_RUN: Final = "mlflow_parent_run_id"
     #: The confirmation's outcome (:class:`~search.study.confirm.model.Confirmation` JSON).
     CONFIRMATION: Final = "confirmation"
-    #: Prefix of each finished confirmation run's record: ``confirm:<trial>:<seed>:...``.
+    #: Prefix of each finished confirmation run's record: ``confirm:<trial>:<seed>:...``
+    #: (``...:<network>`` for a confirmation on another network, ``confirm --model``).
     CONFIRM_RUN: Final = "confirm:"
     #: The parent-run params a study does not record as its settings.
     RUN_ONLY: Final = (SAMPLER_SEED, DEVICE)
@@ -157,6 +158,15 @@ class TrialKey:
 
 #: Study system attribute of each worker that joined: ``worker:<host>:<pid>``.
 WORKER_KEY: Final = "worker:"
+
+
+#: Prefix of the confirmation outcome on another network: ``confirmation:<network>``.
+OTHER_NETWORK: Final = f"{StudyKey.CONFIRMATION}:"
+
+
+def confirmation_key(network: str) -> str:
+    """Where a study keeps the confirmation outcome on ``network`` (empty: its own)."""
+    return f"{OTHER_NETWORK}{network}" if network else StudyKey.CONFIRMATION
 
 
 #: What :attr:`StudyKey.CONFIRMATION` and :attr:`StudyKey.CONFIRM_RUN` start with.

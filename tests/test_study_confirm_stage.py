@@ -57,7 +57,7 @@ class _Store:
 
     def __init__(self, records: list[TrialRecord]) -> None:
         self.records, self.runs = records, {}
-        self.outcome: Confirmation | None = None
+        self.outcomes: dict[str, Confirmation] = {}
 
     def search_records(self) -> list[TrialRecord]:
         return self.records
@@ -69,10 +69,13 @@ class _Store:
         self.runs[key] = record
 
     def save_confirmation(self, confirmation: Confirmation) -> None:
-        self.outcome = confirmation
+        self.outcomes[confirmation.network] = confirmation
 
     def confirmation(self) -> Confirmation | None:
-        return self.outcome
+        return self.outcomes.get("")
+
+    def confirmations(self) -> list[Confirmation]:
+        return [self.outcomes[k] for k in sorted(self.outcomes)]
 
 
 def _race(
@@ -97,7 +100,7 @@ def _race(
         records[n] = r.model_copy(update={"policy": {"kind": r.policy["kind"], "context": n / 10}})
     lines: list[str] = []
     plan = stage.ConfirmPlan(top=len(levels) - 1, repeats=repeats, race=race)
-    data = SimpleNamespace(has_boxes=False)
+    data = SimpleNamespace(has_boxes=False, n_classes=6)
     outcome = stage.confirm(_Store(records), data, None, "p", plan, None, lines.append)  # type: ignore[arg-type]
     return outcome, trained, lines
 
@@ -130,3 +133,42 @@ def test_without_racing_or_when_the_baseline_leads_no_policy_but_the_losers_stop
     assert [s for n, s in trained if n == 1] == outcome.seeds[:RACE_MIN_SEEDS]
     assert [s for n, s in trained if n == 0] == outcome.seeds
     assert outcome.winner == 0
+
+
+def test_a_confirmation_on_another_network_is_kept_apart_resumes_and_is_idempotent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import search.study.confirm.stage as stage
+
+    trained: list[tuple[int, str | None, tuple[int, int]]] = []
+
+    def train(setup: Any, *args: Any, **kwargs: Any) -> TrialRecord:
+        trained.append((setup.number, setup.train.model, tuple(setup.policy.size)))
+        value = 0.5 + setup.number / 10 + (0.2 if setup.train.model else 0.0)
+        return setup.record(1, state="complete", val_accuracy=value, test_accuracy=value)
+
+    monkeypatch.setattr(stage, "run_trial", train)
+    records = [_record(0, "full", 1, 0.3, True), _record(1, "center", 1, 0.5)]
+    store = _Store(records)
+    data = SimpleNamespace(has_boxes=False, n_classes=6)
+    own = stage.ConfirmPlan(top=1, repeats=2, race=False)
+    other = stage.ConfirmPlan(top=1, repeats=2, race=False, model="m:Net", size=(64, 80))
+
+    def run(plan: Any) -> Confirmation:
+        return stage.confirm(store, data, None, "p", plan, None, lambda _: None)  # type: ignore[arg-type]
+
+    mine = run(own)
+    assert trained == [(0, None, (48, 48)), (1, None, (48, 48))] * 2
+    trained.clear()
+    theirs = run(other)
+    # Every run again, on the network and at the size asked; the windows stay the policy's.
+    assert trained == [(0, "m:Net", (64, 80)), (1, "m:Net", (64, 80))] * 2
+    assert theirs.network == "m:Net@64x80" and mine.network == ""
+    assert [c.network for c in store.confirmations()] == ["", "m:Net@64x80"]
+    assert len(store.runs) == 8 and all(k.endswith(":m:Net@64x80") for k in list(store.runs)[4:])
+    assert theirs.summaries[0].val.mean == pytest.approx(0.7)
+    trained.clear()
+    assert run(other) == theirs and run(own) == mine and trained == []  # idempotent
+    del store.runs[list(store.runs)[-1]]  # one run of the other network lost: only it retrains
+    run(other)
+    assert trained == [(1, "m:Net", (64, 80))]

@@ -206,3 +206,15 @@ def test_a_study_resumes_only_on_its_own_engine(tmp_path: Path) -> None:
             code = main([*search_args(tmp_path, study, trials=1), "--engine", engine])
         assert code == 2
         assert f"study '{study}' was run with --engine {other}" in err.getvalue()
+
+
+def test_a_keras_application_is_built_from_scratch_for_the_policy_and_the_classes() -> None:
+    from search.training.model import ModelError, build_network, hyperparameters
+
+    hp = hyperparameters(TrainConfig())
+    network = build_network("keras:MobileNetV3Small", (48, 48, 3), 6, hp)
+    compact = build_network(None, (48, 48, 3), 6, hp)
+    assert network.output_shape == (None, 6) and network.input_shape == (None, 48, 48, 3)
+    assert network.count_params() > 10 * compact.count_params()
+    with pytest.raises(ModelError, match=r"keras\.applications has no network 'mobilenet'"):
+        build_network("keras:mobilenet", (48, 48, 3), 6, hp)

@@ -80,13 +80,24 @@ class KerasTunerRecords:
         _write(self.folder / "confirm" / f"{key.replace(':', '_')}.json", record.to_json())
 
     def save_confirmation(self, confirmation: Confirmation) -> None:
-        """Keep the confirmation outcome with the study."""
-        _write(self.folder / "confirmation.json", confirmation.to_json())
+        """Keep the confirmation outcome with the study (one file per network)."""
+        _write(self.folder / confirmation_file(confirmation.network), confirmation.to_json())
 
     def confirmation(self) -> Confirmation | None:
         """The latest confirmation outcome, if any."""
         path = self.folder / "confirmation.json"
         return Confirmation.from_json(json.loads(path.read_text())) if path.exists() else None
+
+    def confirmations(self) -> list[Confirmation]:
+        """Every network's confirmation outcome, the study's own network's first."""
+        paths = sorted(self.folder.glob("confirmation*.json"))
+        return [Confirmation.from_json(json.loads(p.read_text())) for p in paths]
+
+
+def confirmation_file(network: str) -> str:
+    """The file of the confirmation outcome on ``network`` (empty: the study's own)."""
+    safe = "".join(c if c.isalnum() or c in "-.@" else "_" for c in network)
+    return f"confirmation_{safe}.json" if network else "confirmation.json"
 
 
 def keras_tuner_studies(storage: str) -> list[KerasTunerRecords]:

@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search.settings import StudyKey, TrialKey, study_settings
+from search.settings import OTHER_NETWORK, StudyKey, TrialKey, confirmation_key, study_settings
 from search.study.confirm.model import Confirmation
 from search.study.record import TrialRecord
 
@@ -43,13 +43,19 @@ class OptunaRecords:
         self.study.set_user_attr(key, record.to_json())
 
     def save_confirmation(self, confirmation: Confirmation) -> None:
-        """Keep the confirmation outcome with the study."""
-        self.study.set_user_attr(StudyKey.CONFIRMATION, confirmation.to_json())
+        """Keep the confirmation outcome with the study (one per network)."""
+        self.study.set_user_attr(confirmation_key(confirmation.network), confirmation.to_json())
 
     def confirmation(self) -> Confirmation | None:
         """The latest confirmation outcome, if any."""
         data = self.study.user_attrs.get(StudyKey.CONFIRMATION)
         return Confirmation.from_json(data) if data else None
+
+    def confirmations(self) -> list[Confirmation]:
+        """Every network's confirmation outcome, the study's own network's first."""
+        attrs = self.study.user_attrs
+        keys = sorted(k for k in attrs if k == StudyKey.CONFIRMATION or k.startswith(OTHER_NETWORK))
+        return [Confirmation.from_json(attrs[k]) for k in keys]
 
 
 def study_attrs(study: optuna.Study) -> dict[str, Any]:

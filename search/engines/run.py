@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +46,7 @@ from search.study.confirm.model import Confirmation
 from search.study.confirm.stage import ConfirmPlan, confirm
 from search.study.pool import open_pool
 from search.study.record import TrialRecord
+from search.study.store import RecordStore
 
 Printer = Callable[[str], None]
 
@@ -70,13 +71,15 @@ def run_search(
     verbose: bool = False,
     echo: Printer = print,
     boxes: list[str] | None = None,
+    confirm_model: str | None = None,
 ) -> SearchOutcome:
     """Load the data and the space (``space`` None: the default for the data), check them
     and the study, open the ``engine``'s run and run it (with ``workers`` processes sharing
     the trials), printing its progress through ``echo``. ``boxes``: the boxes at inference
     to choose for (None: a resumed study's, else exact); validation and test are scored with
     the first, and the default space then also searches ``box_noise``. Several make the
-    study multi-objective: validation accuracy with each."""
+    study multi-objective: validation accuracy with each. ``confirm_model``: checked here,
+    before any trial (the CLI confirms on it once the search is done)."""
     started = time.monotonic()
     search_space = Space.load(space) if space is not None else None
     quiet_tensorflow(verbose)
@@ -118,8 +121,9 @@ def run_search(
             )
         if options.algorithm == "grid":
             search_space.grid()  # a float parameter without a step: one line, before any trial
-        if options.model is not None:
-            check_model(options.model, search_space, dataset)
+        for spec in (options.model, confirm_model):
+            if spec is not None:
+                check_model(spec, search_space, dataset)
         if options.timeout is not None:  # the budget counts from the command's start
             options = dataclasses.replace(
                 options, timeout=max(options.timeout - (time.monotonic() - started), 0.0)
@@ -219,6 +223,26 @@ def check_model(spec: str, space: Space, dataset: Dataset) -> None:
         raise StudyError(str(error)) from None
 
 
+def study_confirmations(records: RecordStore) -> tuple[Confirmation | None, list[Confirmation]]:
+    """The study's own confirmation (else the first other network's) and the others'."""
+    every = records.confirmations()
+    own = next((c for c in every if not c.network), every[0] if every else None)
+    return own, [c for c in every if c is not own]
+
+
+def check_network(spec: str | None, size: Sequence[int], dataset: Dataset) -> None:
+    """Build the network ``spec`` once for ``size``: one line when it cannot be built or
+    does not fit, before any run."""
+    from search.training.model import ModelError, build_network, hyperparameters  # TensorFlow
+
+    try:
+        build_network(
+            spec, (size[0], size[1], 3), dataset.n_classes, hyperparameters(TrainConfig())
+        )
+    except ModelError as error:
+        raise StudyError(str(error)) from None
+
+
 def confirm_study(
     name: str,
     data: str | None,
@@ -233,11 +257,14 @@ def confirm_study(
     echo: Printer = print,
     boxes: list[str] | None = None,
     processes: int | None = None,
+    model: str | None = None,
+    size: tuple[int, int] | None = None,
 ) -> Confirmation:
     """Re-train the study ``name``'s top policies and its baseline over seeds (``seed`` and
     ``epochs`` None: the study's); finished repeats are reused. Validation and test are
-    scored with the boxes the study chose for (``boxes``, when given, must be those). The
-    study views are written whatever happens."""
+    scored with the boxes the study chose for (``boxes``, when given, must be those).
+    ``model``/``size``: confirm on that network and output size instead, kept as a separate
+    confirmation of the study. The study views are written whatever happens."""
     found = find_study(name, storage)
     attrs, records = found.attrs, found.records
     spec = data or attrs.get(StudyKey.DATA)
@@ -250,8 +277,12 @@ def confirm_study(
             f"--data '{spec}' is not the data study '{name}' ran on "
             f"(fingerprint {dataset.fingerprint}, study {attrs.get(StudyKey.DATA_FINGERPRINT)})"
         )
-    if not any(r.state == "complete" for r in records.search_records()):
+    searched = [r for r in records.search_records() if r.state == "complete"]
+    if not searched:
         raise StudyError(f"study '{name}' has no completed trial to confirm")
+    if model is not None or size is not None:  # one line before any run when it cannot fit
+        check_network(model or searched[0].train.model, size or searched[0].crop_policy.size,
+                      dataset)  # fmt: skip
     sources = study_sources(boxes, recorded_boxes(attrs), name)
     study_seed = int(attrs.get(StudyKey.SEED, DEFAULT_SEED))
     dataset, targets = study_inference(sources, dataset, study_seed)
@@ -266,6 +297,8 @@ def confirm_study(
         int(attrs.get(StudyKey.EPOCHS, DEFAULT_EPOCHS)) if epochs is None else epochs,
         boxes=str(sources[0]),
         objectives=tuple(targets.objectives),
+        model=model,
+        size=size,
     )
     confirmation = None
     try:
@@ -275,14 +308,16 @@ def confirm_study(
             )
         return confirmation
     finally:
+        own, others = study_confirmations(records)
         log_study_views(
             tracker,
             parent_id,
             records.search_records(),
             dataset,
             found.importances(),
-            confirmation or records.confirmation(),
+            own,
             found.provenance(),
             final=records.confirm_records(),
+            others=others,
         )
         tracker.end_run(parent_id, "complete")

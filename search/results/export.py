@@ -16,7 +16,8 @@ import yaml
 from search.crop.policy import CropPolicy, PolicyError
 from search.safe_yaml import YamlFileError, clip, load_yaml_file, read_text_file, shorten
 from search.settings import DEFAULT_BOXES, StudyKey
-from search.study.confirm.model import Confirmation, needs_exact_boxes
+from search.study.confirm.agreement import compare, untrained_line
+from search.study.confirm.model import Confirmation, needs_exact_boxes, network_size
 from search.study.confirm.statistics import LEVEL, Estimate, Interval
 from search.study.record import TrialRecord
 from search.study.selection import chosen_record
@@ -26,6 +27,8 @@ FORMAT = "cropsearch.policy/v1"
 #: Sections of a policy file: required, then optional.
 REQUIRED_SECTIONS = ("format", "policy")
 OPTIONAL_SECTIONS = ("provenance", "confirmation", "pareto")
+#: Sections that are lists: ``networks``, every network's confirmation (``confirm --model``).
+LIST_SECTIONS = ("networks",)
 FileFormat = Literal["yaml", "json"]
 _VERSIONED = ("cropsearch", "optuna", "mlflow", "keras", "tensorflow-cpu", "tensorflow", "numpy")
 
@@ -108,6 +111,36 @@ def _interval(value: Interval | None) -> dict[str, float] | None:
         "level": LEVEL,
         "n": value.n,
     }
+
+
+def networks_document(
+    own: Confirmation | None, others: Sequence[Confirmation], study: str
+) -> list[dict[str, Any]]:
+    """Every network's confirmation (the study's own first) and how each other network's
+    ranking agrees with the study's."""
+    entries = []
+    for confirmation in ([own] if own is not None else []) + list(others):
+        entry = {
+            "network": confirmation.network or "study",
+            "winner": confirmation.winner,
+            "verdict": confirmation.verdict,
+            "policies": [
+                {
+                    "trial": s.number,
+                    "policy": s.label,
+                    "val_accuracy": _estimate(s.val),
+                    "test_accuracy": _estimate(s.test),
+                    "test_vs_baseline": _interval(s.test_vs_baseline),
+                }
+                for s in confirmation.summaries
+            ],
+        }
+        if own is not None and confirmation is not own:
+            comparison = compare(own, confirmation, study)
+            entry["comparison"] = comparison.lines()
+            entry["kendall_tau"] = None if comparison.tau is None else round(comparison.tau.tau, 4)
+        entries.append(entry)
+    return entries
 
 
 def confirmation_document(confirmation: Confirmation) -> dict[str, Any]:
@@ -245,7 +278,7 @@ def _checked_document(raw: dict[Any, Any], source: str) -> dict[Any, Any]:
         raise PolicyFileError(
             f"{source}: unknown format {shorten(raw['format'])} (this cropsearch reads '{FORMAT}')"
         )
-    known = (*REQUIRED_SECTIONS, *OPTIONAL_SECTIONS)
+    known = (*REQUIRED_SECTIONS, *OPTIONAL_SECTIONS, *LIST_SECTIONS)
     problems = [
         f"unknown field {shorten(key)} (known: {', '.join(known)})"
         for key in raw
@@ -285,32 +318,48 @@ def export_study(
     confirmation's numbers when it is the confirmed winner)."""
     records = found.records
     confirmation = study_confirmation = records.confirmation()
+    others = [c for c in records.confirmations() if c.network]
+    yours = next((c for c in others if untrained_line(c, found.name) is None), None)
     searched = records.search_records()
     if run_id is not None:
         trial = _trial_of_run(run_id, found.name, [*searched, *records.confirm_records()])
-    if trial is None:
-        chosen = chosen_record(searched, confirmation)
-        if chosen is None:
+    if trial is None and yours is not None:
+        confirmation = yours
+        chosen = next(r for r in searched if r.number == yours.winner)
+        how = f"confirmed winner on {yours.network} (your network), not the study's network's"
+        size = network_size(yours.network)
+        if size is not None:  # the same windows, cut at that network's size
+            chosen = chosen.model_copy(update={"policy": {**chosen.policy, "size": size}})
+    elif trial is None:
+        best = chosen_record(searched, confirmation)
+        if best is None:
             raise ExportError(f"study '{found.name}' has no completed trial yet")
+        chosen = best
         how = "confirmed winner" if confirmation is not None else "best single screening run"
+        if others:
+            how += f" of the study's network ({', '.join(c.network for c in others)}: not trained"
+            how += " enough to judge)"
         if confirmation is not None and confirmation.objectives:
             how += (
                 f" for {confirmation.boxes}, the first --boxes; the Pareto front is trial(s) "
                 f"{', '.join(map(str, confirmation.pareto))}: export one with --trial N"
             )
     else:
-        chosen = next((r for r in searched if r.number == trial), None)
-        if chosen is None or chosen.state != "complete":
-            state = "does not exist" if chosen is None else f"is {chosen.state}"
+        asked = next((r for r in searched if r.number == trial), None)
+        if asked is None or asked.state != "complete":
+            state = "does not exist" if asked is None else f"is {asked.state}"
             raise ExportError(
                 f"trial {trial} of study '{found.name}' {state}; export a complete trial"
             )
+        chosen = asked
         if confirmation is not None and confirmation.winner != chosen.number:
             confirmation = None  # the confirmation's numbers describe its winner only
         how = "as asked" + ("; the confirmed winner" if confirmation is not None else "")
     document = policy_document(chosen, found.provenance(), confirmation)
     if study_confirmation is not None and chosen.number in study_confirmation.pareto:
         document["pareto"] = pareto_document(study_confirmation, chosen)
+    if others:
+        document["networks"] = networks_document(study_confirmation, others, found.name)
     try:
         path = write_policy_file(document, output, file_format)
     except OSError as error:

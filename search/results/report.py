@@ -17,6 +17,7 @@ from rich.table import Table
 
 from search.data.boxes import BoxSource
 from search.settings import DEFAULT_BOXES, DEFAULT_POLICY_FILE
+from search.study.confirm.agreement import compare
 from search.study.confirm.boxes import BOX_LEVELS
 from search.study.confirm.model import Confirmation, PolicySummary, needs_exact_boxes
 from search.study.record import OBJECTIVE, TrialRecord
@@ -152,6 +153,7 @@ CONFIRMATION_HEADER = [
     "test_diff_low",
     "test_diff_high",
     "dropped_after",
+    "network",
 ]
 
 
@@ -176,17 +178,27 @@ def confirmation_rows(confirmation: Confirmation) -> list[list[Any]]:
         for diff in (s.val_vs_baseline, s.test_vs_baseline):
             cells += ["", "", ""] if diff is None else [_num(diff.mean), diff.low, diff.high]
         cells.append("" if s.dropped_after is None else s.dropped_after)
+        cells.append(confirmation.network or "study")
         rows.append(cells)
     return rows
 
 
-def confirmation_csv(confirmation: Confirmation) -> str:
-    """``confirmation.csv``: per policy mean ± std and the paired intervals vs the baseline."""
+def confirmation_csv(
+    confirmation: Confirmation, others: Sequence[Confirmation] = (), study: str = ""
+) -> str:
+    """``confirmation.csv``: per policy mean ± std and the paired intervals vs the baseline,
+    for the study's network and then each other network (``others``), then the verdicts and
+    how each other network's ranking agrees with the study's."""
     rows = [
         [_num(c) if isinstance(c, float) else c for c in row]
-        for row in confirmation_rows(confirmation)
+        for c in (confirmation, *others)
+        for row in confirmation_rows(c)
     ]
-    return _csv(CONFIRMATION_HEADER, rows) + f"# {confirmation.verdict}\n"
+    notes = [f"# {confirmation.verdict}"]
+    for other in others:
+        notes.append(f"# on {other.network}: {other.verdict}")
+        notes += [f"# {line}" for line in compare(confirmation, other, study).lines()]
+    return _csv(CONFIRMATION_HEADER, rows) + "\n".join(notes) + "\n"
 
 
 def confirmation_table(confirmation: Confirmation) -> list[list[str]]:
@@ -335,11 +347,23 @@ def print_leaderboard(records: Sequence[TrialRecord], boxes: str = DEFAULT_BOXES
         console.print(line)
 
 
-def print_confirmation(confirmation: Confirmation) -> None:
-    """The confirmation table, the robustness table, the verdict and any warning."""
+def print_comparisons(
+    confirmation: Confirmation, others: Sequence[Confirmation], study: str, tables: bool = True
+) -> None:
+    """Each other network's confirmation table (``tables``) and verdict, and how its ranking
+    agrees with the study's network's."""
     console = _console()
+    for other in others:
+        if tables:
+            console.print(_confirmation_table(other, f" on {other.network}"))
+            console.print(f"verdict on {other.network}: {other.verdict}", highlight=False)
+        for line in compare(confirmation, other, study).lines():
+            console.print(line, highlight=False)
+
+
+def _confirmation_table(confirmation: Confirmation, on: str = "") -> Table:
     table = Table(
-        title=f"confirmation: {confirmation.summaries[0].val.n} seeds x {confirmation.epochs} "
+        title=f"confirmation{on}: {confirmation.summaries[0].val.n} seeds x {confirmation.epochs} "
         f"epochs on {confirmation.train_fraction:.0%} of the training data (* = winner, "
         "by validation mean)"
     )
@@ -348,7 +372,14 @@ def print_confirmation(confirmation: Confirmation) -> None:
     table.add_column("n")
     for cells in confirmation_table(confirmation):
         table.add_row(*cells)
-    console.print(table)
+    return table
+
+
+def print_confirmation(confirmation: Confirmation) -> None:
+    """The confirmation table, the robustness table, the verdict and any warning."""
+    console = _console()
+    on = f" on {confirmation.network}" if confirmation.network else ""
+    console.print(_confirmation_table(confirmation, on))
     robustness = Table(
         title="robustness: test accuracy with the boxes met in use (mean ± std over the seeds)"
     )

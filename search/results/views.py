@@ -22,6 +22,7 @@ from search.results.tracking import Tracker
 from search.results.winner_model import log_winner_model
 from search.settings import StudyKey
 from search.study.background import Writes
+from search.study.confirm.agreement import compare
 from search.study.confirm.model import Confirmation, needs_exact_boxes
 from search.study.record import TrialRecord
 from search.study.selection import baseline_record, best_record, chosen_record
@@ -43,11 +44,13 @@ def log_study_views(
     attrs: Mapping[str, Any],
     final: Sequence[TrialRecord] | None = None,
     gallery: bool = True,
+    others: Sequence[Confirmation] = (),
 ) -> None:
     """Write (or overwrite) every study-level artifact and metric of the parent run. ``final``
     (the confirmation runs, maybe none) marks the study's last write: the winner's own run then
     gets the policy file and the trained model (:func:`log_winner`). Without ``gallery``, the
-    best-vs-baseline gallery is left as it is (a refresh whose best is unchanged)."""
+    best-vs-baseline gallery is left as it is (a refresh whose best is unchanged). ``others``:
+    the confirmations on other networks, beside the study's own in ``confirmation.csv``."""
     from search.results.figures import (  # matplotlib only when the views are written
         confirmation_plot,
         optimization_history,
@@ -96,7 +99,9 @@ def log_study_views(
             metrics["baseline_val_accuracy"] = base.val_accuracy or 0.0
     tags: dict[str, str] = {}
     if confirmation is not None:
-        tracker.log_text(parent_id, confirmation_csv(confirmation), "confirmation.csv")
+        study = str(attrs.get(StudyKey.STUDY, ""))
+        table = confirmation_csv(confirmation, others, study)
+        tracker.log_text(parent_id, table, "confirmation.csv")
         tracker.log_text(parent_id, robustness_csv(confirmation), "robustness.csv")
         tracker.log_figure(parent_id, robustness_heatmap(confirmation), "robustness.png")
         tracker.log_figure(parent_id, confirmation_plot(confirmation), "confirmation.png")
@@ -114,6 +119,13 @@ def log_study_views(
             "verdict": confirmation.verdict[:5000],
             "mlflow.note.content": summary,
         }
+        for other in others:
+            comparison = compare(confirmation, other, study)
+            name = "".join(c if c.isalnum() or c in "-._" else "_" for c in other.network)
+            tags[f"network.{name}"] = "; ".join([other.verdict, *comparison.lines()])[:5000]
+            metrics[f"network.{name}.confirmed_val_mean"] = other.winner_summary.val.mean
+            if comparison.tau is not None:
+                metrics[f"network.{name}.kendall_tau"] = comparison.tau.tau
     if final is not None and chosen is not None:
         uri = log_winner(tracker, chosen, final, data, confirmation, attrs)
         if uri is not None:

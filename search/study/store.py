@@ -32,7 +32,11 @@ class RecordStore(Protocol):
         ...
 
     def confirmation(self) -> Confirmation | None:
-        """The latest confirmation outcome, if any."""
+        """The latest confirmation outcome on the study's own network, if any."""
+        ...
+
+    def confirmations(self) -> list[Confirmation]:
+        """Every network's latest confirmation outcome, the study's own network's first."""
         ...
 
 

@@ -1,7 +1,8 @@
 """The compact CNN family every trial trains, as a keras-tuner ``HyperModel``; a user's
 network plugs in by ``--model module:attr``: a ``HyperModel`` subclass (its constructor gets
 ``input_shape`` and ``classes``/``num_classes`` when it names them, nothing otherwise), a
-``HyperModel`` instance, or a ``build(hp)`` function."""
+``HyperModel`` instance, a ``build(hp)`` function, or ``keras:NAME``: a ``keras.applications``
+constructor built from scratch (``weights=None``, never a download)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,40 @@ class CompactCNN(keras_tuner.HyperModel):
         return build_model(self.input_shape, self.classes, width, depth)  # type: ignore[arg-type]
 
 
+#: The prefix of a ``keras.applications`` network: ``keras:MobileNetV3Small``.
+KERAS_PREFIX = "keras:"
+
+
+def keras_application(spec: str) -> Any:
+    """The ``keras.applications`` constructor ``spec`` (``keras:NAME``) names."""
+    name = spec.removeprefix(KERAS_PREFIX)
+    found = getattr(keras.applications, name, None) if name.isidentifier() else None
+    if not (isinstance(found, type) or callable(found)) or name[0].islower():
+        raise ModelError(
+            f"--model '{spec}': keras.applications has no network '{name}' "
+            "(e.g. keras:MobileNetV3Small, keras:ResNet50, keras:EfficientNetB0)"
+        )
+    return found
+
+
+def application_network(
+    spec: str, input_shape: tuple[int, int, int], n_classes: int
+) -> keras.Model:
+    """``keras:NAME`` built for ``input_shape`` and ``n_classes`` with random weights (no
+    download); uint8-range pixels are scaled to [-1, 1] first unless it rescales itself."""
+    constructor = keras_application(spec)
+    accepted = inspect.signature(constructor).parameters
+    options: dict[str, Any] = {"include_preprocessing": True}
+    options = {k: v for k, v in options.items() if k in accepted}
+    network = constructor(
+        input_shape=tuple(input_shape), weights=None, classes=n_classes, **options
+    )
+    inputs = keras.Input(shape=input_shape)
+    x = inputs if options else layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
+    name = spec.removeprefix(KERAS_PREFIX)
+    return keras.Model(inputs, network(x), name=f"keras_{name}")
+
+
 def load_hypermodel(spec: str) -> Any:
     """The object ``spec`` (``module:attr``) names on the Python path or in the current
     folder: a ``HyperModel`` subclass or instance, or a ``build(hp)`` callable."""
@@ -112,11 +147,15 @@ def build_network(
     a model whose input or output does not fit raises :class:`ModelError` naming it."""
     if spec is None:
         return CompactCNN(input_shape, n_classes).build(hp)
-    found = load_hypermodel(spec)
+    found = keras_application(spec) if spec.startswith(KERAS_PREFIX) else load_hypermodel(spec)
     try:
-        if isinstance(found, type):
+        if spec.startswith(KERAS_PREFIX):
+            model = application_network(spec, input_shape, n_classes)
+        elif isinstance(found, type):
             found = found(**constructor_arguments(spec, found, input_shape, n_classes))
-        model = found.build(hp) if isinstance(found, keras_tuner.HyperModel) else found(hp)
+            model = found.build(hp)
+        else:
+            model = found.build(hp) if isinstance(found, keras_tuner.HyperModel) else found(hp)
         if isinstance(model, keras.Model) and not model.built:  # a Sequential without an Input
             model.build((None, *input_shape))
     except ModelError:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from search.data.boxes import BoxSource
-from search.settings import DEFAULT_BOXES
+from search.settings import BUILT_IN_MODEL, DEFAULT_BOXES
 from search.study.confirm.statistics import LEVEL, Estimate, Interval, estimate, paired_interval
 from search.study.record import TrialRecord
 
@@ -28,6 +28,8 @@ class PolicySummary:
     robustness: dict[str, Estimate] = field(default_factory=dict)
     #: Dropped by the racing confirmation after this many seeds (None: every seed).
     dropped_after: int | None = None
+    #: Validation accuracy per seed, in the confirmation's seed order (rank agreement).
+    val_runs: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ class Confirmation:
     #: the confirmed members of its Pareto front, by trial number.
     objectives: list[str] = field(default_factory=list)
     pareto: list[int] = field(default_factory=list)
+    #: The network confirmed on (:func:`network_label`); empty: the study's own network.
+    network: str = ""
+    #: The number of classes (chance is 1 / classes; 0: unknown).
+    classes: int = 0
 
     @property
     def winner_summary(self) -> PolicySummary:
@@ -83,10 +89,25 @@ class Confirmation:
                 test_vs_baseline=interval(s["test_vs_baseline"]),
                 robustness={k: Estimate(**v) for k, v in s["robustness"].items()},
                 dropped_after=s.get("dropped_after"),
+                val_runs=s.get("val_runs", []),
             )
             for s in data["summaries"]
         ]
         return cls(**{**data, "summaries": summaries})
+
+
+def network_label(model: str | None, size: Sequence[int] | None) -> str:
+    """The key of a confirmation on another network or size: ``keras:MobileNetV3Small``,
+    ``compact_cnn@96x96``; empty for the study's own network at the policies' size."""
+    if model is None and size is None:
+        return ""
+    return (model or BUILT_IN_MODEL) + ("" if size is None else f"@{size[0]}x{size[1]}")
+
+
+def network_size(network: str) -> list[int] | None:
+    """The output size a :func:`network_label` names (``...@96x96``), if any."""
+    _, at, size = network.partition("@")
+    return [int(v) for v in size.split("x")] if at else None
 
 
 def summarize(
@@ -153,6 +174,7 @@ def summarize(
                 test_diff,
                 robustness,
                 dropped.get(source.number),
+                val,
             )
         )
     if not summaries:

@@ -3,11 +3,13 @@ over fresh seeds through the trial function, keep each run with the study, and s
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from search.crop.policy import CropPolicy
 from search.data.boxes import BoxSource, InferenceBoxes
 from search.settings import (
     DEFAULT_BOXES,
@@ -21,7 +23,7 @@ from search.settings import (
     derive_seed,
 )
 from search.study.confirm.boxes import box_levels
-from search.study.confirm.model import Confirmation, summarize
+from search.study.confirm.model import Confirmation, network_label, summarize
 from search.study.confirm.statistics import race_losers
 from search.study.record import TrialRecord
 from search.study.selection import candidates, pareto_front
@@ -64,6 +66,15 @@ class ConfirmPlan:
     #: When the confirmation must be over (``time.monotonic()``; None: no budget): a round
     #: after the first that would end later, by the runs timed so far, is not started.
     deadline: float | None = None
+    #: Confirm on this network (``--model``; None: each trial's own) and at this output
+    #: size (``--size``; None: each policy's): a separate confirmation keyed by both.
+    model: str | None = None
+    size: tuple[int, int] | None = None
+
+    @property
+    def network(self) -> str:
+        """The key of this confirmation's network (empty: the study's own)."""
+        return network_label(self.model, self.size)
 
 
 def _confirm_setup(
@@ -73,25 +84,40 @@ def _confirm_setup(
     train_index: np.ndarray | None,
     test_boxes: dict[str, np.ndarray | None] | None,
 ) -> TrialSetup:
-    """The search trial ``source`` re-trained with the training seed ``seed``."""
+    """The search trial ``source`` re-trained with the training seed ``seed`` (on the plan's
+    network and size, when it names them)."""
+    policy = source.crop_policy
+    if plan.size is not None:  # the same windows, another resize target
+        policy = CropPolicy.from_dict({**policy.to_dict(), "size": list(plan.size)})
+    train = {**source.train.model_dump(), "seed": seed, "epochs": plan.epochs}
+    if plan.model is not None:  # another network: its own hyperparameters keep their defaults
+        train.update(model=plan.model, model_hp={})
     return TrialSetup(
         study=source.study,
         number=source.number,
-        policy=source.crop_policy,
-        train=TrainConfig.model_validate(
-            {**source.train.model_dump(), "seed": seed, "epochs": plan.epochs}
-        ),
+        policy=policy,
+        train=TrainConfig.model_validate(train),
         stage="confirm",
         engine=source.engine,
         baseline=source.baseline,
         train_index=train_index,
         test_boxes=test_boxes,
+        tags={"network": plan.network} if plan.network else {},
     )
 
 
 def run_key(record: TrialRecord, plan: ConfirmPlan, seed: int) -> str:
-    """Storage key of one confirmation run: the trial, the seed and the fidelity."""
-    return f"{StudyKey.CONFIRM_RUN}{record.number}:{seed}:{plan.epochs}:{plan.train_fraction:.4f}"
+    """Storage key of one confirmation run: the trial, the seed, the fidelity and (another
+    network or size) the network."""
+    key = f"{StudyKey.CONFIRM_RUN}{record.number}:{seed}:{plan.epochs}:{plan.train_fraction:.4f}"
+    return f"{key}:{plan.network}" if plan.network else key
+
+
+def _same_network(run: TrialRecord, source: TrialRecord, plan: ConfirmPlan) -> bool:
+    """Whether the confirmation run ``run`` of ``source`` trained on the plan's network."""
+    model = source.train.model if plan.model is None else plan.model
+    size = tuple(source.crop_policy.size if plan.size is None else plan.size)
+    return run.train.model == model and tuple(run.crop_policy.size) == size
 
 
 def confirm(
@@ -119,12 +145,15 @@ def confirm(
         test_boxes, described = box_levels(data, plan.seed, plan.boxes, others)
     else:  # no boxes to disturb: every policy is box-free, its test score is the only one
         test_boxes, described = None, {"exact": {"target_iou": 1.0, "noise": 0.0, "mean_iou": 1.0}}
+    by_number = {c.number: c for c in chosen}
     done = {
         (r.number, r.train.seed): r
         for r in store.confirm_records()
         if r.state == "complete"
         and r.train.epochs == plan.epochs
         and abs(r.train_fraction - plan.train_fraction) < 1e-4
+        and r.number in by_number
+        and _same_network(r, by_number[r.number], plan)
     }
     front = [r.number for r in pareto_front(records, names)] if names else []
     if names:
@@ -132,8 +161,9 @@ def confirm(
         echo(f"the Pareto front over {', '.join(plan.objectives)}: trial(s) {listed}")
     missing = sum((c.number, s) not in done for c in chosen for s in seeds)
     race = plan.race and not names  # every member of a Pareto front gets every seed
+    on = f" on {plan.network}" if plan.network else ""
     echo(
-        f"confirming {len(chosen)} policies x {plan.repeats} seeds ({plan.epochs} epochs, "
+        f"confirming {len(chosen)} policies x {plan.repeats} seeds{on} ({plan.epochs} epochs, "
         f"{plan.train_fraction:.0%} of the training data): up to {missing} runs to train, "
         f"{len(chosen) * len(seeds) - missing} already done"
         + (
@@ -202,5 +232,6 @@ def confirm(
         chosen, runs, seeds, plan.epochs, plan.train_fraction, described, plan.boxes,
         list(plan.objectives), front, dropped,
     )  # fmt: skip
+    confirmation = dataclasses.replace(confirmation, network=plan.network, classes=data.n_classes)
     store.save_confirmation(confirmation)
     return confirmation
