@@ -402,10 +402,10 @@ def _resolve(host: str, port: int) -> list[tuple[Any, ...]] | None:
 
 
 def check_stores(study: str | None, storage: str | None, tracking_uri: str | None) -> None:
-    """Refuse a bad study name or store URI before anything is created (each within seconds)."""
+    """Refuse a bad study name or store URI before anything is created (each within seconds);
+    then warn about a password in a URI (a refused one is the command's only line)."""
     from search.names import check_study_name
 
-    warn_about_passwords(("--storage", storage), ("--tracking-uri", tracking_uri))
     bound_mlflow_retries(tracking_uri)
     if study is not None:
         check_study_name(study)
@@ -413,3 +413,4 @@ def check_stores(study: str | None, storage: str | None, tracking_uri: str | Non
         check_storage_uri(storage)
     if tracking_uri is not None:
         check_tracking_uri(tracking_uri)
+    warn_about_passwords(("--storage", storage), ("--tracking-uri", tracking_uri))
