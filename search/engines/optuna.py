@@ -308,7 +308,9 @@ class OptunaSearch(SearchRun):
             lines.append(f"{o.trials} trials need ~{clock(o.trials * per_trial)}")
         if budget.deadline is not None:
             fits = max(int((budget.deadline - self.elapsed()) // per_trial), 0)
-            lines.append(f"the {o.timeout:.0f}s budget allows ~{fits} more screening trials")
+            lines.append(
+                f"the {o.timeout:.0f}s left of the budget allow ~{fits} more screening trials"
+            )
         if n_confirm:
             n_confirm_train = round(budget.confirm_fraction * len(self.data.train))
             lines.append(
