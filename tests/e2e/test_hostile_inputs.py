@@ -484,6 +484,8 @@ def test_a_storage_server_that_never_answers_is_one_line(
     err = capsys.readouterr().err
     listener.close()
     assert code == 2
-    lines = err.strip().splitlines()
+    # The password in the URL is warned about first (it works, but others can see it).
+    warning, *lines = err.strip().splitlines()
+    assert warning.startswith("warning: --storage") and "PGPASSWORD" in warning
     assert len(lines) == 1 and "storage refused the connection" in lines[0]
     assert "hunter2secret" not in err and "Traceback" not in err
