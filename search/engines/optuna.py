@@ -53,7 +53,7 @@ ENGINE = "optuna"
 DEFAULT_ALGORITHM = default_algorithm(ENGINE)
 #: Seconds a search under ``--timeout`` keeps for its last views and the winner's model,
 #: beyond 1.5 times what the views took before the confirmation.
-FINISH_SECONDS = 2.0
+FINISH_SECONDS = 5.0
 #: Trials that count against a shared budget (a failed one is replaced).
 STARTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
