@@ -116,6 +116,7 @@ def search(
     verbose: opt.VerboseOption = False,
 ) -> None:
     """Screen crop policies, confirm the best over seeds, and print the results."""
+    started = time.monotonic()  # a --timeout counts from here
     check_stores(study, storage, tracking_uri)
     check_search_flags(engine, algorithm, pruner, boxes, workers, timeout)
     from search.engines.run import run_search  # Optuna, MLflow: flags are good
@@ -126,7 +127,7 @@ def search(
         processes=processes,
     )  # fmt: skip
     outcome = run_search(
-        options, data, space, engine, workers, verbose, typer.echo, boxes, confirm_model
+        options, data, space, engine, workers, verbose, typer.echo, boxes, confirm_model, started
     )
     print_leaderboard(outcome.records, outcome.run.options.boxes)
     if outcome.confirmation is not None:

@@ -72,6 +72,7 @@ def run_search(
     echo: Printer = print,
     boxes: list[str] | None = None,
     confirm_model: str | None = None,
+    started: float | None = None,
 ) -> SearchOutcome:
     """Load the data and the space (``space`` None: the default for the data), check them
     and the study, open the ``engine``'s run and run it (with ``workers`` processes sharing
@@ -80,7 +81,7 @@ def run_search(
     the first, and the default space then also searches ``box_noise``. Several make the
     study multi-objective: validation accuracy with each. ``confirm_model``: checked here,
     before any trial (the CLI confirms on it once the search is done)."""
-    started = time.monotonic()
+    started = time.monotonic() if started is None else started  # the command's start
     search_space = Space.load(space) if space is not None else None
     quiet_tensorflow(verbose)
     echo(f"device: {describe_device()}")
