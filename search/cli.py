@@ -84,6 +84,7 @@ _USER_ERRORS: tuple[type[Exception], ...] = (
     UriError,
     StudyNameError,
     StudyError,
+    opt.OptionError,
     ExportError,
     ApplyError,
     DashboardError,
@@ -133,7 +134,8 @@ def search(
     if outcome.confirmation is not None:
         print_confirmation(outcome.confirmation)
         if confirm_model is not None:
-            confirm_on(outcome.run.name, storage, tracking_uri, top, repeats, confirm_model)
+            confirm_command(outcome.run.name, storage=storage, tracking_uri=tracking_uri, top=top,
+                            repeats=repeats, model=confirm_model)  # fmt: skip
         if needs_exact_boxes(outcome.confirmation):
             typer.echo(
                 "choose for detector-like boxes instead:  cropsearch search "
@@ -218,7 +220,7 @@ def confirm_command(
     from search.engines.run import confirm_study  # Optuna and MLflow
 
     check_stores(study, None, tracking_uri)
-    cut = parse_size(size)
+    cut = opt.parse_size(size)
     confirmation = confirm_study(
         study, data, top, repeats, seed, epochs,
         storage=storage, tracking_uri=tracking_uri, verbose=verbose, echo=typer.echo,
@@ -227,20 +229,6 @@ def confirm_command(
     print_confirmation(confirmation)
     if confirmation.network:
         print_network_comparison(study, storage)
-
-
-def confirm_on(
-    study: str, storage: str, tracking_uri: str, top: int, repeats: int, model: str
-) -> None:
-    """``search --confirm-model``: the finished search's policies confirmed on ``model``."""
-    from search.engines.run import confirm_study
-
-    confirmation = confirm_study(
-        study, None, top, repeats, None, None, storage=storage, tracking_uri=tracking_uri,
-        echo=typer.echo, model=model,
-    )  # fmt: skip
-    print_confirmation(confirmation)
-    print_network_comparison(study, storage)
 
 
 def print_network_comparison(study: str, storage: str) -> None:
@@ -252,16 +240,6 @@ def print_network_comparison(study: str, storage: str) -> None:
     if own is not None and own.network == "":
         typer.echo(f"the study's network: {own.verdict}")
         print_comparisons(own, others, study, tables=False)
-
-
-def parse_size(size: str | None) -> tuple[int, int] | None:
-    """``--size H,W`` as two whole numbers of pixels; one line naming the value otherwise."""
-    if size is None:
-        return None
-    parts = size.split(",")
-    if len(parts) != 2 or not all(p.strip().isdigit() and 8 <= int(p) <= 1024 for p in parts):
-        raise StudyError(f"--size '{size}': expected H,W in pixels (8 to 1024 each), e.g. 96,96")
-    return int(parts[0]), int(parts[1])
 
 
 @app.command()

@@ -354,3 +354,17 @@ PreviewEvalOption = Annotated[
 PreviewCountOption = Annotated[
     int, typer.Option("--n", min=1, max=64, help="Validation samples shown.")
 ]
+
+
+class OptionError(ValueError):
+    """An option value its type cannot check (``--size H,W``)."""
+
+
+def parse_size(size: str | None) -> tuple[int, int] | None:
+    """``--size H,W`` as two whole numbers of pixels; one line naming the value otherwise."""
+    if size is None:
+        return None
+    parts = size.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() and 8 <= int(p) <= 1024 for p in parts):
+        raise OptionError(f"--size '{size}': expected H,W in pixels (8 to 1024 each), e.g. 96,96")
+    return int(parts[0]), int(parts[1])
