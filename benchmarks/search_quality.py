@@ -132,6 +132,10 @@ def main() -> None:
         "--grid-only", action="store_true", help="Only the reference grid, into --out."
     )
     parser.add_argument(
+        "--grid", type=Path, default=None,
+        help="Take the reference grid from an earlier output instead of training it again.",
+    )  # fmt: skip
+    parser.add_argument(
         "--report", nargs=2, type=Path, metavar=("SEARCHES", "GRID"),
         help="Print the table from two earlier outputs (searches, grid) and stop.",
     )  # fmt: skip
@@ -162,7 +166,11 @@ def main() -> None:
                 flush=True,
             )
             args.out.write_text(json.dumps(results, indent=1))
-    results["grid"] = run_grid(data, args.epochs, args.repeats)
+    results["grid"] = (
+        json.loads(args.grid.read_text())["grid"]
+        if args.grid is not None
+        else run_grid(data, args.epochs, args.repeats)
+    )
     args.out.write_text(json.dumps(results, indent=1))
     report(results)
 

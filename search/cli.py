@@ -100,6 +100,7 @@ def search(
     epochs: opt.EpochsOption = DEFAULT_EPOCHS,
     seed: opt.SeedOption = DEFAULT_SEED,
     screen: opt.ScreenOption = None,
+    screen_epochs: opt.ScreenEpochsOption = None,
     confirm: opt.ConfirmOption = True,
     top: opt.TopOption = DEFAULT_TOP,
     repeats: opt.RepeatsOption = DEFAULT_REPEATS,
@@ -125,7 +126,7 @@ def search(
     options = SearchOptions(
         trials, timeout, epochs, seed, study, storage, tracking_uri, screen, confirm, top,
         repeats, model=model, algorithm=algorithm, pruner=pruner or DEFAULT_PRUNER,
-        processes=processes,
+        processes=processes, screen_epochs=screen_epochs,
     )  # fmt: skip
     outcome = run_search(
         options, data, space, engine, workers, verbose, typer.echo, boxes, confirm_model, started

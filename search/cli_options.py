@@ -124,7 +124,22 @@ TimeoutOption = Annotated[
     ),
 ]
 EpochsOption = Annotated[
-    int, typer.Option(min=EPOCHS[0], max=EPOCHS[1], help="Training epochs per trial.")
+    int,
+    typer.Option(
+        min=EPOCHS[0],
+        max=EPOCHS[1],
+        help="Training epochs of each confirmation run (the full budget).",
+    ),
+]
+ScreenEpochsOption = Annotated[
+    int | None,
+    typer.Option(
+        min=EPOCHS[0],
+        max=EPOCHS[1],
+        help="Training epochs of each screening trial (default: half of --epochs, at least 1; "
+        "a resumed study keeps its own).",
+        show_default=False,
+    ),
 ]
 SeedOption = Annotated[
     int,

@@ -13,8 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from search.strict import Integer, Number
 
 # -- defaults of a search and its confirmation (CLI options, SearchOptions, ConfirmPlan) ----
-#: Training epochs per trial.
+#: Training epochs of a confirmation run (the full budget).
 DEFAULT_EPOCHS: Final = 4
+#: A screening trial trains for this share of the epochs (at least 1; ``--screen-epochs``
+#: sets them): at 2 of 4 epochs the full budget's winner was in the screening's top 3 on
+#: shapes and cluttered MNIST, at half the cost (benchmarks/README.md).
+SCREEN_EPOCH_SHARE: Final = 0.5
 #: The seed every other seed derives from (:func:`derive_seed`).
 DEFAULT_SEED: Final = 0
 #: Screening trials of a search, the baseline included.
@@ -114,6 +118,8 @@ class StudyKey:
     SEED: Final = "seed"
     TRAIN_SEED: Final = "train_seed"
     SCREEN_FRACTION: Final = "screen_fraction"
+    #: Epochs of a screening trial (a study recorded before it screened at ``epochs``).
+    SCREEN_EPOCHS: Final = "screen_epochs"
     STORAGE: Final = "storage"
     OBJECTIVE: Final = "objective"
     ENGINE: Final = "engine"

@@ -4,7 +4,7 @@ recorded settings. Engine-agnostic: no Optuna, no keras-tuner."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from search.settings import (
     DEFAULT_TOP,
     DEFAULT_TRACKING,
     DEFAULT_TRIALS,
+    SCREEN_EPOCH_SHARE,
     SCREEN_SAMPLES,
     Pruner,
     StudyKey,
@@ -48,8 +49,11 @@ class SearchOptions:
 
     Attributes:
         timeout: wall-clock budget of the whole command in seconds, confirmation included.
+        epochs: epochs of a confirmation run (the full budget).
         screen: share of the training split each screening trial trains on; None: automatic
             (all of it up to :data:`SCREEN_SAMPLES` samples).
+        screen_epochs: epochs of a screening trial; None: :data:`SCREEN_EPOCH_SHARE` of
+            ``epochs`` (see :attr:`trial_epochs`).
     """
 
     trials: int | None = DEFAULT_TRIALS
@@ -76,6 +80,17 @@ class SearchOptions:
     objectives: tuple[str, ...] = ()
     #: Processes training a confirmation round side by side (None: one per core, at most 4).
     processes: int | None = None
+    screen_epochs: int | None = None
+
+    @property
+    def trial_epochs(self) -> int:
+        """The epochs a screening trial trains."""
+        return self.screen_epochs or screen_epochs(self.epochs)
+
+
+def screen_epochs(epochs: int) -> int:
+    """The default epochs of a screening trial for a full budget of ``epochs``."""
+    return max(1, round(epochs * SCREEN_EPOCH_SHARE))
 
 
 def default_study_name(data: Dataset, space: Space) -> str:
@@ -100,6 +115,21 @@ def screen_index(n_train: int, fraction: float, seed: int) -> np.ndarray | None:
     return np.sort(order[:count])
 
 
+def study_screen_epochs(options: SearchOptions, recorded: dict[str, Any]) -> SearchOptions:
+    """``options`` screening at a resumed study's recorded epochs (a study recorded before
+    screening had its own epochs screened at its ``epochs``), so its trials compare fairly;
+    a ``--screen-epochs`` that differs is refused."""
+    known = recorded.get(StudyKey.SCREEN_EPOCHS) or recorded.get(StudyKey.EPOCHS)
+    if known is None:
+        return options
+    if options.screen_epochs is not None and options.screen_epochs != int(known):
+        raise StudyError(
+            f"study '{options.study}' screens at {known} epochs; resume it with the same "
+            "--screen-epochs (or none) or start a new --study"
+        )
+    return replace(options, screen_epochs=int(known))
+
+
 @dataclass(frozen=True)
 class Budget:
     """How a ``--timeout`` is spent: screening until ``deadline`` (seconds since the start;
@@ -120,25 +150,28 @@ def plan_budget(
     anchors_left: int,
     n_confirm: int,
     screen: float,
+    epoch_ratio: float = 1.0,
 ) -> Budget:
     """Split what is left of ``timeout`` between screening and confirmation.
 
-    A trial on share ``c`` of the training data is taken to cost ``per_trial x c / screen``
-    (an over-estimate for ``c > screen``: validation is a fixed cost). The anchor trials (one
+    A confirmation run (``epoch_ratio`` times a trial's epochs) on share ``c`` of the training
+    data is taken to cost ``per_trial x epoch_ratio x c / screen`` (an over-estimate for
+    ``c > screen``: validation is a fixed cost). The anchor trials (one
     per kind) always run; the confirmation gets :data:`CONFIRM_SHARE` of the rest, at least a
     confirmation at the screening size, and trains on the largest share of the data that fits.
     """
+    per_run = per_trial * epoch_ratio
     if timeout is None:
-        return Budget(None, 1.0, n_confirm * per_trial / screen)
+        return Budget(None, 1.0, n_confirm * per_run / screen)
     remaining = max(timeout - elapsed, 0.0)
-    confirm_min = n_confirm * per_trial
+    confirm_min = n_confirm * per_run
     screening = max(remaining - max(CONFIRM_SHARE * remaining, confirm_min), 0.0)
     screening = max(screening, anchors_left * per_trial)
     confirm_budget = max(remaining - screening, confirm_min)
     fraction = 1.0
     if n_confirm:
         fraction = min(1.0, max(screen, confirm_budget / confirm_min * screen))
-    confirm_seconds = n_confirm * per_trial * fraction / screen
+    confirm_seconds = n_confirm * per_run * fraction / screen
     overrun = max(screening + confirm_seconds - remaining, 0.0)
     return Budget(elapsed + screening, fraction, confirm_seconds, overrun)
 
@@ -158,6 +191,7 @@ def study_params(
         StudyKey.DATA_FINGERPRINT: data.fingerprint,
         StudyKey.SPACE: space.source,
         StudyKey.EPOCHS: options.epochs,
+        StudyKey.SCREEN_EPOCHS: options.trial_epochs,
         StudyKey.SEED: options.seed,
         StudyKey.TRAIN_SEED: train_seed,
         StudyKey.SCREEN_FRACTION: round(fraction, 6),

@@ -128,7 +128,7 @@ class KerasTunerSearch(SearchRun):
         oracle = make_oracle(
             self.algorithm,
             self.space,
-            self.options.epochs,
+            self.options.trial_epochs,
             derive_seed(self.options.seed, "sampler", done),
             max_failures=max(self.options.trials or 0, 1) + done + 1,
         )
@@ -206,20 +206,21 @@ class KerasTunerSearch(SearchRun):
             if "kind" in self.space.spec.params:
                 hp.values["kind"] = "full"
         values = self.space.baseline() if baseline else self.space.values_from(hp.values)
-        epochs = int(hp.values.get("tuner/epochs", self.options.epochs))
+        epochs = int(hp.values.get("tuner/epochs", self.options.trial_epochs))
         base = TrainConfig(epochs=epochs, seed=self.train_seed, model=self.options.model)
         policy, config = split_values(values, base)
         config = self._model_settings(hp.values, config)
         resume = None
+        full = self.options.trial_epochs
         if self.algorithm == "hyperband":
             load_from = self.checkpoint(parent) if parent is not None else None
             if load_from is not None and not load_from.exists():
                 load_from = None
             resume = Continuation(
-                schedule_epochs=self.options.epochs,
+                schedule_epochs=full,
                 initial_epoch=int(hp.values.get("tuner/initial_epoch", 0)) if load_from else 0,
                 load_from=load_from,
-                save_to=self.checkpoint(trial.trial_id) if epochs < self.options.epochs else None,
+                save_to=self.checkpoint(trial.trial_id) if epochs < full else None,
                 history=load_history(load_from) if load_from is not None else [],
             )
         setup = TrialSetup(

@@ -163,7 +163,7 @@ class OptunaSearch(SearchRun):
             o.storage,
             o.seed,
             len(self.anchors),
-            o.epochs,
+            o.trial_epochs,
             o.pruner,
             self.algorithm,
             self.space,
@@ -296,12 +296,18 @@ class OptunaSearch(SearchRun):
         anchors_left = min(len(waiting), (o.trials or len(waiting) + 1) - 1)
         timeout = None if o.timeout is None else max(o.timeout - FINISH_SECONDS, 0.0)
         budget = plan_budget(
-            timeout, self.elapsed(), per_trial, anchors_left, n_confirm, self.fraction
+            timeout,
+            self.elapsed(),
+            per_trial,
+            anchors_left,
+            n_confirm,
+            self.fraction,
+            o.epochs / o.trial_epochs,
         )
         self._deadline = budget.deadline
         n_screen = len(self.data.train) if self.train_index is None else len(self.train_index)
         lines = [
-            f"time per trial: {per_trial:.0f}s ({o.epochs} epochs on {n_screen:,} of "
+            f"time per trial: {per_trial:.0f}s ({o.trial_epochs} epochs on {n_screen:,} of "
             f"{len(self.data.train):,} training samples)"
         ]
         if o.trials:
@@ -359,7 +365,7 @@ class OptunaSearch(SearchRun):
         baseline = bool(trial.user_attrs.get(TrialKey.BASELINE))
         values = self.space.baseline() if baseline else self.space.sample(trial)
         base = TrainConfig(
-            epochs=self.options.epochs, seed=self.train_seed, model=self.options.model
+            epochs=self.options.trial_epochs, seed=self.train_seed, model=self.options.model
         )
         policy, config = split_values(values, base)
         setup = TrialSetup(

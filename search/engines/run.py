@@ -20,7 +20,7 @@ from search.data.boxes import (
     study_inference,
 )
 from search.engines.base import SearchRun
-from search.engines.common import SearchOptions, StudyError
+from search.engines.common import SearchOptions, StudyError, study_screen_epochs
 from search.engines.lookup import check_engine, find_study, recorded_boxes, recorded_setting
 from search.engines.optuna import OptunaSearch
 from search.ops.devices import describe_device
@@ -95,10 +95,16 @@ def run_search(
         recorded = None
         if options.study is not None:
             check_engine(options.study, options.storage, engine)
-            recorded = recorded_boxes(
-                {k: recorded_setting(options.study, options.storage, k)
-                 for k in (StudyKey.BOXES, StudyKey.OBJECTIVE_BOXES)}
-            )  # fmt: skip
+            settings = {k: recorded_setting(options.study, options.storage, k)
+                        for k in (StudyKey.BOXES, StudyKey.OBJECTIVE_BOXES, StudyKey.EPOCHS,
+                                  StudyKey.SCREEN_EPOCHS)}  # fmt: skip
+            recorded = recorded_boxes(settings)
+            options = study_screen_epochs(options, settings)
+        if options.trial_epochs > options.epochs:
+            raise StudyError(
+                f"--screen-epochs {options.trial_epochs} is more than --epochs {options.epochs}: "
+                "a screening trial trains at most the confirmation's epochs"
+            )
         sources = study_sources(boxes, recorded, options.study)
         if len(sources) > 1 and engine != "optuna":
             raise StudyError(f"--boxes given {len(sources)} times needs --engine optuna "
@@ -152,8 +158,9 @@ def run_search(
     trials = options.trials or 0
     anchors = min(len(run.anchors), trials) - 1
     echo(
-        f"space {space}; {trials} trials x {options.epochs} epochs; trial 0 is the full-image "
-        "baseline" + (f", then each kind's conventional setting ({anchors})" if anchors > 0 else "")
+        f"space {space}; {trials} trials x {options.trial_epochs} epochs (confirmation: "
+        f"{options.epochs}); trial 0 is the full-image baseline"
+        + (f", then each kind's conventional setting ({anchors})" if anchors > 0 else "")
     )
     with handled():
         if workers > 1 and isinstance(run, OptunaSearch):

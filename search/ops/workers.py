@@ -105,6 +105,7 @@ def join_study(
         storage=storage,
         tracking_uri=tracking_uri,
         screen=float(attrs[StudyKey.SCREEN_FRACTION]),
+        screen_epochs=int(attrs.get(StudyKey.SCREEN_EPOCHS, attrs[StudyKey.EPOCHS])),
         confirm=False,
         model=None if model in (None, BUILT_IN_MODEL) else str(model),
         algorithm=str(attrs.get(StudyKey.ALGORITHM, DEFAULT_ALGORITHM)),

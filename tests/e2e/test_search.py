@@ -231,3 +231,29 @@ def test_confirmation_runs_are_tagged_and_resumable(tiny_search: SearchRun, tmp_
     third = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path}/optuna.db")
     assert len(third.user_attrs["confirmation"]["seeds"]) == 3
     assert sum(k.startswith("confirm:") for k in third.user_attrs) == 6
+
+
+def test_screening_trains_half_the_epochs_and_the_confirmation_all(tmp_path: Path) -> None:
+    from search.engines.lookup import find_study
+
+    args = search_args(tmp_path, "halves", trials=2, confirm=True)
+    args[args.index("--epochs") + 1] = "2"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(args) == 0
+    assert "2 trials x 1 epochs (confirmation: 2)" in out.getvalue()
+    study = find_study("halves", f"sqlite:///{tmp_path}/optuna.db")
+    assert [r.train.epochs for r in study.records.search_records()] == [1, 1]
+    confirm = study.records.confirm_records()
+    assert len(confirm) == 4 and {r.train.epochs for r in confirm} == {2}
+    attrs = optuna.load_study(study_name="halves", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert attrs.user_attrs["screen_epochs"] == 1 and attrs.user_attrs["epochs"] == 2
+    # resumed, the study keeps screening at its own epochs; another --screen-epochs is refused
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*search_args(tmp_path, "halves", trials=1), "--epochs", "2"]) == 0
+    assert [r.train.epochs for r in study.records.search_records()] == [1, 1, 1]
+    refused = io.StringIO()
+    with contextlib.redirect_stderr(refused), contextlib.redirect_stdout(io.StringIO()):
+        code = main([*search_args(tmp_path, "halves", trials=1), "--screen-epochs", "2"])
+    assert code == 2
+    assert "study 'halves' screens at 1 epochs" in refused.getvalue()
