@@ -44,7 +44,7 @@ from search.settings import (
 )
 from search.space import Space, split_values
 from search.study.confirm.model import Confirmation
-from search.study.confirm.stage import ConfirmPlan, confirm
+from search.study.confirm.stage import ConfirmPlan, baseline_setups, confirm, keep_confirm_run
 from search.study.pool import TrainingPool
 from search.study.record import OBJECTIVE, TrialRecord
 from search.study.trial import TrialSetup, reuse_trial, run_trial
@@ -144,6 +144,8 @@ class OptunaSearch(SearchRun):
         self._deadline: float | None = None
         #: When a ``--timeout`` ends (``time.monotonic()``).
         self._end: float | None = None
+        #: The pool training the baseline's confirmation runs during the screening.
+        self._pool: TrainingPool | None = None
         super().__init__(data, space, options, echo)
 
     @property
@@ -231,11 +233,13 @@ class OptunaSearch(SearchRun):
                     else:
                         self.optimize(anchors, None)
                     left = None if left is None else left - anchors
+                early = self.baseline_in_background(pool, plan)
                 if left is None or left > 0:
                     timeout = None if self._deadline is None else self._deadline - self.elapsed()
                     if timeout is None or timeout > 0:
                         self.optimize(left, timeout)
                 if self.options.confirm:
+                    self.keep_background(pool, plan, early)
                     writing = time.monotonic()
                     self.views(None)  # the screening results are safe before confirmation
                     if self._end is not None:  # the last views take about as long, and more
@@ -417,6 +421,41 @@ class OptunaSearch(SearchRun):
             self._tell(jobs[index][0], record)
         return count
 
+    def baseline_in_background(
+        self, pool: TrainingPool | None, plan: ConfirmPlan
+    ) -> list[tuple[int, TrialSetup]]:
+        """Queue the baseline's confirmation runs in ``pool``: the baseline is confirmed
+        whatever the screening finds, so they train while the sampler's trials do (a run's
+        numbers depend only on its setup, so the tables stay the same). Returns the jobs
+        with their setups."""
+        if pool is None or not self.options.confirm:
+            return []
+        self._pool = pool
+        others = self.boxes.sources[1:] if self.boxes is not None else ()
+        setups = baseline_setups(
+            self.records, self.data, plan, self._confirm_index(plan.train_fraction), others
+        )
+        return list(zip(pool.submit(setups), setups, strict=True))
+
+    def keep_background(
+        self, pool: TrainingPool | None, plan: ConfirmPlan, jobs: list[tuple[int, TrialSetup]]
+    ) -> None:
+        """Wait for the baseline's confirmation runs queued by :meth:`baseline_in_background`
+        and keep them with the study, for the confirmation to find done."""
+        self._pool = None
+        if pool is None or not jobs:
+            return
+        for index, record in pool.results([job for job, _ in jobs]):
+            if record.state == "complete":
+                keep_confirm_run(self.records, plan, record)
+            outcome = (
+                f"val {record.val_accuracy:.4f}, test {record.test_accuracy:.4f}"
+                if record.state == "complete"
+                else f"FAILED: {record.error}"
+            )
+            self.echo(f"[confirm, during the screening] {jobs[index][1].run_name()}: {outcome} "
+                      f"({record.seconds:.0f}s)")  # fmt: skip
+
     def _tell(self, trial: optuna.Trial, record: TrialRecord) -> None:
         """Tell Optuna how a trial trained elsewhere ended, and print its progress line."""
         if len(self.study.directions) == 1:
@@ -465,6 +504,8 @@ class OptunaSearch(SearchRun):
             and len(study.get_trials(False, states=STARTED)) >= self.stop_at
         ):
             study.stop()
+        if self._pool is not None:
+            self._pool.poll()  # a background run that ended: the next one starts
         if TrialKey.RECORD not in trial.user_attrs:
             return
         record = TrialRecord.from_json(trial.user_attrs[TrialKey.RECORD])

@@ -1,5 +1,6 @@
-"""Trainings that do not depend on each other (a confirmation round's runs), in parallel
-processes with one TensorFlow thread each.
+"""Trainings that do not depend on each other (the anchors, a confirmation round's runs, the
+baseline's confirmation runs beside the screening), in parallel processes with one TensorFlow
+thread each.
 
 On a 2-core machine, 2 processes x 1 thread train 1.31x the runs per hour of 1 process x 2
 threads (``benchmarks/workers.py``). Each process holds the study's data and its own MLflow
@@ -19,6 +20,7 @@ import multiprocessing
 import os
 import queue
 import signal
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,8 +40,8 @@ STOP_SECONDS = 20.0
 #: Where a run is noted as it starts: an Optuna storage URL and the trial's id in it (a dead
 #: command's trial then has its run closed by the next command on the study).
 Note = tuple[str, int]
-#: One training for a process: the setup's index, the setup, whether to log crop samples,
-#: and where to note its run.
+#: One training for a process: its job number, the setup, whether to log crop samples, and
+#: where to note its run.
 Task = tuple[int, TrialSetup, bool, Note | None]
 #: The environment variable that sets ``--processes`` for every command.
 PROCESSES_VARIABLE = "CROPSEARCH_PROCESSES"
@@ -85,13 +87,19 @@ class PoolContext:
 
 
 class TrainingPool:
-    """``processes`` training processes; :meth:`train` runs setups on them."""
+    """``processes`` training processes. :meth:`train` runs setups on them and waits;
+    :meth:`submit` queues setups to train in the background while the command does other
+    work (:meth:`poll` keeps the processes fed), and :meth:`results` collects them."""
 
     def __init__(self, context: PoolContext, processes: int) -> None:
         self._context = context
         self._spawn = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._results: multiprocessing.Queue[tuple[int, int, TrialRecord]] = self._spawn.Queue()
         self._slots = [self._start(slot) for slot in range(processes)]
+        self._tasks: dict[int, Task] = {}  # job -> its task
+        self._waiting: deque[int] = deque()
+        self._busy: dict[int, int] = {}  # slot -> the job it trains
+        self._finished: dict[int, TrialRecord] = {}
         #: How many setups train at a time.
         self.processes = processes
 
@@ -120,42 +128,74 @@ class TrainingPool:
         else:
             self.stop()
 
+    def submit(
+        self,
+        setups: Sequence[TrialSetup],
+        crop_samples: bool = False,
+        notes: Sequence[Note] | None = None,
+    ) -> list[int]:
+        """Queue ``setups`` (first in, first out) and start what free processes can take;
+        returns their jobs. ``notes``: where to note each setup's run as it starts."""
+        jobs = []
+        for index, setup in enumerate(setups):
+            job = len(self._tasks)
+            self._tasks[job] = (job, setup, crop_samples, None if notes is None else notes[index])
+            self._waiting.append(job)
+            jobs.append(job)
+        self._assign()
+        return jobs
+
+    def poll(self) -> None:
+        """Take the results that are in and give free processes their next setup; never
+        waits."""
+        self._receive(block=False)
+
+    def results(self, jobs: Sequence[int]) -> Iterator[tuple[int, TrialRecord]]:
+        """Wait for ``jobs``; yield ``(position in jobs, record)`` as each finishes (any
+        order). A job whose process dies gets a failed record, and a new process takes the
+        slot."""
+        position = {job: i for i, job in enumerate(jobs)}
+        left = set(jobs)
+        while left:
+            for job in [j for j in left if j in self._finished]:
+                left.discard(job)
+                yield position[job], self._finished.pop(job)
+            if left:
+                self._receive(block=True)
+
     def train(
         self,
         setups: Sequence[TrialSetup],
         crop_samples: bool = False,
         notes: Sequence[Note] | None = None,
     ) -> Iterator[tuple[int, TrialRecord]]:
-        """Train ``setups``; yield ``(index, record)`` as each finishes (any order). A setup
-        whose process dies gets a failed record, and a new process takes the slot. ``notes``:
-        where to note each setup's run as it starts (Optuna trials)."""
-        waiting = list(range(len(setups)))[::-1]
-        busy: dict[int, int] = {}  # slot -> index of the setup it trains
+        """Train ``setups`` (after any queued before); yield ``(index, record)`` as each
+        finishes (any order), as :meth:`results`."""
+        yield from self.results(self.submit(setups, crop_samples, notes))
 
-        def assign() -> None:
-            for slot, (_, inbox) in enumerate(self._slots):
-                if slot not in busy and waiting:
-                    busy[slot] = waiting.pop()
-                    index = busy[slot]
-                    note = notes[index] if notes is not None else None
-                    inbox.put((index, setups[index], crop_samples, note))
+    def _assign(self) -> None:
+        for slot, (_, inbox) in enumerate(self._slots):
+            if slot not in self._busy and self._waiting:
+                job = self._busy[slot] = self._waiting.popleft()
+                inbox.put(self._tasks[job])
 
-        assign()
-        while busy:
-            try:
-                slot, index, record = self._results.get(timeout=1.0)
-            except queue.Empty:
-                for slot in [s for s in busy if not self._slots[s][0].is_alive()]:
-                    index = busy.pop(slot)
-                    code = self._slots[slot][0].exitcode
-                    self._slots[slot] = self._start(slot)
-                    error = f"the training process died (exit code {code})"
-                    yield index, setups[index].record(1, state="failed", error=error)
-                assign()
-                continue
-            busy.pop(slot, None)
-            assign()
-            yield index, record
+    def _receive(self, block: bool) -> None:
+        """Keep the records that came back (waiting up to a second for one when ``block``);
+        fail the job of a process that died; then hand out waiting jobs."""
+        try:
+            while True:
+                slot, job, record = self._results.get(timeout=1.0 if block else 0.0)
+                self._busy.pop(slot, None)
+                self._finished[job] = record
+                block = False
+        except queue.Empty:
+            for slot in [s for s in self._busy if not self._slots[s][0].is_alive()]:
+                job = self._busy.pop(slot)
+                code = self._slots[slot][0].exitcode
+                self._slots[slot] = self._start(slot)
+                error = f"the training process died (exit code {code})"
+                self._finished[job] = self._tasks[job][1].record(1, state="failed", error=error)
+        self._assign()
 
     def close(self) -> None:
         """Let the processes finish and exit."""

@@ -38,6 +38,9 @@ def _confirmed(folder: Path) -> list[tuple[int, float, float, float, float]]:
     with contextlib.redirect_stdout(out):
         assert main(args) == 0, out.getvalue()
     assert "anchors and confirmation rounds train in 2 processes x 1 thread(s)" in out.getvalue()
+    # the baseline's runs train beside the screening and the confirmation finds them done
+    assert out.getvalue().count("[confirm, during the screening] confirm #0 seed") == 2
+    assert "up to 2 runs to train, 2 already done" in out.getvalue()
     confirmation = find_study("par", f"sqlite:///{folder}/optuna.db").records.confirmation()
     assert confirmation is not None
     return [

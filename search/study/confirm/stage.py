@@ -120,6 +120,60 @@ def _same_network(run: TrialRecord, source: TrialRecord, plan: ConfirmPlan) -> b
     return run.train.model == model and tuple(run.crop_policy.size) == size
 
 
+def _test_boxes(
+    data: Dataset, plan: ConfirmPlan, others: Sequence[InferenceBoxes]
+) -> tuple[dict[str, np.ndarray | None] | None, dict[str, dict[str, float | None]]]:
+    """The test boxes of each robustness level, and how each level was made."""
+    if data.has_boxes:
+        return box_levels(data, plan.seed, plan.boxes, others)
+    # no boxes to disturb: every policy is box-free, its test score is the only one
+    return None, {"exact": {"target_iou": 1.0, "noise": 0.0, "mean_iou": 1.0}}
+
+
+def _done_runs(
+    store: RecordStore, chosen: Sequence[TrialRecord], plan: ConfirmPlan
+) -> dict[tuple[int, int], TrialRecord]:
+    """The finished confirmation runs of ``chosen`` at the plan's fidelity and network, by
+    (trial, seed)."""
+    by_number = {c.number: c for c in chosen}
+    return {
+        (r.number, r.train.seed): r
+        for r in store.confirm_records()
+        if r.state == "complete"
+        and r.train.epochs == plan.epochs
+        and abs(r.train_fraction - plan.train_fraction) < 1e-4
+        and r.number in by_number
+        and _same_network(r, by_number[r.number], plan)
+    }
+
+
+def baseline_setups(
+    store: RecordStore,
+    data: Dataset,
+    plan: ConfirmPlan,
+    train_index: np.ndarray | None,
+    others: Sequence[InferenceBoxes] = (),
+) -> list[TrialSetup]:
+    """The baseline's confirmation runs not yet done. The baseline is confirmed whatever the
+    screening finds, so these can train while it goes on (:func:`keep_confirm_run` keeps
+    them; :func:`confirm` then finds them done)."""
+    baseline = [r for r in store.search_records() if r.baseline and r.state == "complete"]
+    if not baseline:
+        return []
+    done = _done_runs(store, baseline[:1], plan)
+    test_boxes, _ = _test_boxes(data, plan, others)
+    return [
+        _confirm_setup(baseline[0], seed, plan, train_index, test_boxes)
+        for seed in confirm_seeds(plan.seed, plan.repeats)
+        if (baseline[0].number, seed) not in done
+    ]
+
+
+def keep_confirm_run(store: RecordStore, plan: ConfirmPlan, record: TrialRecord) -> None:
+    """Keep a finished confirmation run with the study, as :func:`confirm` does."""
+    store.save_confirm(run_key(record, plan, record.train.seed), record)
+
+
 def confirm(
     store: RecordStore,
     data: Dataset,
@@ -141,20 +195,8 @@ def confirm(
     if not chosen:
         raise ValueError("the study has no completed trial to confirm")
     seeds = confirm_seeds(plan.seed, plan.repeats)
-    if data.has_boxes:
-        test_boxes, described = box_levels(data, plan.seed, plan.boxes, others)
-    else:  # no boxes to disturb: every policy is box-free, its test score is the only one
-        test_boxes, described = None, {"exact": {"target_iou": 1.0, "noise": 0.0, "mean_iou": 1.0}}
-    by_number = {c.number: c for c in chosen}
-    done = {
-        (r.number, r.train.seed): r
-        for r in store.confirm_records()
-        if r.state == "complete"
-        and r.train.epochs == plan.epochs
-        and abs(r.train_fraction - plan.train_fraction) < 1e-4
-        and r.number in by_number
-        and _same_network(r, by_number[r.number], plan)
-    }
+    test_boxes, described = _test_boxes(data, plan, others)
+    done = _done_runs(store, chosen, plan)
     front = [r.number for r in pareto_front(records, names)] if names else []
     if names:
         listed = ", ".join(map(str, front))
@@ -203,7 +245,7 @@ def confirm(
             trained += 1
             timed.append(record.seconds)
             if record.state == "complete":
-                store.save_confirm(run_key(record, plan, seed), record)
+                keep_confirm_run(store, plan, record)
                 done[(record.number, seed)] = record
                 outcome = f"val {record.val_accuracy:.4f}, test {record.test_accuracy:.4f}"
             else:
