@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,7 +14,17 @@ from conftest import SearchRun
 
 from search.cli import main
 from search.crop.policy import CropPolicy
-from search.results.export import FORMAT, PolicyFileError, load_policy, write_policy_file
+from search.results.export import (
+    FORMAT,
+    PolicyFileError,
+    export_study,
+    load_policy,
+    write_policy_file,
+)
+from search.settings import TrainConfig
+from search.study.confirm.model import Confirmation
+from search.study.record import TrialRecord
+from search.study.store import FoundStudy
 
 POLICY = CropPolicy(kind="object", context=0.3, size=(40, 48), box_noise=0.1)
 
@@ -166,3 +177,82 @@ def test_export_writes_json_and_yaml(tiny_search: SearchRun, tmp_path: Path) -> 
     assert yaml.safe_load((tmp_path / "best.yaml").read_text())["policy"] == as_json["policy"]
     assert load_policy(tmp_path / "best.json") == load_policy(tmp_path / "best.yaml")
     assert main([*common, "-o", str(tmp_path / "x"), "--format", "xml"]) == 2
+
+
+class _Store:
+    """An in-memory record store with the confirmations of two networks."""
+
+    def __init__(self, records: list[TrialRecord]) -> None:
+        self.records, self.runs = records, {}
+        self.outcomes: dict[str, Confirmation] = {}
+
+    def search_records(self) -> list[TrialRecord]:
+        return self.records
+
+    def confirm_records(self) -> list[TrialRecord]:
+        return list(self.runs.values())
+
+    def save_confirm(self, key: str, record: TrialRecord) -> None:
+        self.runs[key] = record
+
+    def save_confirmation(self, confirmation: Confirmation) -> None:
+        self.outcomes[confirmation.network] = confirmation
+
+    def confirmation(self) -> Confirmation | None:
+        return self.outcomes.get("")
+
+    def confirmations(self) -> list[Confirmation]:
+        return [self.outcomes[k] for k in sorted(self.outcomes)]
+
+
+def _confirmed_on_two_networks(
+    monkeypatch: pytest.MonkeyPatch, theirs: dict[int, float]
+) -> FoundStudy:
+    """A study whose own network ranks trial 2 first and whose ``m:Net`` at 64x80 scores
+    ``theirs`` (by trial), each confirmed over 2 seeds by a stand-in trainer."""
+    import search.study.confirm.stage as stage
+
+    ours = {0: 0.40, 1: 0.60, 2: 0.90}
+
+    def train(setup: Any, *args: Any, **kwargs: Any) -> TrialRecord:
+        levels = theirs if setup.train.model else ours
+        value = levels[setup.number] + setup.train.seed % 7 / 1000
+        return setup.record(1, state="complete", val_accuracy=value, test_accuracy=value)
+
+    monkeypatch.setattr(stage, "run_trial", train)
+    records = [
+        TrialRecord(study="s", number=n, state="complete", baseline=n == 0,
+                    policy={"kind": kind}, train=TrainConfig(epochs=1), val_accuracy=ours[n])
+        for n, kind in enumerate(("full", "center", "object"))
+    ]  # fmt: skip
+    store = _Store(records)
+    data = SimpleNamespace(has_boxes=False, n_classes=6)
+    for plan in (
+        stage.ConfirmPlan(top=2, repeats=2, race=False),
+        stage.ConfirmPlan(top=2, repeats=2, race=False, model="m:Net", size=(64, 80)),
+    ):
+        stage.confirm(store, data, None, "p", plan, None, lambda _: None)  # type: ignore[arg-type]
+    return FoundStudy("s", "optuna", store, {})  # type: ignore[arg-type]
+
+
+def test_export_takes_the_winner_of_the_users_network_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    found = _confirmed_on_two_networks(monkeypatch, {0: 0.50, 1: 0.95, 2: 0.70})
+    exported = export_study(found, tmp_path / "policy.yaml")
+    assert exported.record.number == 1  # their winner, not ours (trial 2)
+    assert "on m:Net@64x80 (your network)" in exported.how
+    written = yaml.safe_load((tmp_path / "policy.yaml").read_text())
+    assert written["policy"]["kind"] == "center" and written["policy"]["size"] == [64, 80]
+    assert [n["network"] for n in written["networks"]] == ["study", "m:Net@64x80"]
+
+
+def test_export_keeps_the_study_s_winner_when_the_users_network_has_not_learned(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    found = _confirmed_on_two_networks(monkeypatch, {0: 0.17, 1: 0.18, 2: 0.16})  # chance: 1/6
+    exported = export_study(found, tmp_path / "policy.yaml")
+    assert exported.record.number == 2
+    assert "not trained enough to judge" in exported.how
+    written = yaml.safe_load((tmp_path / "policy.yaml").read_text())
+    assert written["policy"]["kind"] == "object" and written["policy"]["size"] == [48, 48]
