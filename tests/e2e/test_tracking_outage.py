@@ -1,6 +1,7 @@
 """A tracking server that stops mid-search: the search waits our one retry minute (MLflow's
-own HTTP retries are off), then ends in one line; its trial is failed in Optuna, and once the
-server is back the next worker closes the runs, so nothing stays RUNNING."""
+own HTTP retries are off, and the minute is one budget for the store, not one per call), then
+ends in one line; its trial is failed in Optuna, and once the server is back the next worker
+closes the runs, so nothing stays RUNNING."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from search.ops.retry import RETRY_SECONDS
 pytestmark = pytest.mark.slow  # PostgreSQL, an MLflow server stopped for a minute
 
 #: Seconds allowed beyond the retry minute, from the server's stop to the search's exit: the
-#: training under way reaching its next tracking call, the failed trial told to Optuna and the
-#: process exiting (measured here: about 10 s on a busy 2-core machine).
-MARGIN = 30.0
+#: server shutting down, the calls queued behind the lost one each failing once, the failed
+#: trial told to Optuna and the process exiting (measured here: 0-5 s on a busy 2-core machine).
+MARGIN = 15.0
 
 
 @pytest.fixture(name="server")
@@ -69,8 +70,8 @@ def test_a_stopped_tracking_server_ends_the_search_within_the_retry_minute(
             break
         time.sleep(0.2)
     assert running, "no trial started"
+    stopped = time.monotonic()  # the outage cannot begin before the server starts stopping
     server.stop()
-    stopped = time.monotonic()
     try:
         _out, err = search.communicate(timeout=RETRY_SECONDS + MARGIN + 60)
     except subprocess.TimeoutExpired:
@@ -81,8 +82,9 @@ def test_a_stopped_tracking_server_ends_the_search_within_the_retry_minute(
     assert search.returncode == 2, err
     assert "Traceback" not in err and len(errors) == 1, err
     assert "the MLflow tracking store" in errors[0] and "did not answer for 60s" in errors[0]
-    assert took <= RETRY_SECONDS + MARGIN, f"{took:.0f}s: {errors[0]}"
-    print(f"stopped server -> exit in {took:.1f}s (limit {RETRY_SECONDS:.0f} + {MARGIN:.0f}s)")
+    assert RETRY_SECONDS <= took <= RETRY_SECONDS + MARGIN, f"{took:.1f}s: {errors[0]}"
+    limit = f"{RETRY_SECONDS:.0f} + {MARGIN:.0f}s"
+    print(f"stopped server -> exit in {took:.1f}s (limit {limit}): {errors[0]}")
 
     trials = optuna.load_study(study_name="outage", storage=storage).trials
     assert trials[running[0].number].state == TrialState.FAIL
