@@ -58,12 +58,16 @@ def open_storage(storage: str) -> str | optuna.storages.BaseStorage:
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RetryingRDBStorage(
+        # Opening connects and reads the schema version: retried too (a worker started while
+        # the database restarts waits for it, as its calls do).
+        return retried(
+            RetryingRDBStorage,
             storage,
             engine_kwargs=connect or None,
             heartbeat_interval=HEARTBEAT_SECONDS,
             grace_period=GRACE_SECONDS,
             heartbeat_stale_trial_callback=retry_dead_trial,
+            what=f"the study storage {storage}",
         )
 
 
