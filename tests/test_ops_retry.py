@@ -81,3 +81,24 @@ def test_an_interrupt_fails_only_this_process_s_unfinished_trials(tmp_path: Path
     assert states == [TrialState.FAIL, TrialState.FAIL, TrialState.RUNNING]
     closed = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run)
     assert closed.info.status == "FAILED" and closed.data.tags["error"] == "interrupted"
+
+
+def test_a_run_whose_id_the_dead_trial_never_noted_is_closed_too(tmp_path: Path) -> None:
+    """Killed between creating its MLflow run and noting the run's id on the trial (the soak
+    found such a run left RUNNING): the repair finds the run by its tags."""
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    study = optuna.create_study(study_name="n", storage=storage, direction="maximize")
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", "n")
+    parent = tracker.start_parent("n", {})
+    trial = study.ask()
+    trial.suggest_float("context", 0.0, 1.0)
+    run = tracker.start_trial(parent, trial.number, "x", {}, {"stage": "search"})
+    confirm = tracker.start_trial(parent, trial.number, "x", {}, {"stage": "confirm"})
+    trial.set_user_attr(TrialKey.OWNER, f"{socket.gethostname()}:{_dead_pid()}")
+
+    assert repair_stale_trials(study, tracker) == [trial.number]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    closed = client.get_run(run)
+    assert closed.info.status == "FAILED"
+    assert closed.data.tags["error"] == "its process died during the trial"
+    assert client.get_run(confirm).info.status == "RUNNING"  # not a search run of that trial

@@ -58,12 +58,16 @@ def open_storage(storage: str) -> str | optuna.storages.BaseStorage:
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RetryingRDBStorage(
+        # Opening connects and reads the schema version: retried too (a worker started while
+        # the database restarts waits for it, as its calls do).
+        return retried(
+            RetryingRDBStorage,
             storage,
             engine_kwargs=connect or None,
             heartbeat_interval=HEARTBEAT_SECONDS,
             grace_period=GRACE_SECONDS,
             heartbeat_stale_trial_callback=retry_dead_trial,
+            what=f"the study storage {storage}",
         )
 
 
@@ -158,9 +162,13 @@ def repair_stale_trials(study: optuna.Study, tracker: Tracker) -> list[int]:
             continue
         changed = changed or trial.number in running  # the heartbeat failed it just now
         run_id = trial.user_attrs.get(TrialKey.RUN_ID)
-        if run_id and tracker.run_status(run_id) == "RUNNING":
-            tracker.end_run(run_id, "failed", {"error": "its process died during the trial"})
-            changed = True
+        run_ids = [run_id] if run_id else []
+        if changed and not run_id:  # killed between creating its run and noting the run's id
+            run_ids = tracker.running_search_runs(trial.number)
+        for run in run_ids:
+            if tracker.run_status(run) == "RUNNING":
+                tracker.end_run(run, "failed", {"error": "its process died during the trial"})
+                changed = True
         if changed:
             repaired.append(trial.number)
     return repaired

@@ -6,10 +6,17 @@ fails. :func:`retried` repeats such a call with a short backoff for up to
 :data:`RETRY_SECONDS`, then raises :class:`StoreUnavailable` (one line). Only connection
 errors are retried (SQLAlchemy/psycopg ``OperationalError``, a refused or reset HTTP
 connection), never a refusal by a store that answered.
+
+The minute is one budget per store and process, not per call: the first failed call starts the
+store's outage, and every call to that store (on any thread) retries only until the outage is
+:data:`RETRY_SECONDS` old. Once it is, a later call tries once and fails at once, so the calls
+that follow a lost store on the way out (queued writes, ending the runs) add no minute of
+their own. Any call that succeeds ends the outage.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -62,6 +69,27 @@ def transient(error: BaseException) -> bool:
     return False
 
 
+class _Outages:
+    """When each store's current outage began (monotonic seconds), shared by all threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: dict[str, float] = {}
+
+    def begin(self, what: str, at: float) -> float:
+        """The start of ``what``'s outage: ``at`` unless one is already under way."""
+        with self._lock:
+            return self._since.setdefault(what, at)
+
+    def end(self, what: str) -> None:
+        """``what`` answered: its outage is over."""
+        with self._lock:
+            self._since.pop(what, None)
+
+
+_OUTAGES = _Outages()
+
+
 def retried(
     call: Callable[..., T],
     *args: Any,
@@ -69,25 +97,29 @@ def retried(
     seconds: float | None = None,
     **kwargs: Any,
 ) -> T:
-    """``call(*args, **kwargs)``, repeated while it fails with a lost connection, for up to
-    ``seconds`` (default :data:`RETRY_SECONDS`). A signal during a call is raised once the
-    call is done (:func:`~search.ops.signals.shielded`), never half-way through a commit.
+    """``call(*args, **kwargs)``, repeated while it fails with a lost connection until the
+    store's outage (begun by this call or an earlier one) is ``seconds`` old (default
+    :data:`RETRY_SECONDS`). A signal during a call is raised once the call is done
+    (:func:`~search.ops.signals.shielded`), never half-way through a commit.
 
     Raises:
         StoreUnavailable: the connection stayed lost; names ``what`` and the last error.
     """
     limit = RETRY_SECONDS if seconds is None else seconds
-    deadline = time.monotonic() + limit
     delay = _FIRST_DELAY
     while True:
+        attempt = time.monotonic()
         with shielded():  # a signal waits for the call to finish, then raises
             try:
-                return call(*args, **kwargs)
+                result = call(*args, **kwargs)
             except Exception as caught:
                 error = caught
+            else:
+                _OUTAGES.end(what)
+                return result
         if not transient(error):
             raise error
-        remaining = deadline - time.monotonic()
+        remaining = _OUTAGES.begin(what, attempt) + limit - time.monotonic()
         if remaining <= 0:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise StoreUnavailable(

@@ -22,10 +22,12 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import filelock
 
 from search.ops.postgres import prefer_psycopg
+from search.ops.retry import retried, transient
 from search.ops.uris import redact, sqlite_path
 
 #: Longest wait for another process to finish creating a store, in seconds.
@@ -81,31 +83,57 @@ _ADVISORY_KEY = zlib.crc32(b"cropsearch.created_once")
 
 @contextlib.contextmanager
 def _advisory_lock(url: str, timeout: float) -> Iterator[None]:
-    """Hold PostgreSQL's session advisory lock :data:`_ADVISORY_KEY` in the database of ``url``."""
+    """Hold PostgreSQL's session advisory lock :data:`_ADVISORY_KEY` in the database of ``url``.
+
+    Taking it survives a database restarting (the connection is retried, as every storage call
+    is: :mod:`search.ops.retry`); a session lost while the lock is held has released it, so
+    the unlock then has nothing to do."""
     import sqlalchemy
     from sqlalchemy.pool import NullPool
 
     engine = sqlalchemy.create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 10})
     try:
-        with engine.connect() as connection:
-            deadline = time.monotonic() + timeout
-            take = sqlalchemy.text("SELECT pg_try_advisory_lock(:key)")
-            while not connection.execute(take, {"key": _ADVISORY_KEY}).scalar():
-                if time.monotonic() > deadline:
-                    raise StoreLockError(
-                        f"{redact(url)}: another process has been creating this store for "
-                        f"{timeout:.0f}s (advisory lock {_ADVISORY_KEY}); is it stuck?"
-                    )
-                time.sleep(_POLL)
-            connection.commit()
+        deadline = time.monotonic() + timeout
+        connection = retried(
+            _locked_connection, engine, url, timeout, deadline, what=f"the database {redact(url)}"
+        )
+        try:
+            yield
+        finally:
             try:
-                yield
-            finally:
                 unlock = sqlalchemy.text("SELECT pg_advisory_unlock(:key)")
                 connection.execute(unlock, {"key": _ADVISORY_KEY})
                 connection.commit()
+            except Exception as error:
+                if not transient(error):
+                    raise
+            finally:
+                with contextlib.suppress(Exception):
+                    connection.close()
     finally:
         engine.dispose()
+
+
+def _locked_connection(engine: Any, url: str, timeout: float, deadline: float) -> Any:
+    """A new connection of ``engine`` that holds the advisory lock (polled until ``deadline``)."""
+    import sqlalchemy
+
+    connection = engine.connect()
+    try:
+        take = sqlalchemy.text("SELECT pg_try_advisory_lock(:key)")
+        while not connection.execute(take, {"key": _ADVISORY_KEY}).scalar():
+            if time.monotonic() > deadline:
+                raise StoreLockError(
+                    f"{redact(url)}: another process has been creating this store for "
+                    f"{timeout:.0f}s (advisory lock {_ADVISORY_KEY}); is it stuck?"
+                )
+            time.sleep(_POLL)
+        connection.commit()
+        return connection
+    except BaseException:
+        with contextlib.suppress(Exception):
+            connection.close()
+        raise
 
 
 def refused_connection(error: Exception) -> str | None:

@@ -38,7 +38,7 @@ from search.data.boxes import parse_sources, study_inference
 from search.engines.common import SearchOptions, StudyError
 from search.engines.lookup import recorded_boxes
 from search.engines.optuna import DEFAULT_ALGORITHM, ENGINE, OptunaSearch, sampler_seed
-from search.engines.optuna_storage import owner
+from search.engines.optuna_storage import open_storage, owner
 from search.ops.devices import VISIBLE, describe_device, visible_gpus, worker_environments
 from search.ops.presence import Presence
 from search.ops.uris import WARNED
@@ -70,7 +70,8 @@ def join_study(
     its own sampler seed; no confirmation (the command that started the study confirms)."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        study = optuna.load_study(study_name=name, storage=storage)
+        # Through the retrying storage: a worker started while the database restarts waits.
+        study = optuna.load_study(study_name=name, storage=open_storage(storage))
     except KeyError:
         raise WorkerError(
             f"no study '{name}' in this storage; start it with cropsearch search"

@@ -160,6 +160,19 @@ class Tracker:
                     local = self.client.download_artifacts(source_id, artifact.path, folder)
                     self.client.log_artifact(target_id, local)
 
+    def running_search_runs(self, number: int) -> list[str]:
+        """The RUNNING runs of search trial ``number`` (found by their tags, for a trial whose
+        process died before it noted its run's id)."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=(
+                f"tags.trial = '{int(number)}' and tags.`cropsearch.role` = 'trial' and "
+                "tags.stage = 'search' and attributes.status = 'RUNNING'"
+            ),
+            max_results=100,
+        )
+        return [r.info.run_id for r in runs]
+
     def run_status(self, run_id: str) -> str | None:
         """MLflow's status of a run (``RUNNING``, ``FINISHED``, ...), None when unknown."""
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from conftest import REPO
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from servers import Postgres, cluster_fixture, tracking_fixture  # noqa: F401 (fixtures)
+
+from search.engines.optuna_storage import open_storage
+from search.ops.stores import created_once
 
 pytestmark = pytest.mark.slow  # PostgreSQL, an MLflow server, and searches in subprocesses
 
@@ -157,3 +161,41 @@ def test_a_postgresql_restart_during_a_search_loses_nothing(
     assert "RUNNING" not in [r.info.status for r in runs]  # type: ignore[attr-defined]
     code, output = _status("restarted_search", storage, tracking)
     assert code == 0 and output.strip().endswith("Optuna and MLflow agree"), output
+
+
+def test_the_creation_lock_waits_for_a_restarting_postgresql(cluster: Postgres) -> None:
+    """A worker that opens the study while PostgreSQL restarts waits for it (the soak found
+    one that ended in a psycopg traceback), and a restart while the lock is held does not
+    break its release (the lost session has released it)."""
+    url = cluster.create_database("lock")
+    cluster.stop()
+    restart = threading.Timer(3.0, cluster.start)
+    restart.start()
+    started = time.monotonic()
+    try:
+        with created_once(url, timeout=30):
+            pass
+    finally:
+        restart.join()
+    assert 2.5 < time.monotonic() - started < 60
+    with created_once(url, timeout=30):
+        cluster.stop()
+        cluster.start()
+    taken = time.monotonic()
+    with created_once(url, timeout=30):  # free again, at once
+        assert time.monotonic() - taken < 5
+
+
+def test_a_worker_opening_the_study_waits_for_a_restarting_postgresql(cluster: Postgres) -> None:
+    """Opening the storage (connect, schema check) and loading the study are retried: the soak
+    found a worker started during a restart that ended in a traceback."""
+    url = cluster.create_database("joining")
+    optuna.create_study(study_name="joining", storage=url)
+    cluster.stop()
+    restart = threading.Timer(3.0, cluster.start)
+    restart.start()
+    try:
+        study = optuna.load_study(study_name="joining", storage=open_storage(url))
+    finally:
+        restart.join()
+    assert study.study_name == "joining" and study.trials == []

@@ -3,6 +3,7 @@ not retried."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import psycopg
@@ -61,3 +62,52 @@ def test_only_lost_connections_are_retried() -> None:
     with pytest.raises(ValueError):
         retried(broken, seconds=30)
     assert calls == [1]
+
+
+def test_the_retry_limit_is_one_budget_per_store_not_per_call() -> None:
+    """A second call (another thread's write, the run's end) to a store already lost waits
+    only for what is left of the outage's budget; once it is spent, a call tries once."""
+    what = f"the test store {free_port()}"
+    calls: list[str] = []
+
+    def lost(name: str) -> None:
+        calls.append(name)
+        raise ConnectionRefusedError("connection refused")
+
+    ended: list[float] = []
+
+    def first_call() -> None:
+        with pytest.raises(StoreUnavailable):
+            retried(lost, "a", what=what, seconds=2.0)
+        ended.append(time.monotonic())
+
+    started = time.monotonic()
+    first = threading.Thread(target=first_call)
+    first.start()
+    time.sleep(1.0)
+    with pytest.raises(StoreUnavailable):  # begun 1 s after the outage: 1 s left, not 2
+        retried(lost, "b", what=what, seconds=2.0)
+    first.join()
+    assert ended and 1.9 < ended[0] - started < 2.9 and time.monotonic() - started < 2.9
+    calls.clear()
+    spent = time.monotonic()
+    for name in ("c", "d"):  # the budget is spent: each tries once and fails at once
+        with pytest.raises(StoreUnavailable, match="did not answer for 2s"):
+            retried(lost, name, what=what, seconds=2.0)
+    assert calls == ["c", "d"] and time.monotonic() - spent < 0.5
+
+
+def test_a_store_that_answers_again_gets_a_new_budget() -> None:
+    what = f"the test store {free_port()}"
+    answers = iter([ConnectionRefusedError("connection refused"), None])
+
+    def flaky() -> None:
+        answer = next(answers, ConnectionRefusedError("connection refused"))
+        if answer is not None:
+            raise answer
+
+    retried(flaky, what=what, seconds=1.0)  # lost, then back: the outage is over
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):  # a new outage: a whole second again
+        retried(flaky, what=what, seconds=1.0)
+    assert time.monotonic() - started >= 0.9
