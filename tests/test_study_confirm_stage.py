@@ -203,3 +203,14 @@ def test_the_baseline_s_runs_kept_ahead_are_not_trained_again(
     assert sorted(trained) == sorted([(0, seeds[2])] + [(1, s) for s in seeds])
     assert {s.number: s.val.n for s in outcome.summaries} == {0: 3, 1: 3}
     assert stage.baseline_setups(store, data, plan, None) == []  # type: ignore[arg-type]
+
+
+def test_seeds_that_decide_nothing_train_together_unless_a_budget_may_stop_them() -> None:
+    from search.study.confirm.stage import _rounds
+
+    seeds = [11, 12, 13, 14]
+    assert _rounds(seeds, race=True, budget=False) == [(0, [11, 12]), (2, [13]), (3, [14])]
+    assert _rounds(seeds, race=False, budget=False) == [(0, seeds)]
+    assert _rounds(seeds, race=True, budget=True) == [(i, [s]) for i, s in enumerate(seeds)]
+    assert _rounds([11], race=True, budget=False) == [(0, [11])]
+    assert _rounds([], race=True, budget=False) == []

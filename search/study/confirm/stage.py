@@ -174,6 +174,16 @@ def keep_confirm_run(store: RecordStore, plan: ConfirmPlan, record: TrialRecord)
     store.save_confirm(run_key(record, plan, record.train.seed), record)
 
 
+def _rounds(seeds: list[int], race: bool, budget: bool) -> list[tuple[int, list[int]]]:
+    """The confirmation's rounds, each ``(seeds before it, its seeds)``: one seed per round
+    under a time budget (the budget may end the confirmation between any two); otherwise the
+    seeds before the first possible drop train together (all of them without racing), so
+    training processes are never idle between rounds that decide nothing."""
+    together = 1 if budget else (RACE_MIN_SEEDS if race else len(seeds))
+    rounds = [(0, seeds[:together])] if seeds else []
+    return rounds + [(i, [seed]) for i, seed in enumerate(seeds) if i >= together]
+
+
 def confirm(
     store: RecordStore,
     data: Dataset,
@@ -219,9 +229,10 @@ def confirm(
     dropped: dict[int, int] = {}
     trained = 0
     timed: list[float] = []
-    for round_number, seed in enumerate(seeds, start=1):
+    for start, batch in _rounds(seeds, race, plan.deadline is not None):
         setups = [
             _confirm_setup(c, seed, plan, train_index, test_boxes)
+            for seed in batch
             for c in chosen
             if (c.baseline or c in racing) and (c.number, seed) not in done
         ]
@@ -231,9 +242,9 @@ def confirm(
             needs = per_run * -(-len(setups) // processes)
             left = plan.deadline - time.monotonic()
             if needs > left:
-                echo(f"the time budget ends the confirmation before seed {round_number}: "
+                echo(f"the time budget ends the confirmation before seed {start + 1}: "
                      f"its round needs ~{needs:.0f}s, {max(left, 0):.0f}s are left")  # fmt: skip
-                seeds = seeds[: round_number - 1]
+                seeds = seeds[:start]
                 break
         finished = (
             pool.train(setups)
@@ -246,15 +257,16 @@ def confirm(
             timed.append(record.seconds)
             if record.state == "complete":
                 keep_confirm_run(store, plan, record)
-                done[(record.number, seed)] = record
+                done[(record.number, record.train.seed)] = record
                 outcome = f"val {record.val_accuracy:.4f}, test {record.test_accuracy:.4f}"
             else:
                 outcome = f"FAILED: {record.error}"
             echo(f"[confirm {trained}/{missing}] {setups[index].run_name()}: {outcome} "
                  f"({record.seconds:.0f}s)")  # fmt: skip
-        if not race or round_number >= len(seeds):
+        end = start + len(batch)
+        if not race or end >= len(seeds):
             continue
-        so_far = seeds[:round_number]
+        so_far = seeds[:end]
         scores = {
             c.number: {s: done[(c.number, s)].val_accuracy or 0.0 for s in so_far
                        if (c.number, s) in done}
@@ -263,10 +275,10 @@ def confirm(
         base = [c.number for c in chosen if c.baseline]
         active = base + [c.number for c in racing]
         for number in race_losers(scores, active, RACE_MIN_SEEDS, keep=base):
-            dropped[number] = round_number
+            dropped[number] = end
             racing = [c for c in racing if c.number != number]
             echo(
-                f"dropped trial {number} after {round_number} seeds: its validation accuracy "
+                f"dropped trial {number} after {end} seeds: its validation accuracy "
                 "is below the leader's (paired 95% interval below 0)"
             )
     runs = [r for (number, seed), r in done.items() if seed in seeds]
