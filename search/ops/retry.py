@@ -40,6 +40,13 @@ _CONNECTION_WORDS = (
     "max retries exceeded",
     "the database system is",  # starting up / shutting down
 )
+#: A database server that answered and refused: waiting will not change its mind.
+_REFUSAL_WORDS = (
+    "password authentication failed",
+    "no password supplied",
+    "does not exist",  # the database or the role
+    "permission denied",
+)
 
 
 class StoreUnavailable(UriError):
@@ -55,7 +62,7 @@ def transient(error: BaseException) -> bool:
         module = type(current).__module__
         name = type(current).__name__
         if name == "OperationalError" and module.startswith(("sqlalchemy", "psycopg")):
-            return True
+            return not any(word in str(current).lower() for word in _REFUSAL_WORDS)
         if isinstance(current, ConnectionError) or (
             name in ("ConnectionError", "ProtocolError", "NewConnectionError")
             and module.startswith(("requests", "urllib3"))

@@ -53,6 +53,13 @@ def test_only_lost_connections_are_retried() -> None:
     assert transient(lost) and transient(wrapped) and transient(ConnectionRefusedError())
     assert not transient(IntegrityError("x", {}, Exception("duplicate key")))
     assert not transient(ValueError("connection refused"))
+    # a server that answered and refused: a wrong password or database is not waited for
+    for refusal in (
+        'FATAL:  password authentication failed for user "postgres"',
+        "fe_sendauth: no password supplied",
+        'FATAL:  database "nope" does not exist',
+    ):
+        assert not transient(OperationalError("x", {}, Exception(refusal)))
     calls = []
 
     def broken() -> None:
