@@ -190,8 +190,10 @@ def study_params(
         StudyKey.DATA: data.spec,
         StudyKey.DATA_FINGERPRINT: data.fingerprint,
         StudyKey.SPACE: space.source,
-        StudyKey.EPOCHS: options.epochs,
+        # Before the epochs: a process starting on the same new study that reads the epochs
+        # (run_search reads them first) then finds the screening epochs too.
         StudyKey.SCREEN_EPOCHS: options.trial_epochs,
+        StudyKey.EPOCHS: options.epochs,
         StudyKey.SEED: options.seed,
         StudyKey.TRAIN_SEED: train_seed,
         StudyKey.SCREEN_FRACTION: round(fraction, 6),
