@@ -469,7 +469,8 @@ def test_secrets_reach_no_terminal_store_or_artifact(
 def test_a_storage_server_that_never_answers_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A host that accepts the connection and then stays silent: no hang, no traceback."""
+    """A host that accepts the connection and then stays silent: no hang, no traceback. A
+    silent server may be one restarting, so it gets the one retry budget of a lost store."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -487,5 +488,6 @@ def test_a_storage_server_that_never_answers_is_one_line(
     # The password in the URL is warned about first (it works, but others can see it).
     warning, *lines = err.strip().splitlines()
     assert warning.startswith("warning: --storage") and "PGPASSWORD" in warning
-    assert len(lines) == 1 and "storage refused the connection" in lines[0]
+    assert len(lines) == 1 and "did not answer for 60s" in lines[0], lines
+    assert "connection timeout expired" in lines[0]
     assert "hunter2secret" not in err and "Traceback" not in err

@@ -163,7 +163,7 @@ def test_a_user_hypermodel_is_trained(tmp_path: Path, engine: str) -> None:
 
 def test_hyperband_continues_a_promoted_trial(tmp_path: Path) -> None:
     """max 3 epochs, factor 3: trials 0-2 train 1 epoch, trial 3 continues the best to 3."""
-    args = [*_kt_args(tmp_path, "hb", 4), "--epochs", "3"]
+    args = [*_kt_args(tmp_path, "hb", 4), "--epochs", "3", "--screen-epochs", "3"]
     code, output = _run(args)
     assert code == 0, output
     records = KerasTunerRecords(tmp_path / "keras-tuner", "hb").search_records()

@@ -92,7 +92,8 @@ def test_the_pruning_rules_through_a_search(
     storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
     args = [
         "search", "--data", "shapes:train=48,val=24,test=24,canvas=48", "--space", str(space),
-        "--trials", "16", "--epochs", str(EPOCHS), "--study", "prune", "--no-confirm",
+        "--trials", "16", "--epochs", str(EPOCHS), "--screen-epochs", str(EPOCHS),
+        "--study", "prune", "--no-confirm",
         "--algorithm", "random", "--storage", storage, "--tracking-uri", tracking,
     ]  # fmt: skip
     out = io.StringIO()
@@ -153,7 +154,8 @@ def test_a_pruner_that_always_stops_spares_the_baseline_and_the_last_epoch(
     storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
     args = [
         "search", "--data", "shapes:train=48,val=24,test=24,canvas=48", "--trials", "4",
-        "--epochs", str(epochs), "--study", "always", "--no-confirm", "--storage", storage,
+        "--epochs", str(epochs), "--screen-epochs", str(epochs), "--study", "always",
+        "--no-confirm", "--storage", storage,
         "--tracking-uri", tracking,
     ]  # fmt: skip
     with contextlib.redirect_stdout(io.StringIO()):
