@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import SearchRun
+from memory_store import MemoryStore
 
 from search.cli import main
 from search.crop.policy import CropPolicy
@@ -22,7 +23,6 @@ from search.results.export import (
     write_policy_file,
 )
 from search.settings import TrainConfig
-from search.study.confirm.model import Confirmation
 from search.study.record import TrialRecord
 from search.study.store import FoundStudy
 
@@ -179,32 +179,6 @@ def test_export_writes_json_and_yaml(tiny_search: SearchRun, tmp_path: Path) -> 
     assert main([*common, "-o", str(tmp_path / "x"), "--format", "xml"]) == 2
 
 
-class _Store:
-    """An in-memory record store with the confirmations of two networks."""
-
-    def __init__(self, records: list[TrialRecord]) -> None:
-        self.records, self.runs = records, {}
-        self.outcomes: dict[str, Confirmation] = {}
-
-    def search_records(self) -> list[TrialRecord]:
-        return self.records
-
-    def confirm_records(self) -> list[TrialRecord]:
-        return list(self.runs.values())
-
-    def save_confirm(self, key: str, record: TrialRecord) -> None:
-        self.runs[key] = record
-
-    def save_confirmation(self, confirmation: Confirmation) -> None:
-        self.outcomes[confirmation.network] = confirmation
-
-    def confirmation(self) -> Confirmation | None:
-        return self.outcomes.get("")
-
-    def confirmations(self) -> list[Confirmation]:
-        return [self.outcomes[k] for k in sorted(self.outcomes)]
-
-
 def _confirmed_on_two_networks(
     monkeypatch: pytest.MonkeyPatch, theirs: dict[int, float]
 ) -> FoundStudy:
@@ -225,7 +199,7 @@ def _confirmed_on_two_networks(
                     policy={"kind": kind}, train=TrainConfig(epochs=1), val_accuracy=ours[n])
         for n, kind in enumerate(("full", "center", "object"))
     ]  # fmt: skip
-    store = _Store(records)
+    store = MemoryStore(records)
     data = SimpleNamespace(has_boxes=False, n_classes=6)
     for plan in (
         stage.ConfirmPlan(top=2, repeats=2, race=False),

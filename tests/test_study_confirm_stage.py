@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from memory_store import MemoryStore
 
 from search.engines.optuna import sampler_seed
 from search.settings import RACE_MIN_SEEDS, TrainConfig, derive_seed
@@ -52,32 +53,6 @@ def test_seeds_are_derived_apart_and_repeatable() -> None:
     assert confirm_seeds(1, 3) != confirm
 
 
-class _Store:
-    """An in-memory record store."""
-
-    def __init__(self, records: list[TrialRecord]) -> None:
-        self.records, self.runs = records, {}
-        self.outcomes: dict[str, Confirmation] = {}
-
-    def search_records(self) -> list[TrialRecord]:
-        return self.records
-
-    def confirm_records(self) -> list[TrialRecord]:
-        return list(self.runs.values())
-
-    def save_confirm(self, key: str, record: TrialRecord) -> None:
-        self.runs[key] = record
-
-    def save_confirmation(self, confirmation: Confirmation) -> None:
-        self.outcomes[confirmation.network] = confirmation
-
-    def confirmation(self) -> Confirmation | None:
-        return self.outcomes.get("")
-
-    def confirmations(self) -> list[Confirmation]:
-        return [self.outcomes[k] for k in sorted(self.outcomes)]
-
-
 def _race(
     monkeypatch: pytest.MonkeyPatch, levels: dict[int, float], repeats: int = 4, race: bool = True
 ) -> tuple[Confirmation, list[tuple[int, int]], list[str]]:
@@ -101,7 +76,7 @@ def _race(
     lines: list[str] = []
     plan = stage.ConfirmPlan(top=len(levels) - 1, repeats=repeats, race=race)
     data = SimpleNamespace(has_boxes=False, n_classes=6)
-    outcome = stage.confirm(_Store(records), data, None, "p", plan, None, lines.append)  # type: ignore[arg-type]
+    outcome = stage.confirm(MemoryStore(records), data, None, "p", plan, None, lines.append)  # type: ignore[arg-type]
     return outcome, trained, lines
 
 
@@ -149,7 +124,7 @@ def test_a_confirmation_on_another_network_is_kept_apart_resumes_and_is_idempote
 
     monkeypatch.setattr(stage, "run_trial", train)
     records = [_record(0, "full", 1, 0.3, True), _record(1, "center", 1, 0.5)]
-    store = _Store(records)
+    store = MemoryStore(records)
     data = SimpleNamespace(has_boxes=False, n_classes=6)
     own = stage.ConfirmPlan(top=1, repeats=2, race=False)
     other = stage.ConfirmPlan(top=1, repeats=2, race=False, model="m:Net", size=(64, 80))
@@ -187,7 +162,7 @@ def test_the_baseline_s_runs_kept_ahead_are_not_trained_again(
         return setup.record(1, state="complete", val_accuracy=value, test_accuracy=value)
 
     monkeypatch.setattr(stage, "run_trial", train)
-    store = _Store([_record(0, "full", 1, 0.3, True), _record(1, "center", 1, 0.5)])
+    store = MemoryStore([_record(0, "full", 1, 0.3, True), _record(1, "center", 1, 0.5)])
     data = SimpleNamespace(has_boxes=False, n_classes=6)
     plan = stage.ConfirmPlan(top=1, repeats=3, epochs=2)
     ahead = stage.baseline_setups(store, data, plan, None)  # type: ignore[arg-type]
