@@ -7,6 +7,7 @@ import contextlib
 import io
 from pathlib import Path
 
+import keras
 import keras_tuner
 import numpy as np
 import pytest
@@ -216,5 +217,8 @@ def test_a_keras_application_is_built_from_scratch_for_the_policy_and_the_classe
     compact = build_network(None, (48, 48, 3), 6, hp)
     assert network.output_shape == (None, 6) and network.input_shape == (None, 48, 48, 3)
     assert network.count_params() > 10 * compact.count_params()
+    inner = network.layers[-1]  # the application behind the input scaling
+    norms = [layer for layer in inner.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(layer.momentum == 0.9 for layer in norms)  # settles in a short run
     with pytest.raises(ModelError, match=r"keras\.applications has no network 'mobilenet'"):
         build_network("keras:mobilenet", (48, 48, 3), 6, hp)
