@@ -56,6 +56,16 @@ def test_race_losers_are_wholly_below_the_leader_over_enough_seeds() -> None:
     assert race_losers(tied, [5, 4], min_seeds=2) == []
 
 
+def test_a_race_drops_on_the_one_sided_bound() -> None:
+    # Behind by 0.34 and 0.26 on two seeds: the two-sided 95% interval reaches above 0
+    # (t = 12.7 with one degree of freedom), the one-sided 95% bound (t = 6.3) does not.
+    leader, behind = [0.9975, 0.995], [0.66, 0.74]
+    assert not paired_interval(behind, leader).excludes_zero
+    assert paired_interval(behind, leader, level=0.90).high < 0
+    scores = {1: dict(enumerate(leader)), 2: dict(enumerate(behind))}
+    assert race_losers(scores, [1, 2], min_seeds=2) == [2]
+
+
 def test_two_values_have_a_sample_std_and_two_pairs_a_finite_interval() -> None:
     assert estimate([0.8, 1.0]).std == pytest.approx(math.sqrt(0.02))  # n - 1 = 1 in the divisor
     # differences 1 and 3: mean 2, sd sqrt(2); t(0.975, 1) = 12.706205, so half = 12.706205

@@ -60,7 +60,7 @@ class ConfirmPlan:
     #: The box sources of a multi-objective study (the first is ``boxes``): the Pareto
     #: front is confirmed, and every source is a robustness level. Empty for one objective.
     objectives: tuple[str, ...] = ()
-    #: Race: drop a policy whose paired interval against the leader lies below 0 after
+    #: Race: drop a policy whose paired difference from the leader is below 0 after
     #: :data:`RACE_MIN_SEEDS` seeds; the winner and the baseline get every seed.
     race: bool = True
     #: When the confirmation must be over (``time.monotonic()``; None: no budget): a round
@@ -219,8 +219,8 @@ def confirm(
         f"{plan.train_fraction:.0%} of the training data): up to {missing} runs to train, "
         f"{len(chosen) * len(seeds) - missing} already done"
         + (
-            f"; a policy whose paired interval against the leader lies below 0 after "
-            f"{RACE_MIN_SEEDS} or more seeds is dropped"
+            f"; a policy below the leader after {RACE_MIN_SEEDS} or more seeds (one-sided "
+            "95% bound of the paired difference below 0) is dropped"
             if race and plan.repeats > RACE_MIN_SEEDS
             else ""
         )
@@ -279,7 +279,7 @@ def confirm(
             racing = [c for c in racing if c.number != number]
             echo(
                 f"dropped trial {number} after {end} seeds: its validation accuracy "
-                "is below the leader's (paired 95% interval below 0)"
+                "is below the leader's (one-sided 95% bound of the paired difference < 0)"
             )
     runs = [r for (number, seed), r in done.items() if seed in seeds]
     confirmation = summarize(

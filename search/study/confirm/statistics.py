@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 #: Confidence of the intervals against the baseline.
 LEVEL = 0.95
+#: Confidence that a dropped racing policy is below the leader: one-sided, since a race asks
+#: only "is it worse?" (the upper end of the two-sided 90% interval).
+RACE_LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -66,10 +69,10 @@ def race_losers(
     min_seeds: int,
     keep: Collection[int] = (),
 ) -> list[int]:
-    """The racing policies to drop: those whose paired interval against the current leader
-    (the highest mean score, the lowest number on a tie) lies wholly below 0, over at least
-    ``min_seeds`` shared seeds; never those in ``keep``. ``scores[policy][seed]`` is a
-    policy's score with a seed."""
+    """The racing policies to drop: those whose one-sided :data:`RACE_LEVEL` upper bound of
+    the paired difference from the current leader (the highest mean score, the lowest number
+    on a tie) lies below 0, over at least ``min_seeds`` shared seeds; never those in ``keep``.
+    ``scores[policy][seed]`` is a policy's score with a seed."""
     present = [p for p in racing if scores.get(p)]
     if len(present) < 2:
         return []
@@ -80,7 +83,9 @@ def race_losers(
         if policy == leader or policy in keep or len(shared) < max(min_seeds, 2):
             continue
         diff = paired_interval(
-            [scores[policy][s] for s in shared], [scores[leader][s] for s in shared]
+            [scores[policy][s] for s in shared],
+            [scores[leader][s] for s in shared],
+            level=2 * RACE_LEVEL - 1,
         )
         if diff.high < 0:
             losers.append(policy)
