@@ -44,7 +44,7 @@ from search.settings import (
 from search.space import BOX_FREE_KINDS, Space, shipped_space, split_values
 from search.study.confirm.model import Confirmation
 from search.study.confirm.stage import ConfirmPlan, confirm
-from search.study.pool import open_pool
+from search.study.pool import open_pool, start_early
 from search.study.record import TrialRecord
 from search.study.store import RecordStore
 
@@ -84,6 +84,8 @@ def run_search(
     started = time.monotonic() if started is None else started  # the command's start
     search_space = Space.load(space) if space is not None else None
     quiet_tensorflow(verbose)
+    if workers == 1:
+        start_early(options.processes)  # their TensorFlow import overlaps ours and the data's
     echo(f"device: {describe_device()}")
     echo(f"loading data {data} ...")
     try:
@@ -279,6 +281,7 @@ def confirm_study(
     if spec is None:
         raise StudyError(f"study '{name}' does not record its data; pass --data")
     quiet_tensorflow(verbose)
+    start_early(processes)
     dataset = load_dataset(spec)
     if attrs.get(StudyKey.DATA_FINGERPRINT) not in (None, dataset.fingerprint):
         raise StudyError(

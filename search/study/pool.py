@@ -74,6 +74,47 @@ def core_split(processes: int | None = None, cores: int | None = None) -> Split:
     return Split(count, max(cores // count, 1))
 
 
+@dataclass
+class _Started:
+    """Training processes started ahead of their pool, importing TensorFlow while the
+    command loads its data; they wait for their :class:`PoolContext`."""
+
+    split: Split
+    results: multiprocessing.Queue[tuple[int, int, TrialRecord]]
+    slots: list[tuple[BaseProcess, multiprocessing.Queue[PoolContext | Task | None]]]
+
+
+_STARTED: list[_Started] = []
+
+
+def start_early(processes: int | None) -> None:
+    """Start the training processes of :func:`core_split` now (nothing when it is one
+    process, or when they are started already), so that their start-up overlaps the
+    command's; the next :class:`TrainingPool` of the same split takes them."""
+    split = core_split(processes)
+    if split.processes == 1 or _STARTED:
+        return
+    spawn = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[tuple[int, int, TrialRecord]] = spawn.Queue()
+    slots = [_spawn(slot, split.threads, results) for slot in range(split.processes)]
+    _STARTED.append(_Started(split, results, slots))
+
+
+def _spawn(
+    slot: int, threads: int, results: multiprocessing.Queue[tuple[int, int, TrialRecord]]
+) -> tuple[BaseProcess, multiprocessing.Queue[PoolContext | Task | None]]:
+    spawn = multiprocessing.get_context("spawn")  # no fork of a threaded process
+    inbox: multiprocessing.Queue[PoolContext | Task | None] = spawn.Queue()
+    process = spawn.Process(
+        target=_serve,
+        args=(slot, threads, inbox, results),
+        name=f"cropsearch-trainer-{slot}",
+        daemon=True,
+    )
+    process.start()
+    return process, inbox
+
+
 @dataclass(frozen=True)
 class PoolContext:
     """What every process needs: the data (scored with the study's boxes), the MLflow store,
@@ -93,9 +134,18 @@ class TrainingPool:
 
     def __init__(self, context: PoolContext, processes: int) -> None:
         self._context = context
-        self._spawn = multiprocessing.get_context("spawn")  # no fork of a threaded process
-        self._results: multiprocessing.Queue[tuple[int, int, TrialRecord]] = self._spawn.Queue()
-        self._slots = [self._start(slot) for slot in range(processes)]
+        started = _STARTED.pop() if _STARTED else None
+        if started is not None and started.split == Split(processes, context.threads):
+            self._results = started.results
+            self._slots = started.slots
+            for _, inbox in self._slots:
+                inbox.put(context)
+        else:
+            if started is not None:  # another split: they end as a closed pool's do
+                for _, inbox in started.slots:
+                    inbox.put(None)
+            self._results = multiprocessing.get_context("spawn").Queue()
+            self._slots = [self._start(slot) for slot in range(processes)]
         self._tasks: dict[int, Task] = {}  # job -> its task
         self._waiting: deque[int] = deque()
         self._busy: dict[int, int] = {}  # slot -> the job it trains
@@ -103,15 +153,11 @@ class TrainingPool:
         #: How many setups train at a time.
         self.processes = processes
 
-    def _start(self, slot: int) -> tuple[BaseProcess, multiprocessing.Queue[Task | None]]:
-        inbox: multiprocessing.Queue[Task | None] = self._spawn.Queue()
-        process = self._spawn.Process(
-            target=_serve,
-            args=(self._context, slot, inbox, self._results),
-            name=f"cropsearch-trainer-{slot}",
-            daemon=True,
-        )
-        process.start()
+    def _start(
+        self, slot: int
+    ) -> tuple[BaseProcess, multiprocessing.Queue[PoolContext | Task | None]]:
+        process, inbox = _spawn(slot, self._context.threads, self._results)
+        inbox.put(self._context)
         return process, inbox
 
     def __enter__(self) -> TrainingPool:
@@ -242,30 +288,34 @@ def open_pool(
 
 
 def _serve(
-    context: PoolContext,
     slot: int,
-    inbox: multiprocessing.Queue[Task | None],
+    threads: int,
+    inbox: multiprocessing.Queue[PoolContext | Task | None],
     results: multiprocessing.Queue[tuple[int, int, TrialRecord]],
 ) -> None:
-    """One training process: set up TensorFlow's threads once, then train what comes."""
+    """One training process: set up TensorFlow's threads once, wait for the pool's context,
+    then train what comes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command decides; SIGTERM stops us
     from search.ops.quiet import quiet_tensorflow
 
     quiet_tensorflow()
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(context.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(context.threads)
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
     from search.ops.signals import handled
     from search.results.tracking import Tracker
     from search.study.trial import run_trial
 
+    context = inbox.get()
+    if not isinstance(context, PoolContext):
+        return
     tracker = Tracker(context.tracking_uri, context.study)
     with handled():
         # Only the command's SIGTERM stops a run here: a terminal's SIGINT reaches us too,
         # and a second signal during a run's clean-up would leave it RUNNING.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        while (task := inbox.get()) is not None:
+        while isinstance(task := inbox.get(), tuple):
             index, setup, crop_samples, note = task
             record = run_trial(
                 setup,
