@@ -4,6 +4,7 @@ configuration: the confirmation trains its own epochs)."""
 
 from __future__ import annotations
 
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -149,35 +150,36 @@ def test_a_confirmation_on_another_network_is_kept_apart_resumes_and_is_idempote
     assert trained == [(1, "m:Net", (64, 80))]
 
 
-def test_the_baseline_s_runs_kept_ahead_are_not_trained_again(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_runs_kept_ahead_are_not_trained_again(monkeypatch: pytest.MonkeyPatch) -> None:
     import search.study.confirm.stage as stage
 
     trained: list[tuple[int, int]] = []
 
     def train(setup: Any, *args: Any, **kwargs: Any) -> TrialRecord:
         trained.append((setup.number, setup.train.seed))
-        value = 0.5 + setup.number / 10
+        value = {0: 0.3, 1: 0.8, 2: 0.5}[setup.number]
         return setup.record(1, state="complete", val_accuracy=value, test_accuracy=value)
 
     monkeypatch.setattr(stage, "run_trial", train)
-    store = MemoryStore([_record(0, "full", 1, 0.3, True), _record(1, "center", 1, 0.5)])
+    records = [_record(0, "full", 1, 0.3, True), _record(1, "center", 1, 0.5)]
+    store = MemoryStore([*records, _record(2, "random", 1, 0.4)])
     data = SimpleNamespace(has_boxes=False, n_classes=6)
-    plan = stage.ConfirmPlan(top=1, repeats=3, epochs=2)
-    ahead = stage.baseline_setups(store, data, plan, None)  # type: ignore[arg-type]
+    plan = stage.ConfirmPlan(top=2, repeats=3, epochs=2)
+    early = partial(stage.early_setups, store, data, plan, None)
     seeds = confirm_seeds(plan.seed, 3)
-    assert [(s.number, s.train.seed, s.train.epochs, s.stage) for s in ahead] == [
+    assert [(s.number, s.train.seed, s.train.epochs, s.stage) for s in early()] == [
         (0, seed, 2, "confirm") for seed in seeds
     ]
-    for setup in ahead[:2]:  # two of three finished while the screening went on
+    ahead = early(leader=True)  # then the leader's (trial 1), not the runner-up's
+    assert [(s.number, s.train.seed) for s in ahead] == [(n, s) for n in (0, 1) for s in seeds]
+    for setup in ahead[:4]:  # four of six finished while the screening went on
         stage.keep_confirm_run(store, plan, train(setup))
-    assert [s.train.seed for s in stage.baseline_setups(store, data, plan, None)] == seeds[2:]  # type: ignore[arg-type]
+    assert [(s.number, s.train.seed) for s in early(leader=True)] == [(1, s) for s in seeds[1:]]
     trained.clear()
     outcome = stage.confirm(store, data, None, "p", plan, None, lambda _: None)  # type: ignore[arg-type]
-    assert sorted(trained) == sorted([(0, seeds[2])] + [(1, s) for s in seeds])
-    assert {s.number: s.val.n for s in outcome.summaries} == {0: 3, 1: 3}
-    assert stage.baseline_setups(store, data, plan, None) == []  # type: ignore[arg-type]
+    assert sorted(trained) == sorted([(1, s) for s in seeds[1:]] + [(2, s) for s in seeds[:2]])
+    assert {s.number: s.val.n for s in outcome.summaries} == {0: 3, 1: 3, 2: 2}  # 2 dropped
+    assert early(leader=True) == []
 
 
 def test_seeds_that_decide_nothing_train_together_unless_a_budget_may_stop_them() -> None:

@@ -44,7 +44,7 @@ from search.settings import (
 )
 from search.space import Space, split_values
 from search.study.confirm.model import Confirmation
-from search.study.confirm.stage import ConfirmPlan, baseline_setups, confirm, keep_confirm_run
+from search.study.confirm.stage import ConfirmPlan, confirm, early_setups, keep_confirm_run
 from search.study.pool import TrainingPool
 from search.study.record import OBJECTIVE, TrialRecord
 from search.study.trial import TrialSetup, reuse_trial, run_trial
@@ -233,7 +233,7 @@ class OptunaSearch(SearchRun):
                     else:
                         self.optimize(anchors, None)
                     left = None if left is None else left - anchors
-                early = self.baseline_in_background(pool, plan)
+                early = self.early_in_background(pool, plan)
                 if left is None or left > 0:
                     timeout = None if self._deadline is None else self._deadline - self.elapsed()
                     if timeout is None or timeout > 0:
@@ -421,27 +421,33 @@ class OptunaSearch(SearchRun):
             self._tell(jobs[index][0], record)
         return count
 
-    def baseline_in_background(
+    def early_in_background(
         self, pool: TrainingPool | None, plan: ConfirmPlan
     ) -> list[tuple[int, TrialSetup]]:
-        """Queue the baseline's confirmation runs in ``pool``: the baseline is confirmed
-        whatever the screening finds, so they train while the sampler's trials do (a run's
-        numbers depend only on its setup, so the tables stay the same). Returns the jobs
-        with their setups."""
+        """Queue in ``pool`` the confirmation runs that need no more screening
+        (:func:`~search.study.confirm.stage.early_setups`): the baseline's, and without a time
+        budget (which must stay free to stop between any two runs) or several objectives, the
+        leader's. They train while the sampler's trials do. Returns the jobs with their
+        setups."""
         if pool is None or not self.options.confirm:
             return []
         self._pool = pool
         others = self.boxes.sources[1:] if self.boxes is not None else ()
-        setups = baseline_setups(
-            self.records, self.data, plan, self._confirm_index(plan.train_fraction), others
+        setups = early_setups(
+            self.records,
+            self.data,
+            plan,
+            self._confirm_index(plan.train_fraction),
+            others,
+            leader=self._deadline is None and not plan.objectives,
         )
         return list(zip(pool.submit(setups), setups, strict=True))
 
     def keep_background(
         self, pool: TrainingPool | None, plan: ConfirmPlan, jobs: list[tuple[int, TrialSetup]]
     ) -> None:
-        """Wait for the baseline's confirmation runs queued by :meth:`baseline_in_background`
-        and keep them with the study, for the confirmation to find done."""
+        """Wait for the confirmation runs queued by :meth:`early_in_background` and keep them
+        with the study, for the confirmation to find done."""
         self._pool = None
         if pool is None or not jobs:
             return

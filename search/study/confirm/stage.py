@@ -147,25 +147,27 @@ def _done_runs(
     }
 
 
-def baseline_setups(
+def early_setups(
     store: RecordStore,
     data: Dataset,
     plan: ConfirmPlan,
     train_index: np.ndarray | None,
     others: Sequence[InferenceBoxes] = (),
+    leader: bool = False,
 ) -> list[TrialSetup]:
-    """The baseline's confirmation runs not yet done. The baseline is confirmed whatever the
-    screening finds, so these can train while it goes on (:func:`keep_confirm_run` keeps
-    them; :func:`confirm` then finds them done)."""
-    baseline = [r for r in store.search_records() if r.baseline and r.state == "complete"]
-    if not baseline:
-        return []
-    done = _done_runs(store, baseline[:1], plan)
+    """The confirmation runs not yet done that can train while the screening goes on: the
+    baseline's, confirmed whatever the screening finds, then with ``leader`` the best
+    trial's so far, confirmed unless ``plan.top`` later trials all beat it. A run's numbers
+    depend only on its setup, so one trained early is the one :func:`confirm` would train
+    (:func:`keep_confirm_run` keeps it; :func:`confirm` then finds it done)."""
+    chosen = candidates(store.search_records(), 1 if leader and plan.top else 0)
+    done = _done_runs(store, chosen, plan)
     test_boxes, _ = _test_boxes(data, plan, others)
     return [
-        _confirm_setup(baseline[0], seed, plan, train_index, test_boxes)
+        _confirm_setup(record, seed, plan, train_index, test_boxes)
+        for record in chosen
         for seed in confirm_seeds(plan.seed, plan.repeats)
-        if (baseline[0].number, seed) not in done
+        if (record.number, seed) not in done
     ]
 
 
