@@ -57,8 +57,21 @@ def policies(
         print(f"screen {policy.label()}: val {score:.4f}", flush=True)
         scored.append((score, values))
     scored.sort(key=lambda s: -s[0])
-    fresh = [values for _, values in scored if values not in chosen]  # never a second baseline
+    seen = {label(values) for values in chosen}
+    fresh = []
+    for _, values in scored:  # never a second baseline or a repeated draw
+        if label(values) not in seen:
+            seen.add(label(values))
+            fresh.append(values)
     return chosen + fresh[:keep]
+
+
+def label(values: dict[str, Any]) -> str:
+    """The policy's label (two draws of the space can name the same policy)."""
+    from search.settings import TrainConfig
+    from search.space import split_values
+
+    return split_values(values, TrainConfig())[0].label()
 
 
 def main() -> None:
@@ -107,6 +120,11 @@ def main() -> None:
     )
     if "policies" not in out:
         out["policies"] = policies(data, space, args.screen, 2, args.epochs, args.seed)
+    named = [label(values) for values in out["policies"]]
+    if len(set(named)) < len(named):  # an earlier version kept a repeat: add the next distinct
+        repeats = len(named) - len(set(named))
+        drawn = policies(data, space, args.screen, 2 + repeats, args.epochs, args.seed)
+        out["policies"] += [v for v in drawn if label(v) not in named][:repeats]
     runs: dict[str, Any] = out.setdefault("runs", {})
     large = args.large
     networks = {
@@ -150,7 +168,7 @@ def main() -> None:
                     )
                     args.out.write_text(json.dumps(out, indent=1))
     summary = []
-    labels = [split_values(v, TrainConfig())[0].label() for v in out["policies"]]
+    labels = [label(v) for v in out["policies"]]
     for scale in scales:
         table: dict[str, list[list[float]]] = {}
         cost: dict[str, float] = {}
@@ -162,7 +180,11 @@ def main() -> None:
             cost[name] = sum(
                 r["seconds"] for k, r in runs.items() if k.startswith(f"{name}|x{scale}|")
             )
-        complete = [i for i in range(len(labels)) if all(table[n][i] for n in networks)]
+        complete = [
+            i
+            for i in range(len(labels))
+            if all(table[n][i] for n in networks) and labels.index(labels[i]) == i
+        ]
         means = {n: [statistics.fmean(table[n][i]) for i in complete] for n in networks}
         learned = {n: has_learned(max(means[n]), data.n_classes) for n in networks}
         entry: dict[str, Any] = {
