@@ -105,6 +105,9 @@ def _spawn(
 ) -> tuple[BaseProcess, multiprocessing.Queue[PoolContext | Task | None]]:
     spawn = multiprocessing.get_context("spawn")  # no fork of a threaded process
     inbox: multiprocessing.Queue[PoolContext | Task | None] = spawn.Queue()
+    # A process that died before reading its context leaves the feeder thread blocked on a
+    # full pipe; the command must still exit (it would wait for that thread at exit).
+    inbox.cancel_join_thread()
     process = spawn.Process(
         target=_serve,
         args=(slot, threads, inbox, results),

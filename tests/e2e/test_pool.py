@@ -76,6 +76,29 @@ def test_a_training_process_that_dies_fails_only_its_run(tmp_path: Path) -> None
     assert finished[2].train.seed == 2 and finished[2].policy["kind"] == "object"
 
 
+def test_the_command_exits_when_a_process_died_before_reading_its_context(
+    tmp_path: Path,
+) -> None:
+    # the context (the data) is larger than a pipe holds: without cancel_join_thread the
+    # inbox's feeder thread stays blocked on the dead process's pipe and the exit waits on it
+    script = f"""
+import os, signal
+from search.data import load_dataset
+from search.study.pool import PoolContext, TrainingPool
+data = load_dataset("shapes:train=800,val=48,test=48")
+context = PoolContext(data, "sqlite:///{tmp_path}/mlflow.db", "pool", "parent", threads=1)
+pool = TrainingPool(context, 1)
+process = pool._slots[0][0]
+os.kill(process.pid, signal.SIGKILL)
+process.join()
+print("exiting", flush=True)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and "exiting" in done.stdout, done.stderr
+
+
 @pytest.mark.parametrize("stage", ["search", "confirm"])
 def test_ctrl_c_while_processes_train_ends_every_run(tmp_path: Path, stage: str) -> None:
     """Anchors (stage search) or a confirmation round train in two processes when Ctrl-C
