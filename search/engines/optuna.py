@@ -222,17 +222,25 @@ class OptunaSearch(SearchRun):
         try:
             with self.training_pool() as pool:
                 total = self.options.trials
-                self.optimize(1 if total is None else min(1, total), None)
-                plan = self._plan()
-                left = None if total is None else total - 1
+                in_pool = pool is not None and self.options.pruner != "hyperband"
+                # A budget is planned on the first trial's time; without one, nothing waits
+                # for it and it trains beside the anchors.
+                first_alone = not in_pool or self.options.timeout is not None
+                left = total
+                if first_alone:
+                    self.optimize(1 if total is None else min(1, total), None)
+                    plan = self._plan()
+                    left = None if total is None else total - 1
                 waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
                 anchors = len(waiting) if left is None else min(len(waiting), left)
                 if anchors:  # every kind once, whatever the timeout
-                    if pool is not None and self.options.pruner != "hyperband":
+                    if pool is not None and in_pool:
                         self.anchors_in_pool(pool, anchors)
                     else:
                         self.optimize(anchors, None)
                     left = None if left is None else left - anchors
+                if not first_alone:
+                    plan = self._plan()
                 early = self.early_in_background(pool, plan)
                 if left is None or left > 0:
                     timeout = None if self._deadline is None else self._deadline - self.elapsed()
@@ -290,8 +298,9 @@ class OptunaSearch(SearchRun):
         return screen_index(len(self.data.train), fraction, self.options.seed)
 
     def _plan(self) -> ConfirmPlan:
-        """After the first trial: measured time per trial, what the trials and the timeout
-        allow, and the share of the training data the confirmation can afford."""
+        """After the first trial (without a budget, after the anchors): measured time per
+        trial, what the trials and the timeout allow, and the share of the training data the
+        confirmation can afford."""
         o = self.options
         done = [r for r in self.records.search_records() if r.seconds > 0]
         per_trial = max((r.seconds for r in done), default=0.0) or 1.0
