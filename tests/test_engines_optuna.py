@@ -72,3 +72,30 @@ def test_grid_sampler_walks_the_stepped_space(tmp_path: Path) -> None:
     study.optimize(lambda trial: float(len(str(space.sample(trial)))), n_trials=4)
     seen = {(t.params["kind"], t.params["fraction"]) for t in study.trials}
     assert seen == {("full", 0.5), ("full", 1.0), ("center", 0.5), ("center", 1.0)}
+
+
+def test_importances_do_not_announce_their_scratch_study(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    import optuna
+
+    from search.engines.optuna_records import param_importances
+
+    distribution = optuna.distributions.FloatDistribution(0.0, 10.0)
+    study = optuna.create_study()
+    for value in range(5):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": float(value)}, distributions={"x": distribution}, value=value
+            )
+        )
+    optuna.logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.INFO, logger="optuna"):
+            optuna.logging.set_verbosity(optuna.logging.INFO)
+            caplog.clear()
+            assert param_importances(study) == {"x": 1.0}
+        assert "A new study created" not in caplog.text  # the confirm command printed it
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        optuna.logging.disable_propagation()

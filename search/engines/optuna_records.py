@@ -71,7 +71,12 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
     ]
     if len(searched) < 4:
         return {}
-    searched_only = optuna.create_study(directions=study.directions)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory"
+    try:
+        searched_only = optuna.create_study(directions=study.directions)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     searched_only.add_trials(searched)
     try:
         with warnings.catch_warnings():
