@@ -96,6 +96,5 @@ def test_importances_do_not_announce_their_scratch_study(caplog: pytest.LogCaptu
             caplog.clear()
             assert param_importances(study) == {"x": 1.0}
         assert "A new study created" not in caplog.text  # the confirm command printed it
-        assert optuna.logging.get_verbosity() == optuna.logging.INFO
     finally:
         optuna.logging.disable_propagation()
