@@ -95,7 +95,7 @@ def soak(
     counts: dict[str, Any] = {
         "kills": 0, "worker_starts": 0, "postgres_restarts": 0, "mlflow_restarts": 0,
     }  # fmt: skip
-    failed_exits: list[int] = []  # workers that ended with an error (not killed by us)
+    failed_exits: list[tuple[int, Path]] = []  # workers that ended with an error, their logs
     killed: set[int] = set()  # pids
     ended: set[int] = set()
     workers: list[subprocess.Popen[bytes]] = []
@@ -178,7 +178,7 @@ def soak(
                             if code == 2 and "cannot reach" in last:
                                 refused.append(last)  # the documented one line: not a fault
                             else:
-                                failed_exits.append(code)
+                                failed_exits.append((code, paths[worker.pid]))
                         if not enough:
                             workers[index] = start()  # in place of a killed or finished one
                     if enough and all(w.poll() is not None for w in workers):
@@ -188,8 +188,10 @@ def soak(
                 counts["workers_refused_at_start"] = len(refused)
                 counts.update(check(storage, server.uri, folder))
                 if failed_exits:
-                    counts["problems"].append(
-                        f"workers ended with an error: {failed_exits} (logs in {logs})"
+                    counts["problems"].extend(
+                        f"worker {path.name} ended with exit code {code}; its log ends:\n"
+                        + _tail(path, 12)
+                        for code, path in failed_exits
                     )
     finally:
         for worker in workers:  # an interrupted soak leaves no worker behind

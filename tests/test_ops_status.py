@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from search.engines.keras_tuner_records import KerasTunerRecords
 from search.engines.lookup import find_study
 from search.results.tracking import Tracker
-from search.settings import TrainConfig
+from search.settings import TrainConfig, TrialKey
 from search.study.record import TrialRecord
 
 
@@ -68,6 +68,24 @@ def test_status_finds_a_run_left_running_and_a_trial_without_run(tmp_path: Path)
     assert f"(trial {dead.number}) is RUNNING in MLflow, but the trial is fail in Optuna" in output
     assert f"trial {orphan.number} (complete) has 0 MLflow runs, not 1" in output
     assert "disagree (3)" in output
+
+
+def test_a_trial_that_failed_before_its_run_started_is_listed_not_a_disagreement(
+    tmp_path: Path,
+) -> None:
+    study, _, _, args = _stores(tmp_path)
+    killed = study.ask()  # killed between its creation and its run's: no run, no run id noted
+    study.tell(killed, state=TrialState.FAIL)
+    code, output = _cli(args)
+    assert code == 0, output
+    assert f"failed before their MLflow run started (no run): trial(s) {killed.number}" in output
+    lost = study.ask()  # its run was noted, then the run disappeared from MLflow
+    lost.set_user_attr(TrialKey.RUN_ID, "0123456789abcdef")
+    study.tell(lost, state=TrialState.FAIL)
+    code, output = _cli(args)
+    assert code == 1
+    assert f"trial {lost.number} (fail) has 0 MLflow runs, not 1" in output
+    assert f"trial(s) {killed.number}\n" in output
 
 
 def test_status_of_an_unknown_study_is_one_line(tmp_path: Path) -> None:

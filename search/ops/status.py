@@ -3,7 +3,9 @@ agree about them; ``status --all``: every study in the store with its trial coun
 
 Agreement means: every finished trial (complete, pruned, failed) has exactly one child run
 in MLflow, in the matching state (FINISHED, KILLED, FAILED); and no child run is left RUNNING
-without a running trial behind it.
+without a running trial behind it. A failed trial that never noted a run (its process was killed,
+or the tracking store was down, before the run was created) has none: it is listed, not a
+disagreement — a process that died is retried once as a new trial.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from search.engines.keras_tuner_records import KerasTunerRecords, keras_tuner_ro
 from search.engines.lookup import all_studies, latest_study, optuna_study
 from search.ops.uris import redact, sqlite_path
 from search.safe_yaml import clip
-from search.settings import DEFAULT_ENGINE, StudyKey
+from search.settings import DEFAULT_ENGINE, StudyKey, TrialKey
 
 #: Optuna trial state name -> the MLflow status of its run.
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
@@ -33,6 +35,7 @@ class Status:
     study: str
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    without_run: list[int] = field(default_factory=list)  # failed before their run started
 
     @property
     def agree(self) -> bool:
@@ -43,6 +46,9 @@ class Status:
         out = [f"study '{self.study}'"]
         for (state, engine), count in sorted(self.counts.items()):
             out.append(f"  {state.lower():9s} {count:4d}  ({engine})")
+        if self.without_run:
+            numbers = ", ".join(map(str, self.without_run))
+            out.append(f"failed before their MLflow run started (no run): trial(s) {numbers}")
         if self.agree:
             out.append("Optuna and MLflow agree")
         else:
@@ -88,7 +94,9 @@ def study_status(study: Any, client: Any) -> Status:
         if expected is None:
             continue
         found = by_trial.get(trial.number, [])
-        if len(found) != 1:
+        if not found and trial.state.name == "FAIL" and TrialKey.RUN_ID not in trial.user_attrs:
+            status.without_run.append(trial.number)
+        elif len(found) != 1:
             status.problems.append(f"trial {trial.number} ({trial.state.name.lower()}) has "
                                    f"{len(found)} MLflow runs, not 1")  # fmt: skip
         elif found[0].info.status != expected:
