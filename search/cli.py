@@ -19,6 +19,7 @@ from search.data import DataError, load_dataset
 from search.data.report import format_report, preview_grid
 from search.engines.common import SearchOptions, StudyError, check_search_flags
 from search.names import StudyNameError
+from search.ops.exit import exit_now
 from search.ops.quiet import quiet_store_noise, quiet_tensorflow
 from search.ops.signals import Interrupted, forget, handled, received
 from search.ops.stores import refused_connection
@@ -440,5 +441,11 @@ def _one_line(message: str) -> str:
     return clip(redact(message), MESSAGE_CHARS)
 
 
+def run() -> None:
+    """The ``cropsearch`` command: :func:`main`, then an exit without TensorFlow's tear-down
+    (:func:`~search.ops.exit.exit_now`)."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
