@@ -3,8 +3,10 @@ branch is exercised with TensorFlow's device list faked."""
 
 from __future__ import annotations
 
+import platform
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -40,6 +42,7 @@ def fake_gpus(monkeypatch: pytest.MonkeyPatch, names: list[str]) -> None:
     def details(device: Any) -> dict[str, str]:
         return {"device_name": names[int(device.name.rpartition(":")[2])]}
 
+    monkeypatch.setattr(devices, "GPU_DRIVERS", (str(PACKAGE),))  # "a driver is installed"
     monkeypatch.setattr(tf.config, "list_physical_devices", listed)
     monkeypatch.setattr(tf.config.experimental, "get_device_details", details)
 
@@ -50,6 +53,21 @@ def test_on_cpu_the_model_and_cores_are_named() -> None:
     assert re.fullmatch(r"CPU .+, [1-9]\d* cores", described)
     if Path("/proc/cpuinfo").exists():
         assert devices.cpu_name() in Path("/proc/cpuinfo").read_text()
+
+
+def test_without_a_gpu_driver_tensorflow_is_not_imported_to_name_the_device() -> None:
+    script = (
+        "import sys, search.ops.devices as d; d.GPU_DRIVERS = ('/no/such/driver',); "
+        "print(d.describe_device()); print('tensorflow' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=PACKAGE.parent, capture_output=True, text=True
+    )
+    lines = done.stdout.splitlines()
+    if platform.system() == "Linux":
+        assert lines == [f"CPU {devices.cpu_name()}, {devices.cpu_cores()} cores", "False"]
+    else:  # elsewhere TensorFlow is asked (macOS' Metal has no driver file to look for)
+        assert lines[1] == "True", done.stderr
 
 
 def test_a_visible_gpu_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

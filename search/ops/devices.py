@@ -22,8 +22,16 @@ VISIBLE = "CUDA_VISIBLE_DEVICES"
 MEMORY_GROWTH = "TF_FORCE_GPU_ALLOW_GROWTH"
 
 
+#: What a GPU driver puts on a Linux machine (NVIDIA, AMD ROCm, WSL). Without any of them
+#: TensorFlow finds no GPU, and is not imported to be asked (its import takes seconds that the
+#: command's data loading would otherwise wait for).
+GPU_DRIVERS = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg")
+
+
 def visible_gpus() -> list[Any]:
     """TensorFlow's visible GPUs (``PhysicalDevice``), in its order."""
+    if platform.system() == "Linux" and not any(Path(p).exists() for p in GPU_DRIVERS):
+        return []
     import tensorflow as tf
 
     return list(tf.config.list_physical_devices("GPU"))
