@@ -5,7 +5,8 @@ A PostgreSQL restart, a failover or a network blip drops the connections of ever
 fails. :func:`retried` repeats such a call with a short backoff for up to
 :data:`RETRY_SECONDS`, then raises :class:`StoreUnavailable` (one line). Only connection
 errors are retried (SQLAlchemy/psycopg ``OperationalError``, a refused or reset HTTP
-connection), never a refusal by a store that answered.
+connection, a tracking server's 503 for its lost database), never a refusal by a store that
+answered.
 
 The minute is one budget per store and process, not per call: the first failed call starts the
 store's outage, and every call to that store (on any thread) retries only until the outage is
@@ -40,6 +41,8 @@ _CONNECTION_WORDS = (
     "max retries exceeded",
     "the database system is",  # starting up / shutting down
 )
+#: What an MLflow server answers (HTTP 503) when its own database connection failed.
+_UNAVAILABLE = "TEMPORARILY_UNAVAILABLE"
 #: A database server that answered and refused: waiting will not change its mind.
 _REFUSAL_WORDS = (
     "password authentication failed",
@@ -68,8 +71,10 @@ def transient(error: BaseException) -> bool:
             and module.startswith(("requests", "urllib3"))
         ):
             return True
-        if name == "MlflowException" and any(
-            word in str(current).lower() for word in _CONNECTION_WORDS
+        mlflow_error = any(c.__name__ == "MlflowException" for c in type(current).__mro__)
+        if mlflow_error and (  # RestException too: what a tracking server's answer raises
+            getattr(current, "error_code", None) == _UNAVAILABLE
+            or any(word in str(current).lower() for word in _CONNECTION_WORDS)
         ):
             return True
         current = current.__cause__ or current.__context__

@@ -53,6 +53,12 @@ def test_only_lost_connections_are_retried() -> None:
     assert transient(lost) and transient(wrapped) and transient(ConnectionRefusedError())
     assert not transient(IntegrityError("x", {}, Exception("duplicate key")))
     assert not transient(ValueError("connection refused"))
+    from mlflow.exceptions import RestException
+
+    # a tracking server whose database restarts answers 503, whatever the driver's words
+    for words in ("the connection is lost", "connection failed: Connection refused"):
+        assert transient(RestException({"error_code": "TEMPORARILY_UNAVAILABLE", "message": words}))
+    assert not transient(RestException({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "x"}))
     # a server that answered and refused: a wrong password or database is not waited for
     for refusal in (
         'FATAL:  password authentication failed for user "postgres"',
