@@ -14,38 +14,31 @@ from typing import Annotated, Literal
 import typer
 
 from search import cli_options as opt
-from search.crop.policy import PolicyError
-from search.data import DataError, load_dataset
+from search.cli_errors import UserError, exit_code
+from search.data import load_dataset
 from search.data.report import format_report, preview_grid
-from search.engines.common import SearchOptions, StudyError, check_search_flags
-from search.names import StudyNameError
+from search.engines.common import SearchOptions, check_search_flags
 from search.ops.exit import exit_now
 from search.ops.quiet import quiet_store_noise, quiet_tensorflow
-from search.ops.signals import Interrupted, forget, handled, received
-from search.ops.stores import refused_connection
-from search.ops.uris import UriError, check_stores, redact, refused_credentials, sqlite_path
+from search.ops.signals import forget, handled, received
+from search.ops.uris import check_stores, redact, sqlite_path
 from search.results.apply import (
-    ApplyError,
     policy_with,
     skipped_summary,
     write_crops,
     write_preview,
 )
-from search.results.dashboard import DashboardError
 from search.results.export import (
-    ExportError,
-    PolicyFileError,
     export_study,
     load_policy,
     policy_line,
 )
 from search.results.report import (
     next_steps,
-    print_comparisons,
     print_confirmation,
     print_leaderboard,
 )
-from search.safe_yaml import MESSAGE_CHARS, YamlFileError, clip
+from search.safe_yaml import clip
 from search.settings import (
     DEFAULT_DATA,
     DEFAULT_ENGINE,
@@ -59,7 +52,6 @@ from search.settings import (
     DEFAULT_TRACKING,
     DEFAULT_TRIALS,
 )
-from search.space import SpaceError
 from search.study.confirm.model import needs_exact_boxes
 from search.study.selection import best_record
 
@@ -68,27 +60,6 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-)
-
-
-class UserError(Exception):
-    """A mistake in the user's input: printed as one line, exit code 2."""
-
-
-_USER_ERRORS: tuple[type[Exception], ...] = (
-    UserError,
-    SpaceError,
-    PolicyError,
-    PolicyFileError,
-    DataError,
-    YamlFileError,
-    UriError,
-    StudyNameError,
-    StudyError,
-    opt.OptionError,
-    ExportError,
-    ApplyError,
-    DashboardError,
 )
 
 
@@ -219,7 +190,7 @@ def confirm_command(
     """Re-train a study's top policies and its baseline over seeds; finished repeats are
     reused, so running it again resumes (or just reprints). With --model or --size, on that
     network or at that size, kept as a separate confirmation and compared with the study's."""
-    from search.engines.run import confirm_study  # Optuna and MLflow
+    from search.engines.run import confirm_study, print_network_comparison  # Optuna, MLflow
 
     check_stores(study, None, tracking_uri)
     cut = opt.parse_size(size)
@@ -230,18 +201,7 @@ def confirm_command(
     )  # fmt: skip
     print_confirmation(confirmation)
     if confirmation.network:
-        print_network_comparison(study, storage)
-
-
-def print_network_comparison(study: str, storage: str) -> None:
-    """Every other network's confirmation beside the study's own, and their agreement."""
-    from search.engines.lookup import find_study
-    from search.engines.run import study_confirmations
-
-    own, others = study_confirmations(find_study(study, storage).records)
-    if own is not None and own.network == "":
-        typer.echo(f"the study's network: {own.verdict}")
-        print_comparisons(own, others, study, tables=False)
+        print_network_comparison(study, storage, typer.echo)
 
 
 @app.command()
@@ -393,7 +353,8 @@ def preview(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user mistakes print one line on stderr and exit 2, with no traceback."""
+    """Entry point: user mistakes print one line on stderr and exit 2, with no traceback
+    (:func:`~search.cli_errors.exit_code`)."""
     forget()  # a signal an earlier command received in this process is not this one's
     quiet_store_noise()
     command = typer.main.get_command(app)
@@ -402,43 +363,9 @@ def main(argv: list[str] | None = None) -> int:
         interrupt = received()  # Typer turns an interrupt into a plain exit code 130
         if interrupt is not None:
             raise interrupt
-    except typer.TyperException as error:  # Typer's click errors: bad flag, bad value, ...
-        if type(error).__name__ == "NoArgsIsHelpError":
-            typer.echo(error.format_message(), err=True)
-            return 2
-        ctx = getattr(error, "ctx", None)
-        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        typer.echo(f"error: {_one_line(error.format_message())}{hint}", err=True)
-        return error.exit_code
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        return 130
-    except _USER_ERRORS as error:
-        typer.echo(f"error: {_one_line(str(error))}", err=True)
-        return 2
-    except Interrupted as error:
-        typer.echo(f"interrupted ({error}): the running trial is marked failed", err=True)
-        return error.exit_code
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        return 130
-    except Exception as error:  # a bug: its traceback, with any URI's secrets redacted
-        refused = refused_credentials(error)  # credentials changed after the first check
-        if refused is None and "PGPASSWORD" in (refused_connection(error) or ""):
-            refused = refused_connection(error)  # a wrong database password (worker, status)
-        if refused:
-            typer.echo(f"error: {refused}", err=True)
-            return 2
-        import traceback
-
-        sys.stderr.write(redact(traceback.format_exc()))
-        return 1
+    except (Exception, KeyboardInterrupt) as error:
+        return exit_code(error)
     return result if isinstance(result, int) else 0
-
-
-def _one_line(message: str) -> str:
-    """A user-facing message as one bounded line, secrets redacted."""
-    return clip(redact(message), MESSAGE_CHARS)
 
 
 def run() -> None:

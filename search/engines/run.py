@@ -29,6 +29,7 @@ from search.ops.signals import handled
 from search.ops.stores import refused_connection
 from search.ops.uris import redact
 from search.ops.workers import start_workers, wait_workers
+from search.results.report import print_comparisons
 from search.results.tracking import Tracker
 from search.results.views import log_study_views
 from search.settings import (
@@ -238,6 +239,14 @@ def study_confirmations(records: RecordStore) -> tuple[Confirmation | None, list
     every = records.confirmations()
     own = next((c for c in every if not c.network), every[0] if every else None)
     return own, [c for c in every if c is not own]
+
+
+def print_network_comparison(study: str, storage: str, echo: Callable[[str], None]) -> None:
+    """Every other network's confirmation beside the study's own, and their agreement."""
+    own, others = study_confirmations(find_study(study, storage).records)
+    if own is not None and own.network == "":
+        echo(f"the study's network: {own.verdict}")
+        print_comparisons(own, others, study, tables=False)
 
 
 def check_network(spec: str | None, size: Sequence[int], dataset: Dataset) -> None:
