@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.engines.optuna import open_study
+from search.engines.optuna_study import open_study
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from memory_store import MemoryStore
 
-from search.engines.optuna import sampler_seed
+from search.engines.optuna_study import sampler_seed
 from search.settings import RACE_MIN_SEEDS, TrainConfig, derive_seed
 from search.study.confirm.model import Confirmation
 from search.study.confirm.stage import confirm_seeds

@@ -37,8 +37,9 @@ from search.data import load_dataset
 from search.data.boxes import parse_sources, study_inference
 from search.engines.common import SearchOptions, StudyError
 from search.engines.lookup import recorded_boxes
-from search.engines.optuna import DEFAULT_ALGORITHM, ENGINE, OptunaSearch, sampler_seed
+from search.engines.optuna import ENGINE, OptunaSearch
 from search.engines.optuna_storage import open_storage, owner
+from search.engines.optuna_study import DEFAULT_ALGORITHM, sampler_seed
 from search.ops.devices import VISIBLE, describe_device, visible_gpus, worker_environments
 from search.ops.presence import Presence
 from search.ops.uris import WARNED
