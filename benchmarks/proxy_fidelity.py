@@ -121,10 +121,10 @@ def main() -> None:
     if "policies" not in out:
         out["policies"] = policies(data, space, args.screen, 2, args.epochs, args.seed)
     named = [label(values) for values in out["policies"]]
-    if len(set(named)) < len(named):  # an earlier version kept a repeat: add the next distinct
-        repeats = len(named) - len(set(named))
-        drawn = policies(data, space, args.screen, 2 + repeats, args.epochs, args.seed)
-        out["policies"] += [v for v in drawn if label(v) not in named][:repeats]
+    missing = 1 + len(space.conventions()) + 2 - len(set(named))  # baseline, anchors, best two
+    if missing > 0:  # an earlier version kept a repeat: add the next distinct (its runs stay)
+        drawn = policies(data, space, args.screen, 2 + len(named), args.epochs, args.seed)
+        out["policies"] += [v for v in drawn if label(v) not in named][:missing]
     runs: dict[str, Any] = out.setdefault("runs", {})
     large = args.large
     networks = {
