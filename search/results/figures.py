@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -98,13 +99,22 @@ def crop_grid(
             source.add_patch(_rect(windows[mode][i], color, style))
         source.set_xlim(min(0, windows[modes[0]][i][0]) - 1, max(w, windows[modes[0]][i][2]) + 1)
         source.set_ylim(max(h, windows[modes[0]][i][3]) + 1, min(0, windows[modes[0]][i][1]) - 1)
-        source.set_title(_fit(class_names[int(samples.labels[i])], 1.5, 7), fontsize=7)
+        _caption(source, _fit(class_names[int(samples.labels[i])], 1.5, 7))
         for k, mode in enumerate(modes, start=1):
             axes[row, col * per_sample + k].imshow(crops[mode][i])
-            axes[row, col * per_sample + k].set_title(f"{mode} crop", fontsize=7)
-    fig.suptitle(_fit(policy.label(), width - 0.3, 9), fontsize=9)
-    fig.tight_layout()
+            _caption(axes[row, col * per_sample + k], f"{mode} crop")
+    title = _fit(policy.label(), width - 0.3, 9)
+    fig.suptitle(title, fontsize=9)
+    # Fixed margins: a layout engine measures every axes' ticks, most of the drawing's time.
+    height = 1.75 * rows
+    top = 1 - (0.5 + 0.16 * title.count("\n")) / height  # the title, then a caption row
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=top, wspace=0.06, hspace=0.2)
     return fig
+
+
+def _caption(ax: Axes, text: str) -> None:
+    """A small title above ``ax``, placed without measuring its axis as ``set_title`` does."""
+    ax.text(0.5, 1.03, text, transform=ax.transAxes, ha="center", va="bottom", fontsize=7)
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
