@@ -5,7 +5,7 @@ machines, so read the ratios):
 
 - ``policy.apply``: numpy uint8 images in, uint8 crops out (the public API);
 - ``windows + cut``: the trainer's path, ``search.crop.cut.cut`` on a resident ``tf`` canvas;
-- ``in-graph``: the same crops cut by ``search.crop.layer.crop_batch`` (traced once, 256 crops
+- ``in-graph``: the same crops cut by ``search.crop.graph.crop_batch`` (traced once, 256 crops
   per call) on the same canvas: the path training would take with one geometry (the pixels
   that differ from the trainer's are counted);
 - the common per-image loop, ``tf.image.crop_to_bounding_box`` + ``tf.image.resize`` per
@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from search.crop.cut import cut
-from search.crop.layer import crop_batch
+from search.crop.graph import crop_batch
 from search.crop.policy import CropPolicy
 
 SOURCE = 256

@@ -14,7 +14,7 @@ each trial keeps both figures under the same machine load.
 ``--compare FILE`` also checks each trial's validation accuracy and history against an earlier
 run's JSON (same seed): run this script from a checkout of an older commit to get one.
 
-``--crops in-graph`` trains on crops cut by the in-graph path (``search.crop.layer``) instead of
+``--crops in-graph`` trains on crops cut by the in-graph path (``search.crop.graph``) instead of
 the numpy geometry + ``crop_and_resize``: the cost of keeping one geometry
 (``docs/crop-design.md``).
 """
@@ -98,12 +98,12 @@ def in_graph_crop_samples(
     epoch: int = 0,
     canvas: Any = None,
 ) -> Any:
-    """``search.crop.cut.crop_samples`` on the in-graph path: ``search.crop.layer.crop_batch``
+    """``search.crop.cut.crop_samples`` on the in-graph path: ``search.crop.graph.crop_batch``
     traced once per policy and mode, 256 crops per call."""
     import numpy as np
     import tensorflow as tf
 
-    from search.crop.layer import crop_batch
+    from search.crop.graph import crop_batch
 
     key = (policy, training)
     if key not in _IN_GRAPH:

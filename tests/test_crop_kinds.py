@@ -29,10 +29,10 @@ def test_every_kind_has_one_row() -> None:
 
 
 def test_every_window_table_has_a_row_for_every_kind() -> None:
-    from search.crop import layer  # imports TensorFlow
+    from search.crop import graph  # imports TensorFlow
 
     assert list(geometry.WINDOWS) == list(KINDS)
-    assert list(layer.WINDOWS) == list(KINDS)
+    assert list(graph.WINDOWS) == list(KINDS)
 
 
 @pytest.mark.parametrize("name", list(KINDS))

@@ -1,6 +1,7 @@
-"""The in-graph policy (``search.crop.layer``): the Keras layer and the ``tf.data`` map give the
-pixels of the search's own cropping (``policy.apply``, ``crop_samples``) for every kind and
-mode, over the window and crop tables of ``test_crop_geometry.py`` and ``test_crop_cut.py``.
+"""The in-graph policy (``search.crop.graph``, ``search.crop.layer``): the Keras layer and the
+``tf.data`` map give the pixels of the search's own cropping (``policy.apply``,
+``crop_samples``) for every kind and mode, over the window and crop tables of
+``test_crop_geometry.py`` and ``test_crop_cut.py``.
 
 The issue's bound is one grey level; measured, the crops are identical wherever both paths see
 the same canvas (the image itself), so the tests also count differing pixels.
@@ -23,6 +24,7 @@ import tensorflow as tf
 from test_crop_cut import BOX, NEAREST_ROWS, NOISE
 from test_crop_geometry import WINDOW_TABLE
 
+from search.crop import graph as crop_graph
 from search.crop import layer as crop_layer
 from search.crop.cut import apply_policy, crop_samples
 from search.crop.geometry import pixels_to_normalized, uniforms
@@ -66,10 +68,10 @@ def test_uniforms_match_numpy_bit_for_bit() -> None:
     ids = np.array([0, 1, 2, 99, 2**31 + 5, 2**40 + 3])
     for seed, epoch, draw in ((0, 0, 1), (2**64 - 1, 5, 33), (12345, 2**40, 4)):
         expected = uniforms(seed, epoch, ids, draw)
-        got = crop_layer.uniforms(seed, epoch, tf.constant(ids), draw).numpy()
+        got = crop_graph.uniforms(seed, epoch, tf.constant(ids), draw).numpy()
         np.testing.assert_array_equal(got, expected)
     # the epoch may be a tensor (a layer's variable)
-    got = crop_layer.uniforms(3, tf.constant(4, tf.int64), tf.constant(ids), 2).numpy()
+    got = crop_graph.uniforms(3, tf.constant(4, tf.int64), tf.constant(ids), 2).numpy()
     np.testing.assert_array_equal(got, uniforms(3, 4, ids, 2))
 
 
@@ -89,7 +91,7 @@ def test_windows_match_the_window_table(
     for training in (False, True):
         for seed, epoch in SEEDS_EPOCHS:
             expected = policy.windows(sizes, boxes, training, seed, epoch)
-            got = crop_layer.crop_windows(
+            got = crop_graph.crop_windows(
                 policy, tf.constant(sizes), None if boxes is None else tf.constant(boxes),
                 training, seed, epoch,
             )  # fmt: skip
@@ -164,20 +166,20 @@ def test_random_policies_images_and_boxes_match() -> None:
         training, seed, epoch = bool(rng.integers(2)), int(rng.integers(100)), int(rng.integers(5))
         expected = _numpy_crops(policy, images, boxes, training, seed, epoch)
         canvas, true_sizes = _padded(images)
-        padded = crop_layer.crop_batch(
+        padded = crop_graph.crop_batch(
             policy, canvas, boxes, true_sizes, training=training, seed=seed, epoch=epoch
         )
         assert _max_difference(padded, expected) == 0, policy
         pixels = np.concatenate([image.reshape(-1, 3) for image in images])
         widths = np.repeat(sizes[:, 1], sizes[:, 0])
         ragged = tf.RaggedTensor.from_nested_row_lengths(pixels, [sizes[:, 0], widths])
-        by_ragged = crop_layer.crop_batch(
+        by_ragged = crop_graph.crop_batch(
             policy, ragged, boxes, training=training, seed=seed, epoch=epoch
         )
         np.testing.assert_array_equal(by_ragged, padded)
         # normalized [y_min, x_min, y_max, x_max] boxes name the same windows
         relative = pixels_to_normalized(boxes, sizes)
-        by_relative = crop_layer.crop_batch(
+        by_relative = crop_graph.crop_batch(
             policy, canvas, relative, true_sizes, "rel_yxyx", training, seed, epoch
         )
         assert _max_difference(by_relative, expected) <= 1, policy

@@ -2,7 +2,7 @@
 
 One row per kind. The policy (its label), the search spaces (their anchors), the numpy geometry
 and the in-graph layer all read this table; their window functions are dispatched by the same
-names (``search.crop.geometry.WINDOWS``, ``search.crop.layer.WINDOWS``).
+names (``search.crop.geometry.WINDOWS``, ``search.crop.graph.WINDOWS``).
 """
 
 from __future__ import annotations
