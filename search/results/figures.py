@@ -81,10 +81,9 @@ def crop_grid(
         )
     per_sample = 1 + len(modes)
     rows = int(np.ceil(len(samples) / columns))
-    width = 1.6 * columns * per_sample
-    fig, axes = plt.subplots(
-        rows, columns * per_sample, figsize=(width, 1.75 * rows), squeeze=False
-    )
+    width, height = 1.6 * columns * per_sample, 1.75 * rows
+    fig, axes = plt.subplots(rows, columns * per_sample, figsize=(width, height), squeeze=False)
+    lines = 1  # of the longest caption
     for ax in axes.flat:
         ax.axis("off")
     for i in range(len(samples)):
@@ -99,16 +98,28 @@ def crop_grid(
             source.add_patch(_rect(windows[mode][i], color, style))
         source.set_xlim(min(0, windows[modes[0]][i][0]) - 1, max(w, windows[modes[0]][i][2]) + 1)
         source.set_ylim(max(h, windows[modes[0]][i][3]) + 1, min(0, windows[modes[0]][i][1]) - 1)
-        _caption(source, _fit(class_names[int(samples.labels[i])], 1.5, 7))
+        name = _fit(class_names[int(samples.labels[i])], 1.5, 7)
+        lines = max(lines, name.count("\n") + 1)
+        _caption(source, name)
         for k, mode in enumerate(modes, start=1):
             axes[row, col * per_sample + k].imshow(crops[mode][i])
             _caption(axes[row, col * per_sample + k], f"{mode} crop")
     title = _fit(policy.label(), width - 0.3, 9)
-    fig.suptitle(title, fontsize=9)
-    # Fixed margins: a layout engine measures every axes' ticks, most of the drawing's time.
-    height = 1.75 * rows
-    top = 1 - (0.5 + 0.16 * title.count("\n")) / height  # the title, then a caption row
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=top, wspace=0.06, hspace=0.2)
+    fig.suptitle(title, fontsize=9, y=1 - 0.05 / height)
+    # Margins set from the text's lines: a layout engine would measure every axes' ticks,
+    # most of the drawing's time. Inches: 7-point lines 0.12 apart, 9-point 0.16.
+    captions = 0.12 * lines + 0.06
+    top = height - 0.05 - 0.16 * (title.count("\n") + 1) - captions
+    bottom = 0.02
+    axes_height = (top - bottom - (rows - 1) * captions) / rows
+    fig.subplots_adjust(
+        left=0.01,
+        right=0.99,
+        bottom=bottom / height,
+        top=top / height,
+        wspace=0.06,
+        hspace=captions / axes_height,
+    )
     return fig
 
 
