@@ -1,5 +1,5 @@
 """The crop policy in-graph: its windows and its cutting as TensorFlow ops, pixel for pixel as
-``cut.py``; :mod:`search.crop.layer` wraps them as a Keras layer and a ``tf.data`` map.
+``cut.py``; the crop layer and the ``tf.data`` map (``layer.py``) are built on them.
 
 It is a port, not a second design: the window maths of
 ``geometry.py`` in float64 (train-mode randomness is the same splitmix64 hash of (seed, epoch,
