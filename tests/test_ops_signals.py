@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -156,3 +157,36 @@ def test_a_signal_during_a_study_s_commit_waits_for_the_commit(
         study.ask()
     monkeypatch.setattr(Session, "commit", commit)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING]
+
+
+def test_an_interrupt_python_cannot_raise_prints_no_traceback_and_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A signal handled inside a weakref callback: Python reports the exception as
+    unraisable; the handler's hook drops it and the signal stays received, while any other
+    unraisable error still reaches the hook that was there before."""
+    import sys
+    import weakref
+
+    from search.ops import signals
+
+    class Owner:
+        pass
+
+    reported: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda args: reported.append(args.exc_value))
+
+    def unraisable(callback: Callable[[], None]) -> None:
+        owner = Owner()
+        weakref.finalize(owner, callback)
+        del owner  # the callback runs where its exception cannot propagate
+
+    def fails() -> None:
+        raise ValueError("other")
+
+    with signals.handled():
+        unraisable(lambda: signals._handle(signal.SIGINT, None))
+        assert isinstance(signals.received(), signals.Interrupted)
+        unraisable(fails)
+    assert [type(error) for error in reported] == [ValueError]
+    signals.forget()

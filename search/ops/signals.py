@@ -10,6 +10,7 @@ exception.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,9 +75,20 @@ def handled() -> Iterator[None]:
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     for signum in previous:
         signal.signal(signum, _handle)
+    unraisable = sys.unraisablehook
+
+    def quiet(hook_args: sys.UnraisableHookArgs) -> None:
+        """An :class:`Interrupted` raised where Python cannot propagate it (a weakref
+        callback, a ``__del__``) prints no traceback: its signal is kept and raised at the
+        next :func:`raise_if_received`. Anything else goes to the hook before."""
+        if not isinstance(hook_args.exc_value, Interrupted):
+            unraisable(hook_args)
+
+    sys.unraisablehook = quiet
     try:
         yield
     finally:
+        sys.unraisablehook = unraisable
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
