@@ -188,5 +188,36 @@ def test_an_interrupt_python_cannot_raise_prints_no_traceback_and_is_kept(
         unraisable(lambda: signals._handle(signal.SIGINT, None))
         assert isinstance(signals.received(), signals.Interrupted)
         unraisable(fails)
+        with pytest.raises(signals.Interrupted):
+            signals.raise_unraised()
+        signals.raise_unraised()  # once
     assert [type(error) for error in reported] == [ValueError]
+    signals.forget()
+
+
+def test_a_training_stops_at_its_next_batch_on_an_interrupt_python_could_not_raise() -> None:
+    """An interrupt dropped in a weakref callback after the first epoch stops the training
+    in the second (it would otherwise train on and finish)."""
+    import weakref
+
+    from search.ops import signals
+    from search.training.fit import train_policy
+
+    class Owner:
+        pass
+
+    epochs: list[int] = []
+
+    def drop_an_interrupt(epoch: int, metrics: dict[str, float]) -> bool:
+        epochs.append(epoch)
+        owner = Owner()
+        weakref.finalize(owner, signals._handle, signal.SIGTERM, None)
+        del owner
+        return False
+
+    data = load_dataset("shapes:train=64,val=16,test=16")
+    config = TrainConfig(epochs=3, batch_size=32, width=8, depth=2, seed=1)
+    with signals.handled(), pytest.raises(signals.Interrupted, match="SIGTERM"):
+        train_policy(CropPolicy(kind="full", size=(24, 24)), data, config, drop_an_interrupt)
+    assert epochs == [0]
     signals.forget()

@@ -31,6 +31,8 @@ class Interrupted(KeyboardInterrupt):
 
 
 _received: int | None = None
+#: A signal whose :class:`Interrupted` Python could not raise where it arrived.
+_unraised: int | None = None
 #: Signals received so far (a block can tell whether one arrived inside it).
 _count = 0
 _deferring = False
@@ -69,8 +71,8 @@ def shielded() -> Iterator[None]:
 def handled() -> Iterator[None]:
     """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` (main thread only);
     the previous handlers come back afterwards."""
-    global _received, _deferring
-    _received = None
+    global _received, _deferring, _unraised
+    _received = _unraised = None
     _deferring = False
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     for signum in previous:
@@ -79,15 +81,19 @@ def handled() -> Iterator[None]:
 
     def quiet(hook_args: sys.UnraisableHookArgs) -> None:
         """An :class:`Interrupted` raised where Python cannot propagate it (a weakref
-        callback, a ``__del__``) prints no traceback: its signal is kept and raised at the
-        next :func:`raise_if_received`. Anything else goes to the hook before."""
-        if not isinstance(hook_args.exc_value, Interrupted):
+        callback, a ``__del__``) prints no traceback: :func:`raise_unraised` raises it at
+        the next check (a training's next batch). Anything else goes to the hook before."""
+        global _unraised
+        if isinstance(hook_args.exc_value, Interrupted):
+            _unraised = hook_args.exc_value.signum
+        else:
             unraisable(hook_args)
 
     sys.unraisablehook = quiet
     try:
         yield
     finally:
+        _unraised = None
         sys.unraisablehook = unraisable
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -102,6 +108,16 @@ def forget() -> None:
 def received() -> Interrupted | None:
     """The interrupt of the last :func:`handled` block, if a signal arrived in it."""
     return None if _received is None else Interrupted(_received)
+
+
+def raise_unraised() -> None:
+    """Raise, once, the :class:`Interrupted` that Python could not raise where its signal
+    arrived (a weakref callback during garbage collection); otherwise the work it should have
+    stopped would go on. Long work calls this often (a training, at every batch)."""
+    global _unraised
+    if _unraised is not None:
+        signum, _unraised = _unraised, None
+        raise Interrupted(signum)
 
 
 def raise_if_received() -> None:

@@ -10,7 +10,8 @@ on its setup (seeds included) and the thread count, so the same command gives th
 whichever process finishes first.
 
 A terminal's Ctrl-C reaches the whole process group: the processes ignore SIGINT and the
-command stops them with SIGTERM, which ends their runs as failed (as in the command itself).
+command stops them with SIGTERM, which ends their runs as failed (as in the command itself)
+and the process with exit code 143, quietly: the command prints the one line.
 A process that dies (out of memory, kill -9) fails its run's record.
 """
 
@@ -307,7 +308,7 @@ def _serve(
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-    from search.ops.signals import handled
+    from search.ops.signals import Interrupted, handled
     from search.results.tracking import Tracker
     from search.study.trial import run_trial
 
@@ -319,29 +320,34 @@ def _serve(
         # Only the command's SIGTERM stops a run here: a terminal's SIGINT reaches us too,
         # and a second signal during a run's clean-up would leave it RUNNING.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        while isinstance(task := inbox.get(), tuple):
-            index, setup, crop_samples, note = task
-            record = run_trial(
-                setup,
-                context.data,
-                tracker,
-                context.parent_id,
-                crop_samples=crop_samples,
-                on_start=None if note is None else partial(_note_run, *note),
-            )
-            results.put((slot, index, record))
+        try:
+            while isinstance(task := inbox.get(), tuple):
+                index, setup, crop_samples, note = task
+                record = run_trial(
+                    setup,
+                    context.data,
+                    tracker,
+                    context.parent_id,
+                    crop_samples=crop_samples,
+                    on_start=None if note is None else partial(_note_run, *note),
+                )
+                results.put((slot, index, record))
+        except Interrupted as stopped:  # the run is failed; the command prints the one line
+            _leave(results, stopped.exit_code)
     _leave(results)
 
 
-def _leave(results: multiprocessing.Queue[tuple[int, int, TrialRecord]]) -> NoReturn:
-    """End a training process that finished its work: its results are sent and its runs
-    closed, so it exits without the interpreter's tear-down of TensorFlow (1-3 s here,
-    which the pool's close would wait for)."""
+def _leave(results: multiprocessing.Queue[tuple[int, int, TrialRecord]], code: int = 0) -> NoReturn:
+    """End a training process whose runs are closed: its results sent (unless it was
+    stopped: the command no longer reads them), it exits with ``code`` without the
+    interpreter's tear-down of TensorFlow (1-3 s here, which the pool would wait for)."""
+    if code:
+        results.cancel_join_thread()
     results.close()
     results.join_thread()  # the last result is in the pipe
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 def _note_run(storage: str, trial_id: int, run_id: str) -> None:

@@ -17,6 +17,7 @@ from search.crop.cut import crop_samples
 from search.crop.kinds import OBJECT_KINDS
 from search.crop.policy import CropPolicy
 from search.data import Dataset, Samples
+from search.ops.signals import raise_unraised
 from search.settings import TrainConfig
 from search.training.continuation import Continuation, load_state, save_state
 from search.training.model import compiled_network
@@ -120,6 +121,7 @@ def train_policy(
                 initial_epoch=epoch,
                 shuffle=True,
                 verbose=0,
+                callbacks=[_Interruptible()],
             )
             val_scores = _scores(model, val_x)
             metrics = {
@@ -151,6 +153,15 @@ def train_policy(
             )
     result.seconds = time.perf_counter() - start
     return result
+
+
+class _Interruptible(keras.callbacks.Callback):
+    """Stops a training at its next batch on a signal whose interrupt Python could not raise
+    where it arrived (:func:`~search.ops.signals.raise_unraised`). A batch's start, not its
+    end: an end hook would make Keras wait for every step's logs."""
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, float] | None = None) -> None:
+        raise_unraised()
 
 
 _CANVAS: list[tuple[np.ndarray, bytes | None, tf.Tensor]] = []
