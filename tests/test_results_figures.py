@@ -86,10 +86,6 @@ def _pareto_confirmation() -> Confirmation:
 
 #: Drawings of each figure function, by its name (and how it is called, when twice).
 DRAWINGS: dict[str, Callable[[], Figure]] = {
-    "crop_grid": lambda: figures.crop_grid(WINNER, _samples(), CLASSES),
-    "crop_grid one sample, train mode": lambda: figures.crop_grid(
-        WINNER, _samples(1), CLASSES, modes=("train",)
-    ),
     "policy_gallery": lambda: figures.policy_gallery(
         {"baseline": CropPolicy(kind="full"), "best": WINNER}, _samples(), CLASSES
     ),
@@ -161,19 +157,3 @@ def test_no_text_is_clipped(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
         assert clipped_texts(fig, monkeypatch) == []
     finally:
         plt.close(fig)
-
-
-def test_a_sample_without_a_box_is_drawn_as_its_full_image_crop() -> None:
-    """With no box at inference (--boxes none, a detector's miss), an object crop falls back
-    to the full image, in the crop samples as in the scores; the other sample keeps its box."""
-    samples = dataclasses.replace(
-        _samples(2), boxes=np.array([[8.0, 6.0, 30.0, 28.0], [np.nan] * 4])
-    )
-    fig = figures.crop_grid(CropPolicy(kind="object"), samples, CLASSES, modes=("eval",))
-    with_box, without = fig.axes[0], fig.axes[2]
-    assert len(with_box.patches) == 2 and len(without.patches) == 1, "no box drawn for a miss"
-    whole = CropPolicy(kind="full").windows(samples.sizes, np.array([[0, 0, 48, 40]] * 2), False)
-    drawn = without.patches[0].get_bbox()
-    assert (drawn.x0, drawn.y0, drawn.x1, drawn.y1) == pytest.approx(tuple(whole[1]))
-    boxed = with_box.patches[1].get_bbox()
-    assert (boxed.x1 - boxed.x0) < 40, "the boxed sample is still cut around its box"

@@ -198,7 +198,7 @@ def write_preview(
     """Draw ``policy``'s crops (in ``modes``) of the first ``n`` validation samples into the
     PNG ``output``, without training; returns the file and the samples drawn. ``data``: the
     dataset's spec, as the user gave it."""
-    from search.results.figures import crop_grid, save  # matplotlib only for the preview
+    from search.results.crop_grid import crop_grid, save_picture
 
     if len(dataset.val) == 0:
         raise ApplyError(f"--data '{data}' has no validation samples to show")
@@ -206,9 +206,9 @@ def write_preview(
         usable = ", ".join(BOX_FREE_KINDS)
         raise ApplyError(f"--data '{data}' has no boxes for kind {policy.kind}; use {usable}")
     samples = dataset.val.take(slice(0, n))
-    figure = crop_grid(policy, samples, dataset.class_names, seed=seed, modes=modes)
+    picture = crop_grid(policy, samples, dataset.class_names, seed=seed, modes=modes)
     try:
-        path = save(figure, output)
+        path = save_picture(picture, output)
     except OSError as error:
         raise ApplyError(f"cannot write {output}: {error}") from None
     return path, len(samples)

@@ -1,4 +1,5 @@
-"""Pictures for people: crop-sample grids and study plots (matplotlib, Agg backend)."""
+"""Pictures for people: the study plots and the policy gallery (matplotlib, Agg backend);
+the crop-sample grid is :mod:`search.results.crop_grid`."""
 
 from __future__ import annotations
 
@@ -11,19 +12,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from search.crop.kinds import OBJECT_KINDS
 from search.crop.policy import CropPolicy
 from search.data import Samples
 from search.data.boxes import BoxSource
+from search.results.crop_grid import BOX_COLOR
 from search.results.report import pareto_points, robustness_levels, winner_first
 from search.study.confirm.model import Confirmation
 from search.study.record import TrialRecord
 
-BOX_COLOR, TRAIN_COLOR, EVAL_COLOR = "#00e000", "#ff3030", "#ffd000"
 #: Points per character of DejaVu Sans, a little above its mean width (digits are wide).
 CHAR_WIDTH = 0.6
 
@@ -40,92 +39,6 @@ def _rect(window: np.ndarray, color: str, style: str = "-") -> Rectangle:
     return Rectangle(
         (x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=1.5, linestyle=style
     )
-
-
-def crop_grid(
-    policy: CropPolicy,
-    samples: Samples,
-    class_names: Sequence[str],
-    seed: int = 0,
-    epoch: int = 0,
-    modes: Sequence[str] = ("train", "eval"),
-    columns: int = 2,
-) -> Figure:
-    """For each sample: the source with its box (green; none for box-free data) and the train
-    (red) / eval (yellow, dashed) windows drawn, followed by the crops in each of ``modes``."""
-    from search.crop.cut import cut  # TensorFlow only when crops are drawn
-
-    index = np.arange(len(samples))
-    # A sample with no box at inference (a detector's miss, --boxes none) is cut as the
-    # full image by a policy that needs a box, as in training's eval crops.
-    missing = samples.missing_boxes
-    heights, widths = samples.sizes[:, 0], samples.sizes[:, 1]
-    whole = np.stack([np.zeros_like(widths), np.zeros_like(heights), widths, heights], axis=1)
-    boxes = np.where(missing[:, None], whole, samples.boxes)
-    full = policy.model_copy(update={"kind": "full"}) if policy.kind in OBJECT_KINDS else policy
-    crops, windows = {}, {}
-    for mode in modes:
-        training = mode == "train"
-        windows[mode] = policy.windows(samples.sizes, boxes, training, seed, epoch, index)
-        if missing.any():
-            fallback = full.windows(samples.sizes, boxes, training, seed, epoch, index)
-            windows[mode][missing] = fallback[missing]
-        crops[mode] = cut(
-            samples.images,
-            windows[mode],
-            index,
-            policy.size,
-            policy.fit,
-            policy.interpolation,
-            samples.sizes,
-        )
-    per_sample = 1 + len(modes)
-    rows = int(np.ceil(len(samples) / columns))
-    width, height = 1.6 * columns * per_sample, 1.75 * rows
-    fig, axes = plt.subplots(rows, columns * per_sample, figsize=(width, height), squeeze=False)
-    lines = 1  # of the longest caption
-    for ax in axes.flat:
-        ax.axis("off")
-    for i in range(len(samples)):
-        row, col = divmod(i, columns)
-        h, w = samples.sizes[i]
-        source = axes[row, col * per_sample]
-        source.imshow(samples.images[i, :h, :w])
-        if samples.has_boxes and not missing[i]:
-            source.add_patch(_rect(samples.boxes[i], BOX_COLOR))
-        for mode in modes:
-            color, style = (TRAIN_COLOR, "-") if mode == "train" else (EVAL_COLOR, "--")
-            source.add_patch(_rect(windows[mode][i], color, style))
-        source.set_xlim(min(0, windows[modes[0]][i][0]) - 1, max(w, windows[modes[0]][i][2]) + 1)
-        source.set_ylim(max(h, windows[modes[0]][i][3]) + 1, min(0, windows[modes[0]][i][1]) - 1)
-        name = _fit(class_names[int(samples.labels[i])], 1.5, 7)
-        lines = max(lines, name.count("\n") + 1)
-        _caption(source, name)
-        for k, mode in enumerate(modes, start=1):
-            axes[row, col * per_sample + k].imshow(crops[mode][i])
-            _caption(axes[row, col * per_sample + k], f"{mode} crop")
-    title = _fit(policy.label(), width - 0.3, 9)
-    fig.suptitle(title, fontsize=9, y=1 - 0.05 / height)
-    # Margins set from the text's lines: a layout engine would measure every axes' ticks,
-    # most of the drawing's time. Inches: 7-point lines 0.12 apart, 9-point 0.16.
-    captions = 0.12 * lines + 0.06
-    top = height - 0.05 - 0.16 * (title.count("\n") + 1) - captions
-    bottom = 0.02
-    axes_height = (top - bottom - (rows - 1) * captions) / rows
-    fig.subplots_adjust(
-        left=0.01,
-        right=0.99,
-        bottom=bottom / height,
-        top=top / height,
-        wspace=0.06,
-        hspace=captions / axes_height,
-    )
-    return fig
-
-
-def _caption(ax: Axes, text: str) -> None:
-    """A small title above ``ax``, placed without measuring its axis as ``set_title`` does."""
-    ax.text(0.5, 1.03, text, transform=ax.transAxes, ha="center", va="bottom", fontsize=7)
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
@@ -326,9 +239,15 @@ def confusion_figure(classes: Sequence[str], matrix: np.ndarray) -> Figure:
             share = count / totals[row, 0]
             color = "white" if share > 0.5 else "black"
             ax.text(col, row, str(count), ha="center", va="center", fontsize=7, color=color)
-    ax.set_xticks(range(n), [str(c)[:12] for c in classes], rotation=90, fontsize=7)
-    ax.set_yticks(range(n), [str(c)[:12] for c in classes], fontsize=7)
+    labels = [str(c)[:12] for c in classes]
+    ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), labels, fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    fig.tight_layout()
+    # Margins from the labels' length: every completed trial draws one, and a layout engine
+    # would measure the ticks (most of the drawing's time). Inches.
+    margin = max(map(len, labels), default=1) * 7 * CHAR_WIDTH / 72 + 0.45
+    fig.subplots_adjust(
+        left=margin / side, bottom=margin / side, right=1 - 0.1 / side, top=1 - 0.1 / side
+    )
     return fig

@@ -9,7 +9,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -19,6 +19,9 @@ from search.names import check_study_name
 from search.ops.retry import Retrying
 from search.ops.stores import created_once
 from search.ops.uris import redact, sqlite_path
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # MLflow narrates database creation and migrations at INFO, draws a progress bar for every
 # artifact it copies and prints two links per run ended on a server; a search prints its own.
@@ -141,6 +144,13 @@ class Tracker:
 
         with tempfile.TemporaryDirectory() as folder:
             self.client.log_artifact(run_id, str(save(figure, Path(folder) / name)))
+
+    def log_picture(self, run_id: str, picture: Image.Image, name: str) -> None:
+        """Save a Pillow picture as a PNG artifact of the run."""
+        from search.results.crop_grid import save_picture
+
+        with tempfile.TemporaryDirectory() as folder:
+            self.client.log_artifact(run_id, str(save_picture(picture, Path(folder) / name)))
 
     def log_text(self, run_id: str, text: str, name: str) -> None:
         """Attach text as a file named ``name``."""

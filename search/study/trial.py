@@ -103,11 +103,11 @@ def _start_run(setup: TrialSetup, data: Dataset, tracker: Tracker, parent_id: st
 
 
 def _log_crop_grid(setup: TrialSetup, data: Dataset, tracker: Tracker, run_id: str) -> None:
-    from search.results.figures import crop_grid  # matplotlib, off the path of a trial's start
+    from search.results.crop_grid import crop_grid
 
     samples = data.val.take(slice(0, GRID_SAMPLES))
     grid = crop_grid(setup.policy, samples, data.class_names, seed=setup.train.seed)
-    tracker.log_figure(run_id, grid, "crop_samples.png")
+    tracker.log_picture(run_id, grid, "crop_samples.png")
 
 
 def _log_trained(tracker: Tracker, run_id: str, result: TrainResult, data: Dataset) -> None:
