@@ -79,7 +79,8 @@ def train_policy(
     train = data.train if train_index is None else data.train.take(np.sort(train_index))
     train_canvas = _canvas(data.train.images, train_index, train.images)
     # Crops (train ones keyed by seed, epoch, index: order-free) are cut on a side thread:
-    # validation and test while the model is set up, each epoch's while the previous trains.
+    # the first epoch's while the model is set up, validation and test while it trains, each
+    # next epoch's while the previous trains.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cropsearch-crops") as ahead:
         first = 0 if resume is None or resume.load_from is None else resume.initial_epoch
         next_x = ahead.submit(crop_samples, policy, train, True, config.seed, first, train_canvas)
@@ -106,7 +107,6 @@ def train_policy(
         if resume is not None and resume.load_from is not None:
             load_state(model, resume.load_from)
             result.history = list(resume.history)
-        val_x = val_crops.result()
         for epoch in range(first, config.epochs):
             train_x = next_x.result()
             if epoch + 1 < config.epochs:
@@ -123,7 +123,7 @@ def train_policy(
                 verbose=0,
                 callbacks=[_Interruptible()],
             )
-            val_scores = _scores(model, val_x)
+            val_scores = _scores(model, val_crops.result())  # cut while the first epoch trains
             metrics = {
                 "loss": float(fit.history["loss"][-1]),
                 "accuracy": float(fit.history["accuracy"][-1]),
