@@ -10,22 +10,12 @@ import pytest
 from PIL import ImageColor
 
 from search.crop.policy import CropPolicy
-from search.data import Samples
 from search.results import crop_grid as grid
 from search.results.crop_grid import crop_grid, crop_panels
+from tests.test_results_figures import WINNER, _samples
 
-#: A policy whose label is long (every field away from its default).
-WINNER = CropPolicy(kind="object_random", context=0.35, fraction=0.4, min_object_covered=0.7,
-                    aspect_ratio=1.5, box_noise=0.2, border="pad", fit="letterbox")  # fmt: skip
+#: Longer than a tile, so it wraps.
 CLASSES = ["circle", "a rather long class name that will not fit on one line", "triangle"]
-
-
-def _samples(n: int = 4) -> Samples:
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 255, (n, 40, 48, 3), dtype=np.uint8)
-    sizes = np.array([[40, 48]] * n)
-    boxes = np.array([[8.0, 6.0, 30.0, 28.0]] * n)
-    return Samples(images, sizes, boxes, np.arange(n) % len(CLASSES))
 
 
 def _pixels(picture: object, color: str) -> int:

@@ -1,12 +1,12 @@
 """The crop policy in-graph: its windows and its cutting as TensorFlow ops, pixel for pixel as
-``cut.py``; the crop layer and the ``tf.data`` map (``layer.py``) are built on them.
+``cut.py``; the Keras crop layer and the ``tf.data`` map are built on them.
 
 It is a port, not a second design: the window maths of
 ``geometry.py`` in float64 (train-mode randomness is the same splitmix64 hash of (seed, epoch,
 sample index, draw), on uint64 tensors), and the sampling of ``cut.cut``: sample positions
 computed in float32 exactly as ``tf.image.crop_and_resize`` computes them, samples beyond an
 image's edge pixel centres clamped to the edge, samples whose centre lies outside the image set
-to the fill value. ``tests/test_crop_layer.py`` holds the parity tests; ``docs/crop-design.md``
+to the fill value. The parity tests are the crop-layer tests; ``docs/crop-design.md``
 says why training keeps the numpy path.
 
 One difference of form: ``cut.cut`` normalises sample positions by the canvas it is given,
