@@ -157,3 +157,37 @@ def test_another_host_s_silent_trial_is_failed_by_the_heartbeat_and_retried_once
     assert retry.state == TrialState.WAITING and retry.params == first.params
     assert retry.system_attrs["failed_trial"] == 0 and TrialKey.OWNER not in retry.user_attrs
     assert optuna_storage.repair_stale_trials(study, tracker) == [], "repaired once"
+
+
+def test_a_tell_whose_answer_was_lost_is_a_success_and_a_trial_finished_otherwise_refuses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL restarted after committing a tell but before answering it: the retry finds
+    the trial finished as told and succeeds (a worker of the soak ended with "Trial#6 has
+    already finished"). A trial another process finished meanwhile still refuses the tell."""
+    from sqlalchemy.exc import OperationalError
+
+    storage = optuna_storage.open_storage(f"sqlite:///{tmp_path}/o.db")
+    assert isinstance(storage, optuna.storages.RDBStorage)
+    study = optuna.create_study(study_name="lost", storage=storage, direction="maximize")
+    commit = optuna.storages.RDBStorage.set_trial_state_values
+    before_losing: list[Any] = []  # what the call commits before its connection drops
+
+    def lose_the_answer(self: Any, trial_id: int, state: TrialState, values: Any = None) -> bool:
+        if before_losing:
+            before_losing.pop()(self, trial_id)
+            raise OperationalError("UPDATE", {}, Exception("server closed the connection"))
+        return commit(self, trial_id, state, values)
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_state_values", lose_the_answer)
+    told = study.ask()
+    before_losing.append(lambda self, trial_id: commit(self, trial_id, TrialState.COMPLETE, [0.75]))
+    study.tell(told, 0.75)
+    assert not before_losing, "the lost answer was retried"
+    assert study.trials[0].state == TrialState.COMPLETE and study.trials[0].value == 0.75
+
+    failed = study.ask()
+    before_losing.append(lambda self, trial_id: commit(self, trial_id, TrialState.FAIL))
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        storage.set_trial_state_values(failed._trial_id, TrialState.COMPLETE, [0.5])
+    assert study.trials[1].state == TrialState.FAIL

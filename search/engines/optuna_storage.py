@@ -10,6 +10,7 @@ import os
 import socket
 import time
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -31,7 +32,7 @@ TWIN_POLL_SECONDS, TWIN_WAIT_SECONDS = 2.0, 6 * 3600.0
 #: Storage calls retried while the database connection is lost (idempotent ones, and those
 #: a trial cannot go without).
 _RETRIED = (
-    "create_new_trial", "set_trial_param", "set_trial_state_values",
+    "create_new_trial", "set_trial_param",
     "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
     "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
     "get_study_user_attrs", "get_study_system_attrs", "get_trial", "get_all_trials",
@@ -75,6 +76,35 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
     """Optuna's RDB storage whose calls around a trial (ask, report, attributes, tell, the
     heartbeat) survive a lost connection: retried for up to a minute (:mod:`search.ops.retry`)."""
 
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        """Optuna's call, retried; a retry that finds the trial already finished as asked is a
+        success (the lost attempt committed before its connection dropped)."""
+        attempts = 0
+
+        def attempt() -> bool:
+            nonlocal attempts
+            attempts += 1
+            try:
+                return super(RetryingRDBStorage, self).set_trial_state_values(
+                    trial_id, state, values
+                )
+            except optuna.exceptions.UpdateFinishedTrialError:
+                if attempts > 1 and _finished_as(self.get_trial(trial_id), state, values):
+                    return True
+                raise
+
+        return retried(attempt, what=f"the study storage {self.url}")
+
+
+def _finished_as(
+    trial: optuna.trial.FrozenTrial, state: TrialState, values: Sequence[float] | None
+) -> bool:
+    """Whether ``trial`` holds exactly the ``state`` and ``values`` a tell asked for."""
+    stored = list(trial.values or []) if values is not None else []
+    return trial.state == state and stored == [float(v) for v in values or []]
+
 
 def _retrying(name: str) -> Any:
     method = getattr(optuna.storages.RDBStorage, name)
@@ -97,10 +127,11 @@ def _shielding(name: str) -> Any:
     return call
 
 
+_OWN = set(vars(RetryingRDBStorage))  # the calls the class defines itself
 for _name in _RETRIED:
     setattr(RetryingRDBStorage, _name, _retrying(_name))
 for _name in dir(optuna.storages.BaseStorage):
-    if not _name.startswith("_") and _name not in _RETRIED:
+    if not _name.startswith("_") and _name not in _RETRIED and _name not in _OWN:
         setattr(RetryingRDBStorage, _name, _shielding(_name))
 
 
