@@ -106,3 +106,24 @@ def test_the_variable_schedule_matches_cosine_decay_bit_for_bit_in_a_graph(
         [[v.numpy() for v in both(tf.constant(s, tf.int64))] for s in range(steps + 2)]
     )
     assert np.array_equal(values[:, 0], values[:, 1])
+
+
+@pytest.mark.parametrize("network", [None, "user_models:any_size"])
+def test_a_new_model_s_first_fit_traces_its_train_step_once(network: str | None) -> None:
+    """Its optimizer and metric variables exist before ``fit``: created inside the first
+    trace, they made TensorFlow trace the train step a second time."""
+    import numpy as np
+
+    from search.training.model import compiled_network
+
+    config = TrainConfig(epochs=1, batch_size=16, width=4, depth=2, model=network)
+    if network is None:
+        model = reuse.compiled_model((24, 24, 3), 6, 4, 2, 3e-3, 4, reuse=False)
+    else:
+        model = compiled_network(config, (24, 24, 3), 6, 4)  # shapes' 6 classes
+    traces: list[object] = []
+    step = model.train_step
+    model.train_step = lambda data: traces.append(data) or step(data)  # type: ignore[method-assign]
+    images = np.random.default_rng(0).integers(0, 255, (40, 24, 24, 3)).astype("float32")
+    model.fit(images, np.arange(40) % 6, batch_size=16, epochs=1, verbose=0)
+    assert len(traces) == 1

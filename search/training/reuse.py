@@ -26,7 +26,7 @@ from typing import Any
 
 import keras
 
-from search.training.model import build_model
+from search.training.model import build_model, build_training_state
 
 #: Shapes kept at once (a search over width/depth has a handful; each model is small).
 CACHE_SIZE = 4
@@ -138,6 +138,7 @@ def compiled_model(
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
+        build_training_state(model, input_shape, n_classes)
         if reuse:
             _CACHE[key] = _Entry(model, schedule)
             while len(_CACHE) > CACHE_SIZE:
