@@ -78,15 +78,20 @@ def main() -> None:
             )  # fmt: skip
             row = json.loads(out.stdout.strip().splitlines()[-1])
             results[variant].append(row)
-            print(f"run {run + 1} {variant:7s} first fit {row['first_wall']:.2f}s "
-                  f"(CPU {row['first_cpu']:.2f}s), second {row['second_wall']:.2f}s "
-                  f"(CPU {row['second_cpu']:.2f}s), {row['traces']} traces", flush=True)  # fmt: skip
+            print(
+                f"run {run + 1} {variant:7s} first fit {row['first_wall']:.2f}s "
+                f"(CPU {row['first_cpu']:.2f}s), second {row['second_wall']:.2f}s "
+                f"(CPU {row['second_cpu']:.2f}s), {row['traces']} traces",
+                flush=True,
+            )
     for variant, rows in results.items():
         median = {k: statistics.median(r[k] for r in rows) for k in rows[0] if k != "loss"}
-        print(f"{variant:7s} state built before: median first fit {median['first_wall']:.2f}s "
-              f"(CPU {median['first_cpu']:.2f}s), second {median['second_wall']:.2f}s "
-              f"(CPU {median['second_cpu']:.2f}s); first over second "
-              f"{median['first_wall'] - median['second_wall']:.2f}s")  # fmt: skip
+        print(
+            f"{variant:7s} state built before: median first fit {median['first_wall']:.2f}s "
+            f"(CPU {median['first_cpu']:.2f}s), second {median['second_wall']:.2f}s "
+            f"(CPU {median['second_cpu']:.2f}s); first over second "
+            f"{median['first_wall'] - median['second_wall']:.2f}s"
+        )
     losses = {r["loss"] for rows in results.values() for r in rows}
     print(f"same loss in every run: {len(losses) == 1}")
 
