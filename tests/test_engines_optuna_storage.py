@@ -191,3 +191,40 @@ def test_a_tell_whose_answer_was_lost_is_a_success_and_a_trial_finished_otherwis
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
         storage.set_trial_state_values(failed._trial_id, TrialState.COMPLETE, [0.5])
     assert study.trials[1].state == TrialState.FAIL
+
+
+def test_a_new_trial_whose_answer_was_lost_is_created_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The insert of ``study.ask`` committed, then the connection dropped before the answer:
+    Optuna's own retry and ours find the trial the lost attempt made instead of leaving a
+    second, ownerless RUNNING one that nothing would ever repair."""
+    import contextlib
+
+    from optuna.storages._rdb import storage as rdb
+    from sqlalchemy.exc import OperationalError
+
+    storage = optuna_storage.open_storage(f"sqlite:///{tmp_path}/o.db")
+    study = optuna.create_study(study_name="lost", storage=storage, direction="maximize")
+    session_of = rdb._create_scoped_session
+    losing: list[bool] = []
+
+    @contextlib.contextmanager
+    def commit_then_lose(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with session_of(*args, **kwargs) as session:
+            yield session
+        if losing:  # committed; the answer is lost
+            losing.pop()
+            lost = OperationalError("COMMIT", {}, Exception("server closed the connection"))
+            raise optuna.exceptions.StorageInternalError("lost") from lost
+
+    monkeypatch.setattr(rdb, "_create_scoped_session", commit_then_lose)
+    losing.append(True)
+    first = study.ask()
+    assert not losing, "the lost answer was retried"
+    study.enqueue_trial({"x": 1.0})  # a template (Optuna's add_trial) after a lost answer too
+    losing.append(True)
+    study.add_trial(optuna.create_trial(state=TrialState.WAITING, params={}, distributions={}))
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.RUNNING, TrialState.WAITING, TrialState.WAITING]
+    assert first.number == 0 and len({t.system_attrs[optuna_storage.CREATED] for t in trials}) == 3

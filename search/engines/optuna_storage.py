@@ -4,16 +4,22 @@ trials whose process died or was interrupted, and waiting for a twin another pro
 
 from __future__ import annotations
 
+import copy
+import datetime
 import functools
 import hashlib
+import json
 import os
 import socket
 import time
+import uuid
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import optuna
+import sqlalchemy.orm
+from optuna.storages._rdb import models
 from optuna.trial import TrialState
 
 from search.ops.processes import alive, local_pid
@@ -29,10 +35,13 @@ HEARTBEAT_SECONDS, GRACE_SECONDS = 10, 30
 #: A trial whose configuration another process is training checks on it this often, and
 #: waits for it at most this long (a dead twin is failed within the heartbeat's grace).
 TWIN_POLL_SECONDS, TWIN_WAIT_SECONDS = 2.0, 6 * 3600.0
+#: The system attribute of a trial that names the call which created it (see
+#: :meth:`RetryingRDBStorage._create_new_trial`).
+CREATED = "cropsearch:created"
 #: Storage calls retried while the database connection is lost (idempotent ones, and those
 #: a trial cannot go without).
 _RETRIED = (
-    "create_new_trial", "set_trial_param",
+    "set_trial_param",
     "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
     "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
     "get_study_user_attrs", "get_study_system_attrs", "get_trial", "get_all_trials",
@@ -41,7 +50,7 @@ _RETRIED = (
     # Optuna's _CachedStorage, which wraps every RDB storage a study opens, calls these
     # private methods instead of the public ones: unwrapped, an interrupt inside one left its
     # sqlite transaction open (the database locked) and a lost connection was not retried.
-    "_create_new_trial", "_set_trial_param", "_get_trials", "_get_best_trial_id",
+    "_set_trial_param", "_get_trials", "_get_best_trial_id",
 )  # fmt: skip
 
 
@@ -76,6 +85,37 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
     """Optuna's RDB storage whose calls around a trial (ask, report, attributes, tell, the
     heartbeat) survive a lost connection: retried for up to a minute (:mod:`search.ops.retry`)."""
 
+    def _create_new_trial(
+        self, study_id: int, template_trial: optuna.trial.FrozenTrial | None = None
+    ) -> optuna.trial.FrozenTrial:
+        """Optuna's call (what ``study.ask`` and ``add_trial`` reach), retried. Every attempt of
+        one call carries one token, so an attempt whose insert committed before its connection
+        dropped is found again instead of leaving a second, ownerless RUNNING trial."""
+        token = uuid.uuid4().hex
+        template = _carrying(template_trial, token)
+        create = super()._create_new_trial
+        return retried(create, study_id, template, what=f"the study storage {self.url}")
+
+    def _get_prepared_new_trial(
+        self,
+        study_id: int,
+        template_trial: optuna.trial.FrozenTrial | None,
+        session: sqlalchemy.orm.Session,
+    ) -> models.TrialModel:
+        token = None if template_trial is None else template_trial.system_attrs.get(CREATED)
+        if token is not None:
+            created = (
+                session.query(models.TrialModel)
+                .join(models.TrialSystemAttributeModel)
+                .filter(models.TrialModel.study_id == study_id)
+                .filter(models.TrialSystemAttributeModel.key == CREATED)
+                .filter(models.TrialSystemAttributeModel.value_json == json.dumps(token))
+                .one_or_none()
+            )
+            if created is not None:
+                return created
+        return super()._get_prepared_new_trial(study_id, template_trial, session)
+
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
     ) -> bool:
@@ -96,6 +136,28 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
                 raise
 
         return retried(attempt, what=f"the study storage {self.url}")
+
+
+def _carrying(template: optuna.trial.FrozenTrial | None, token: str) -> optuna.trial.FrozenTrial:
+    """``template`` (a new RUNNING trial when None, as Optuna would create) with ``token``."""
+    if template is None:
+        return optuna.trial.FrozenTrial(
+            number=-1,
+            state=TrialState.RUNNING,
+            value=None,
+            values=None,
+            datetime_start=datetime.datetime.now(),
+            datetime_complete=None,
+            params={},
+            distributions={},
+            user_attrs={},
+            system_attrs={CREATED: token},
+            intermediate_values={},
+            trial_id=-1,
+        )
+    carried = copy.deepcopy(template)
+    carried.system_attrs = {**template.system_attrs, CREATED: token}
+    return carried
 
 
 def _finished_as(
