@@ -20,7 +20,7 @@ from search.crop.policy import CropPolicy
 from search.data import load_dataset
 from search.engines.optuna_storage import open_storage
 from search.ops.retry import retried
-from search.ops.signals import Interrupted, handled, shielded
+from search.ops.signals import Interrupted, handled, shielded, stop_announced
 from search.results.tracking import Tracker
 from search.settings import TrainConfig
 from search.study.record import TrialRecord
@@ -221,3 +221,13 @@ def test_a_training_stops_at_its_next_batch_on_an_interrupt_python_could_not_rai
         train_policy(CropPolicy(kind="full", size=(24, 24)), data, config, drop_an_interrupt)
     assert epochs == [0]
     signals.forget()
+
+
+def test_an_interrupt_is_announced_at_once_and_goes_on() -> None:
+    said: list[str] = []
+    with pytest.raises(Interrupted), stop_announced(said.append):
+        raise Interrupted(signal.SIGTERM)
+    assert len(said) == 1 and said[0].startswith("stopping:")
+    with pytest.raises(ValueError), stop_announced(said.append):
+        raise ValueError("not an interrupt")
+    assert len(said) == 1

@@ -29,6 +29,7 @@ from search.engines.base import SearchRun
 from search.engines.common import CONFIRM_SHARE, StudyError
 from search.engines.keras_tuner_records import KerasTunerRecords, keras_tuner_root
 from search.engines.keras_tuner_space import hyperparameters
+from search.ops.signals import stop_announced
 from search.settings import (
     SEARCHABLE_TRAIN_FIELDS,
     StudyKey,
@@ -152,18 +153,19 @@ class KerasTunerSearch(SearchRun):
             oracle.max_trials = len(oracle.trials) + self.options.trials
         confirmation = None
         try:
-            with _quiet_failures():
-                self.tuner.search(verbose=0)
-            self.report_quiet_failures()
-            if self.options.confirm:
-                self.views(None)
-                o = self.options
-                plan = ConfirmPlan(o.top, o.repeats, o.seed, o.epochs, boxes=o.boxes)
-                with self.training_pool() as pool:
-                    confirmation = confirm(
-                        self.records, self.data, self.tracker, self.parent_id, plan, None,
-                        self.echo, pool=pool,
-                    )  # fmt: skip
+            with stop_announced(self.echo):
+                with _quiet_failures():
+                    self.tuner.search(verbose=0)
+                self.report_quiet_failures()
+                if self.options.confirm:
+                    self.views(None)
+                    o = self.options
+                    plan = ConfirmPlan(o.top, o.repeats, o.seed, o.epochs, boxes=o.boxes)
+                    with self.training_pool() as pool:
+                        confirmation = confirm(
+                            self.records, self.data, self.tracker, self.parent_id, plan, None,
+                            self.echo, pool=pool,
+                        )  # fmt: skip
         finally:
             self.views(confirmation or self.records.confirmation(), close=True)
         return confirmation

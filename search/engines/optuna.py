@@ -28,6 +28,7 @@ from search.engines.optuna_storage import (
 )
 from search.engines.optuna_study import make_sampler, open_study, sampler_seed
 from search.ops.presence import Presence
+from search.ops.signals import stop_announced
 from search.results.report import clock
 from search.results.views import Printer
 from search.settings import (
@@ -153,7 +154,7 @@ class OptunaSearch(SearchRun):
         presence = Presence(self.study)
         confirmation = None
         try:
-            with self.training_pool() as pool:
+            with self.training_pool() as pool, stop_announced(self.echo):
                 total = self.options.trials
                 in_pool = pool is not None and self.options.pruner != "hyperband"
                 # A budget is planned on the first trial's time; without one, nothing waits

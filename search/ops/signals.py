@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -65,6 +65,17 @@ def shielded() -> Iterator[None]:
         _deferring = False
     if _count != before:
         raise_if_received()
+
+
+@contextmanager
+def stop_announced(echo: Callable[[str], object]) -> Iterator[None]:
+    """Says at once that an interrupt (Ctrl-C, SIGTERM) is stopping the command: ending the
+    trainings and writing the study's views take seconds before it exits."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        echo("stopping: the running trainings end as failed, then the study's views are written")
+        raise
 
 
 @contextmanager

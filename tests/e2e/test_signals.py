@@ -93,11 +93,13 @@ def test_a_signal_fails_the_running_trial_and_exits(
     else:
         wait_for_finished_trial(tmp_path, "signalled", 0)
     process.send_signal(signum)
-    _, stderr = process.communicate(timeout=120)
+    stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stderr
     assert "Traceback" not in stderr
     lines = [line for line in stderr.splitlines() if line.startswith("interrupted")]
     assert len(lines) == 1, stderr
+    stopping = [line for line in stdout.splitlines() if line.startswith("stopping:")]
+    assert len(stopping) == 1, stdout  # said at once, before the views are written
     study = optuna.load_study(study_name="signalled", storage=f"sqlite:///{tmp_path}/optuna.db")
     states = [t.state for t in study.trials]
     assert states[0] == optuna.trial.TrialState.COMPLETE
