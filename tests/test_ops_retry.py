@@ -61,6 +61,23 @@ def test_a_dead_workers_trial_is_retried_once(tmp_path: Path) -> None:
     assert states == [TrialState.FAIL, TrialState.FAIL]  # one retry only
 
 
+def test_a_trial_killed_after_its_run_ended_is_failed_in_both_stores(tmp_path: Path) -> None:
+    """Killed between ending its MLflow run and Optuna's tell (the soak met it): the trial is
+    failed and retried, and its FINISHED run is failed too, so the stores agree."""
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    study = optuna.create_study(study_name="r", storage=storage, direction="maximize")
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", "r")
+    parent = tracker.start_parent("r", {})
+    number, run = _die(study, tracker, parent)
+    tracker.end_run(run, "complete")
+
+    assert repair_stale_trials(study, tracker) == [number]
+    closed = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run)
+    assert closed.info.status == "FAILED", "Optuna fails the trial: its run must say so too"
+    assert closed.data.tags["error"] == "its process died during the trial"
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.WAITING]
+
+
 def test_an_interrupt_fails_only_this_process_s_unfinished_trials(tmp_path: Path) -> None:
     study = optuna.create_study(
         study_name="i", storage=f"sqlite:///{tmp_path}/optuna.db", direction="maximize"

@@ -259,7 +259,9 @@ def repair_stale_trials(study: optuna.Study, tracker: Tracker) -> list[int]:
         if changed and not run_id:  # killed between creating its run and noting the run's id
             run_ids = tracker.running_search_runs(trial.number)
         for run in run_ids:
-            if tracker.run_status(run) == "RUNNING":
+            status = tracker.run_status(run)
+            # FINISHED: killed after its run ended, before Optuna recorded the trial.
+            if status == "RUNNING" or (changed and status == "FINISHED"):
                 tracker.end_run(run, "failed", {"error": "its process died during the trial"})
                 changed = True
         if changed:

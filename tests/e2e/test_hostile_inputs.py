@@ -428,8 +428,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
 
 @pytest.mark.slow  # two processes importing TensorFlow: ~16 s
 def test_tensorflow_start_up_lines_stay_off_the_terminal(tmp_path: Path) -> None:
-    """absl's pre-init warning and the oneDNN notice (4 lines per run, measured) show only with
-    --verbose; a command's stderr is otherwise empty."""
+    """TensorFlow's start-up lines (absl's pre-init warning, and the oneDNN notice or a CUDA
+    probe's error, as the machine has them) show only with --verbose; a command's stderr is
+    otherwise empty."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs
     command = [
         sys.executable, "-m", "search.cli", "preview", "--data", "shapes:train=4,val=4,test=4",
@@ -440,7 +441,7 @@ def test_tensorflow_start_up_lines_stay_off_the_terminal(tmp_path: Path) -> None
     assert quiet.stderr == ""
     loud = subprocess.run([*command, "--verbose"], capture_output=True, text=True, env=env)
     assert loud.returncode == 0, loud.stderr
-    assert "absl::InitializeLog" in loud.stderr and "oneDNN" in loud.stderr
+    assert "absl::InitializeLog" in loud.stderr, loud.stderr  # oneDNN's notice: not every CPU
 
 
 @pytest.mark.slow
