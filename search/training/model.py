@@ -235,21 +235,25 @@ def compiled_network(
     model's own replaced."""
     model = build_network(config.model, input_shape, n_classes, hyperparameters(config))
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps)
+    compile_for_training(model, schedule, input_shape, n_classes)
+    return model
+
+
+def compile_for_training(
+    model: keras.Model,
+    schedule: keras.optimizers.schedules.LearningRateSchedule,
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+) -> None:
+    """Compile ``model`` as every trial trains (Adam on ``schedule``, sparse cross-entropy,
+    accuracy) with its optimizer and metric variables created now. Keras (without a
+    distribution strategy) creates them inside the first traced train step, and TensorFlow then
+    traces that step a second time: 1.2-1.5 s more on the first ``fit`` of every new model."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=schedule),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    build_training_state(model, input_shape, n_classes)
-    return model
-
-
-def build_training_state(
-    model: keras.Model, input_shape: tuple[int, int, int], n_classes: int
-) -> None:
-    """Create a compiled model's optimizer and metric variables now. Keras (without a
-    distribution strategy) creates them inside the first traced train step, and TensorFlow then
-    traces that step a second time: 1.2-1.5 s more on the first ``fit`` of every new model."""
     model.optimizer.build(model.trainable_variables)
     model.compute_metrics(
         keras.ops.zeros((1, *input_shape)),

@@ -26,7 +26,7 @@ from typing import Any
 
 import keras
 
-from search.training.model import build_model, build_training_state
+from search.training.model import build_model, compile_for_training
 
 #: Shapes kept at once (a search over width/depth has a handful; each model is small).
 CACHE_SIZE = 4
@@ -133,12 +133,7 @@ def compiled_model(
     if entry is None:
         model = _built(key) if reuse else build_model(*key)
         schedule = CosineSchedule(learning_rate, decay_steps)
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=schedule),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        build_training_state(model, input_shape, n_classes)
+        compile_for_training(model, schedule, input_shape, n_classes)
         if reuse:
             _CACHE[key] = _Entry(model, schedule)
             while len(_CACHE) > CACHE_SIZE:
