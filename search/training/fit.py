@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -123,7 +124,7 @@ def train_policy(
                 verbose=0,
                 callbacks=[_Interruptible()],
             )
-            val_scores = _scores(model, val_crops.result())  # cut while the first epoch trains
+            val_scores = class_scores(model, val_crops.result())  # cut while the first epoch trains
             metrics = {
                 "loss": float(fit.history["loss"][-1]),
                 "accuracy": float(fit.history["accuracy"][-1]),
@@ -140,7 +141,7 @@ def train_policy(
     if resume is not None and resume.save_to is not None:
         save_state(model, result.history, resume.save_to)
     if not result.stopped:
-        result.test_predictions = _scores(model, test_x).argmax(axis=1)
+        result.test_predictions = class_scores(model, test_x).argmax(axis=1)
         result.test_accuracy = float(np.mean(result.test_predictions == data.test.labels))
         result.weights = model.get_weights()
         for name, boxes in (test_boxes or {}).items():
@@ -178,10 +179,33 @@ def _canvas(images: np.ndarray, index: np.ndarray | None, chosen: np.ndarray) ->
     return tensor
 
 
-def _scores(model: keras.Model, crops: np.ndarray) -> np.ndarray:
-    """Class probabilities. ``predict`` rather than ``evaluate``: one traced function serves
-    the validation and test scores, and the test predictions are kept."""
-    return np.asarray(model.predict(crops, batch_size=256, verbose=0))
+#: Each model's traced inference, by input dtype; kept as long as the model (a kept compiled
+#: model of :mod:`search.training.reuse` keeps it across trials).
+_INFERENCE: weakref.WeakKeyDictionary[keras.Model, dict[str, Callable[[np.ndarray], tf.Tensor]]]
+_INFERENCE = weakref.WeakKeyDictionary()
+
+#: Crops a batch when scoring, as ``predict`` would batch them.
+SCORE_BATCH = 256
+
+
+def class_scores(model: keras.Model, crops: np.ndarray) -> np.ndarray:
+    """Class probabilities of ``crops``, what ``model.predict(crops, batch_size=256)`` gives,
+    bit for bit, without the tf.data pipeline ``predict`` builds at every call (0.06 s a call
+    here, three calls or more a trial). One traced function serves the validation and test
+    scores."""
+    by_dtype = _INFERENCE.setdefault(model, {})
+    infer = by_dtype.get(crops.dtype.str)
+    if infer is None:
+        held = weakref.ref(model)  # the function must not keep its model alive
+
+        def forward(batch: tf.Tensor) -> tf.Tensor:
+            return held()(batch, training=False)  # type: ignore[misc]
+
+        spec = tf.TensorSpec([None, *crops.shape[1:]], tf.as_dtype(crops.dtype))
+        infer = tf.function(forward, input_signature=[spec])
+        by_dtype[crops.dtype.str] = infer
+    batches = range(0, len(crops), SCORE_BATCH) or [0]
+    return np.concatenate([infer(crops[i : i + SCORE_BATCH]).numpy() for i in batches])
 
 
 def _hits(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -216,7 +240,7 @@ def eval_crops(policy: CropPolicy, samples: Samples) -> np.ndarray:
 
 
 def _accuracy(model: keras.Model, policy: CropPolicy, samples: Samples) -> float:
-    return _hits(_scores(model, eval_crops(policy, samples)), samples.labels)
+    return _hits(class_scores(model, eval_crops(policy, samples)), samples.labels)
 
 
 def _accuracy_with(
