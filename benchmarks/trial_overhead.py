@@ -6,8 +6,9 @@ same steps that trial ran (a ``fit`` of each epoch on its crops, the validation 
 each, the test scores when it completed) are timed in a warm loop on a model of the same
 shape, compiled and traced beforehand; crops are cut outside the timing, and scores come from
 one traced ``model(x, training=False)`` over batches of 256 (``predict`` without its per-call
-tf.data set-up, which counts as overhead). The loop runs ``--replays`` times and the fastest
-counts, so a slow moment of the machine is not taken for compute. The trial's overhead is its
+tf.data set-up, which counts as overhead). The loop runs ``--replays`` times and their mean
+counts (not the fastest: a trial runs once, and the fastest of two draws of a noisy machine
+is below a typical one). The trial's overhead is its
 wall time (Optuna's start to complete) minus that compute; the study's overhead is the
 search's wall time minus all trials' compute. Measuring right after each trial keeps both
 figures under the same machine load.
@@ -79,7 +80,7 @@ def compute_seconds(
     record: Any, data: Any, train_index: Any, replays: int = 1
 ) -> tuple[float, float]:
     """The fit and scoring seconds (wall, CPU of this process) of ``record``'s trial, replayed
-    on a warm model of its shape: the fastest of ``replays`` runs."""
+    on a warm model of its shape: the mean of ``replays`` runs."""
     import numpy as np
 
     from search.crop.cut import crop_samples
@@ -108,7 +109,7 @@ def compute_seconds(
         started, cpu = time.perf_counter(), time.process_time()
         steps()
         timed.append((time.perf_counter() - started, time.process_time() - cpu))
-    return min(timed)
+    return sum(t[0] for t in timed) / replays, sum(t[1] for t in timed) / replays
 
 
 _IN_GRAPH: dict[tuple[Any, ...], Any] = {}
@@ -170,7 +171,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "trial_overhead.json")
     parser.add_argument("--compare", type=Path, help="an earlier run's JSON (same seed)")
     parser.add_argument(
-        "--replays", type=int, default=2, help="warm replays of each trial; the fastest counts"
+        "--replays", type=int, default=2, help="warm replays of each trial; their mean counts"
     )
     parser.add_argument(
         "--crops",
