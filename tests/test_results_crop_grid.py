@@ -60,7 +60,7 @@ def test_every_caption_and_the_title_stay_inside_the_picture(
     array = np.asarray(picture)
     edge = np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
     assert (edge == 255).all(), "something is drawn across the picture's edge"
-    font = grid._font()
+    font = grid.font()
     title = grid._wrap(WINNER.label(), picture.width - 2 * grid.GAP, font)
     name = grid._wrap(CLASSES[1], grid.TILE, font)
     assert len(title) >= 1 and len(name) >= 2
@@ -70,7 +70,7 @@ def test_every_caption_and_the_title_stay_inside_the_picture(
 
 
 def test_a_word_wider_than_its_tile_is_broken_inside() -> None:
-    font = grid._font()
+    font = grid.font()
     word = "x" * 80
     lines = grid._wrap(word, grid.TILE, font)
     assert len(lines) > 1 and "".join(lines) == word

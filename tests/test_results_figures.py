@@ -100,10 +100,6 @@ DRAWINGS: dict[str, Callable[[], Figure]] = {
         ["exact", "detections:/a/long/path/to/the/detector's/results.json"],
         _pareto_confirmation(),
     ),
-    "confusion_figure": lambda: figures.confusion_figure(
-        [f"class number {i} with a long name" for i in range(12)],
-        np.arange(144).reshape(12, 12),
-    ),
 }
 
 

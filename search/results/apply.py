@@ -198,7 +198,8 @@ def write_preview(
     """Draw ``policy``'s crops (in ``modes``) of the first ``n`` validation samples into the
     PNG ``output``, without training; returns the file and the samples drawn. ``data``: the
     dataset's spec, as the user gave it."""
-    from search.results.crop_grid import crop_grid, save_picture
+    from search.results.crop_grid import crop_grid
+    from search.results.pictures import save_picture
 
     if len(dataset.val) == 0:
         raise ApplyError(f"--data '{data}' has no validation samples to show")

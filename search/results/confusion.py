@@ -1,4 +1,4 @@
-"""Per-class test accuracy and the confusion matrix of a trained run (numpy only)."""
+"""Per-class test accuracy and the confusion matrix of a trained run, and its picture."""
 
 from __future__ import annotations
 
@@ -8,6 +8,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image, ImageDraw
+
+from search.results.pictures import centred_text, font, line_height
+
+#: matplotlib's "Blues" at 9 even steps: a cell's colour by its share of the row.
+BLUES = np.array(
+    [
+        [247, 251, 255], [222, 235, 247], [198, 219, 239], [158, 202, 225], [107, 174, 214],
+        [66, 146, 198], [33, 113, 181], [8, 81, 156], [8, 48, 107],
+    ],
+    dtype=np.float64,
+)  # fmt: skip
+#: Characters of a class name shown beside the matrix.
+LABEL_CHARACTERS = 12
+#: Counts are written in the cells up to this many classes.
+COUNTED_CLASSES = 30
+GAP = 8
 
 
 @dataclass(frozen=True)
@@ -52,3 +69,47 @@ class ClassReport:
 def metric_name(name: str) -> str:
     """``name`` with the characters an MLflow metric key may not hold replaced by ``_``."""
     return re.sub(r"[^\w\-. /]", "_", name) or "_"
+
+
+def confusion_picture(classes: Sequence[str], matrix: np.ndarray) -> Image.Image:
+    """The confusion matrix as a picture: rows true classes, columns predicted, each cell
+    shaded by its share of the row and holding its count (up to 30 classes); class names
+    (their first 12 characters) on the left and, turned, below."""
+    n = len(classes)
+    cell = max(6, min(28, 840 // max(n, 1)))
+    face = font()
+    line = line_height(face)
+    labels = [str(c)[:LABEL_CHARACTERS] for c in classes]
+    label_width = int(max((face.getlength(t) for t in labels), default=0)) + 4
+    left = GAP + line + label_width  # the "true" title, then the names
+    side = n * cell
+    width, height = left + side + GAP, GAP + side + label_width + line + GAP
+    totals = np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    shares = matrix / totals
+    steps = np.linspace(0.0, 1.0, len(BLUES))
+    colours = np.stack(
+        [np.interp(shares, steps, BLUES[:, channel]) for channel in range(3)], axis=-1
+    )
+    cells = np.repeat(np.repeat(np.rint(colours).astype(np.uint8), cell, 0), cell, 1)
+    picture = Image.new("RGB", (width, height), "white")
+    picture.paste(Image.fromarray(cells), (left, GAP))
+    draw = ImageDraw.Draw(picture)
+    for i, text in enumerate(labels):
+        middle = GAP + i * cell + cell / 2
+        draw.text((left - 4 - face.getlength(text), middle - line / 2), text, "black", face)
+        turned = Image.new("L", (label_width, line), 0)
+        ImageDraw.Draw(turned).text((label_width - 4 - face.getlength(text), 0), text, 255, face)
+        turned = turned.rotate(90, expand=True)
+        picture.paste("black", (int(left + i * cell + cell / 2 - line / 2), GAP + side), turned)
+    if n <= COUNTED_CLASSES:
+        for (row, col), count in np.ndenumerate(matrix):
+            colour = "white" if shares[row, col] > 0.5 else "black"
+            centre = left + col * cell + cell / 2
+            centred_text(draw, [str(count)], centre, GAP + row * cell + cell / 2 - line / 2,
+                         face, line, colour)  # fmt: skip
+    centred_text(draw, ["predicted"], left + side / 2, GAP + side + label_width, face, line)
+    title = Image.new("L", (int(face.getlength("true")) + 2, line), 0)
+    ImageDraw.Draw(title).text((0, 0), "true", 255, face)
+    title = title.rotate(90, expand=True)
+    picture.paste("black", (GAP, int(GAP + side / 2 - title.height / 2)), title)
+    return picture

@@ -1,23 +1,23 @@
 """The crop-sample picture of a policy: each sample with its box and windows, then its crops.
 
 Every trial logs one while it trains, so it is composed with Pillow (tiles pasted, lines and
-captions drawn) rather than as a matplotlib figure of 24 axes: 0.03-0.06 s of CPU against
-0.33 s, time the training beside it would otherwise lose on 2 cores.
+captions drawn; :mod:`search.results.pictures`) rather than as a matplotlib figure of 24
+axes: 0.03-0.06 s of CPU against 0.33 s, time the training beside it would otherwise lose on
+2 cores.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from search.crop.kinds import OBJECT_KINDS
 from search.crop.policy import CropPolicy
 from search.data import Samples
+from search.results.pictures import Font, centred_text, font, line_height
 
 BOX_COLOR, TRAIN_COLOR, EVAL_COLOR = "#00e000", "#ff3030", "#ffd000"
 #: Side of a tile (a source image or a crop), pixels.
@@ -25,8 +25,6 @@ TILE = 150
 #: Space between tiles and around the picture, pixels.
 GAP = 8
 LINE = 2
-#: Font size of the captions and title, pixels.
-TEXT = 11
 
 
 @dataclass(frozen=True)
@@ -94,38 +92,30 @@ def crop_grid(
     columns = max(min(columns, len(samples)), 1)
     rows = -(-len(samples) // columns)
     width = GAP + columns * per_sample * (TILE + GAP)
-    font = _font()
-    line = _line_height(font)
-    title = _wrap(policy.label(), width - 2 * GAP, font)
-    names = [_wrap(class_names[int(label)], TILE, font) for label in samples.labels]
+    face = font()
+    line = line_height(face)
+    title = _wrap(policy.label(), width - 2 * GAP, face)
+    names = [_wrap(class_names[int(label)], TILE, face) for label in samples.labels]
     captions = max([len(n) for n in names] + [1]) * line + 3
     top = GAP + len(title) * line + GAP // 2
     height = top + rows * (captions + TILE + GAP)
     picture = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(picture)
-    _text(draw, title, width // 2, GAP, font, line)
+    centred_text(draw, title, width // 2, GAP, face, line)
     for i in range(len(samples)):
         row, col = divmod(i, columns)
         x = GAP + col * per_sample * (TILE + GAP)
         y = top + row * (captions + TILE + GAP) + captions
         _source_tile(picture, draw, samples, panels, i, x, y)
-        _text(draw, names[i], x + TILE // 2, y - len(names[i]) * line - 3, font, line)
+        centred_text(draw, names[i], x + TILE // 2, y - len(names[i]) * line - 3, face, line)
         for k, mode in enumerate(modes, start=1):
             left = x + k * (TILE + GAP)
             crop = panels.crops[mode][i]
             scale = TILE / max(crop.shape[:2])
             size = (round(crop.shape[1] * scale), round(crop.shape[0] * scale))
             picture.paste(_scaled(crop, size), (left + (TILE - size[0]) // 2, y))
-            _text(draw, [f"{mode} crop"], left + TILE // 2, y - line - 3, font, line)
+            centred_text(draw, [f"{mode} crop"], left + TILE // 2, y - line - 3, face, line)
     return picture
-
-
-def save_picture(picture: Image.Image, path: str | Path) -> Path:
-    """Write ``picture`` as PNG (light compression: a trial writes one while it trains)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(path, format="PNG", compress_level=1)
-    return path
 
 
 def _source_tile(
@@ -198,18 +188,7 @@ def _dashed(
             )
 
 
-@cache
-def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """Pillow's own font (no file to find; a bitmap font of fixed size without FreeType)."""
-    return ImageFont.load_default(size=TEXT)
-
-
-def _line_height(font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> int:
-    top, bottom = font.getbbox("Hgjy|")[1::2]
-    return int(bottom - top) + 3
-
-
-def _wrap(text: str, width: int, font: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> list[str]:
+def _wrap(text: str, width: int, face: Font) -> list[str]:
     """``text`` in lines no wider than ``width`` pixels: broken at spaces or commas, and
     inside a word only when the word alone is wider."""
     lines: list[str] = []
@@ -217,13 +196,13 @@ def _wrap(text: str, width: int, font: ImageFont.FreeTypeFont | ImageFont.ImageF
         current = ""
         for word in _words(paragraph):
             candidate = current + word
-            if current and font.getlength(candidate.rstrip()) > width:
+            if current and face.getlength(candidate.rstrip()) > width:
                 lines.append(current.rstrip())
                 current = word.lstrip()
             else:
                 current = candidate
-            while font.getlength(current.rstrip()) > width and len(current) > 1:
-                fits = [n for n in range(1, len(current)) if font.getlength(current[:n]) <= width]
+            while face.getlength(current.rstrip()) > width and len(current) > 1:
+                fits = [n for n in range(1, len(current)) if face.getlength(current[:n]) <= width]
                 cut = max(fits, default=1)
                 lines.append(current[:cut])
                 current = current[cut:]
@@ -242,17 +221,3 @@ def _words(text: str) -> list[str]:
     if start < len(text):
         words.append(text[start:])
     return words
-
-
-def _text(
-    draw: ImageDraw.ImageDraw,
-    lines: Sequence[str],
-    center: int,
-    top: int,
-    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
-    line: int,
-) -> None:
-    """``lines`` centred on ``center``, the first at ``top``."""
-    for k, text in enumerate(lines):
-        left = center - font.getlength(text) / 2
-        draw.text((left, top + k * line), text, fill="black", font=font)

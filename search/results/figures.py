@@ -225,29 +225,3 @@ def pareto_figure(
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
-
-
-def confusion_figure(classes: Sequence[str], matrix: np.ndarray) -> Figure:
-    """Confusion matrix: counts, rows true classes, columns predicted; shaded by row share."""
-    n = len(classes)
-    side = min(2.5 + 0.45 * n, 12)
-    fig, ax = plt.subplots(figsize=(side, side))
-    totals = np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    ax.imshow(matrix / totals, cmap="Blues", vmin=0, vmax=1)
-    if n <= 30:
-        for (row, col), count in np.ndenumerate(matrix):
-            share = count / totals[row, 0]
-            color = "white" if share > 0.5 else "black"
-            ax.text(col, row, str(count), ha="center", va="center", fontsize=7, color=color)
-    labels = [str(c)[:12] for c in classes]
-    ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
-    ax.set_yticks(range(n), labels, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    # Margins from the labels' length: every completed trial draws one, and a layout engine
-    # would measure the ticks (most of the drawing's time). Inches.
-    margin = max(map(len, labels), default=1) * 7 * CHAR_WIDTH / 72 + 0.45
-    fig.subplots_adjust(
-        left=margin / side, bottom=margin / side, right=1 - 0.1 / side, top=1 - 0.1 / side
-    )
-    return fig

@@ -147,7 +147,7 @@ class Tracker:
 
     def log_picture(self, run_id: str, picture: Image.Image, name: str) -> None:
         """Save a Pillow picture as a PNG artifact of the run."""
-        from search.results.crop_grid import save_picture
+        from search.results.pictures import save_picture
 
         with tempfile.TemporaryDirectory() as folder:
             self.client.log_artifact(run_id, str(save_picture(picture, Path(folder) / name)))

@@ -15,7 +15,7 @@ import numpy as np
 from search.crop.policy import CropPolicy
 from search.data import Dataset
 from search.ops.signals import raise_if_received, shielded
-from search.results.confusion import ClassReport
+from search.results.confusion import ClassReport, confusion_picture
 from search.results.tracking import Tracker, flat_params
 from search.results.winner_model import log_weights
 from search.settings import TrainConfig
@@ -113,13 +113,11 @@ def _log_crop_grid(setup: TrialSetup, data: Dataset, tracker: Tracker, run_id: s
 def _log_trained(tracker: Tracker, run_id: str, result: TrainResult, data: Dataset) -> None:
     """What a completed run leaves besides its scores: per-class test accuracy, the confusion
     matrix (JSON and PNG) and the trained weights (for the winner's model)."""
-    from search.results.figures import confusion_figure  # matplotlib, once a run is trained
-
     report = ClassReport.of(result.test_predictions, data.test.labels, data.class_names)
     tracker.log_metrics(run_id, report.metrics(), max(len(result.history) - 1, 0))
     tracker.log_text(run_id, report.to_json(), "confusion_matrix.json")
-    figure = confusion_figure(report.classes, report.matrix)
-    tracker.log_figure(run_id, figure, "confusion_matrix.png")
+    picture = confusion_picture(report.classes, report.matrix)
+    tracker.log_picture(run_id, picture, "confusion_matrix.png")
     log_weights(tracker, run_id, result.weights)
 
 
