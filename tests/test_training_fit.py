@@ -37,6 +37,10 @@ def test_scores_are_predict_s_bit_for_bit_and_follow_a_reset_model(network: str 
     model.fit(_crops(32), np.arange(32) % 6, batch_size=16, epochs=1, verbose=0)
     trained = model.predict(_crops(300), batch_size=256, verbose=0)
     assert np.array_equal(fit.class_scores(model, _crops(300)), trained)  # new weights seen
+    if network is not None:  # a network that takes any size: crops of another size too
+        larger = np.random.default_rng(1).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+        expected = model.predict(larger, batch_size=256, verbose=0)
+        assert np.array_equal(fit.class_scores(model, larger), expected)
     if network is None:
         again = reuse.compiled_model((24, 24, 3), 6, 4, 2, 3e-3, 4)  # the next trial's reset
         assert again is model

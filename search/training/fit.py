@@ -179,9 +179,11 @@ def _canvas(images: np.ndarray, index: np.ndarray | None, chosen: np.ndarray) ->
     return tensor
 
 
-#: Each model's traced inference, by input dtype; kept as long as the model (a kept compiled
-#: model of :mod:`search.training.reuse` keeps it across trials).
-_INFERENCE: weakref.WeakKeyDictionary[keras.Model, dict[str, Callable[[np.ndarray], tf.Tensor]]]
+#: Each model's traced inference, by crop dtype and shape; kept as long as the model (a kept
+#: compiled model of :mod:`search.training.reuse` keeps it across trials).
+_INFERENCE: weakref.WeakKeyDictionary[
+    keras.Model, dict[tuple[str, tuple[int, ...]], Callable[[np.ndarray], tf.Tensor]]
+]
 _INFERENCE = weakref.WeakKeyDictionary()
 
 #: Crops a batch when scoring, as ``predict`` would batch them.
@@ -193,8 +195,9 @@ def class_scores(model: keras.Model, crops: np.ndarray) -> np.ndarray:
     bit for bit, without the tf.data pipeline ``predict`` builds at every call (0.06 s a call
     here, three calls or more a trial). One traced function serves the validation and test
     scores."""
-    by_dtype = _INFERENCE.setdefault(model, {})
-    infer = by_dtype.get(crops.dtype.str)
+    traced = _INFERENCE.setdefault(model, {})
+    key = (crops.dtype.str, crops.shape[1:])
+    infer = traced.get(key)
     if infer is None:
         held = weakref.ref(model)  # the function must not keep its model alive
 
@@ -203,7 +206,7 @@ def class_scores(model: keras.Model, crops: np.ndarray) -> np.ndarray:
 
         spec = tf.TensorSpec([None, *crops.shape[1:]], tf.as_dtype(crops.dtype))
         infer = tf.function(forward, input_signature=[spec])
-        by_dtype[crops.dtype.str] = infer
+        traced[key] = infer
     batches = range(0, len(crops), SCORE_BATCH) or [0]
     return np.concatenate([infer(crops[i : i + SCORE_BATCH]).numpy() for i in batches])
 
