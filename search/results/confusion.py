@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from search.results.pictures import centred_text, font, line_height
+from search.results.pictures import centred_text, font, line_height, turned_text
 
 #: matplotlib's "Blues" at 9 even steps: a cell's colour by its share of the row.
 BLUES = np.array(
@@ -97,10 +97,8 @@ def confusion_picture(classes: Sequence[str], matrix: np.ndarray) -> Image.Image
     for i, text in enumerate(labels):
         middle = GAP + i * cell + cell / 2
         draw.text((left - 4 - face.getlength(text), middle - line / 2), text, "black", face)
-        turned = Image.new("L", (label_width, line), 0)
-        ImageDraw.Draw(turned).text((label_width - 4 - face.getlength(text), 0), text, 255, face)
-        turned = turned.rotate(90, expand=True)
-        picture.paste("black", (int(left + i * cell + cell / 2 - line / 2), GAP + side), turned)
+        below = (left + i * cell + cell / 2 - line / 2, GAP + side)
+        turned_text(picture, text, below, label_width, face, line)
     if n <= COUNTED_CLASSES:
         for (row, col), count in np.ndenumerate(matrix):
             colour = "white" if shares[row, col] > 0.5 else "black"
@@ -108,8 +106,6 @@ def confusion_picture(classes: Sequence[str], matrix: np.ndarray) -> Image.Image
             centred_text(draw, [str(count)], centre, GAP + row * cell + cell / 2 - line / 2,
                          face, line, colour)  # fmt: skip
     centred_text(draw, ["predicted"], left + side / 2, GAP + side + label_width, face, line)
-    title = Image.new("L", (int(face.getlength("true")) + 2, line), 0)
-    ImageDraw.Draw(title).text((0, 0), "true", 255, face)
-    title = title.rotate(90, expand=True)
-    picture.paste("black", (GAP, int(GAP + side / 2 - title.height / 2)), title)
+    length = int(face.getlength("true")) + 4
+    turned_text(picture, "true", (GAP, GAP + side / 2 - length / 2), length, face, line)
     return picture

@@ -46,6 +46,16 @@ def centred_text(
         draw.text((left, top + k * line), text, fill=fill, font=face)
 
 
+def turned_text(
+    picture: Image.Image, text: str, corner: tuple[float, float], length: int, face: Font, line: int
+) -> None:
+    """``text`` in black, read upwards, in a column ``line`` wide and ``length`` tall whose
+    top-left corner is ``corner``; it ends 4 pixels below the column's top."""
+    band = Image.new("L", (length, line), 0)
+    ImageDraw.Draw(band).text((length - 4 - face.getlength(text), 0), text, 255, face)
+    picture.paste("black", (int(corner[0]), int(corner[1])), band.rotate(90, expand=True))
+
+
 def save_picture(picture: Image.Image, path: str | Path) -> Path:
     """Write ``picture`` as PNG (light compression: a trial writes them while it trains)."""
     path = Path(path)
